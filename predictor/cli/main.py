@@ -1,0 +1,56 @@
+"""Entry point of the ``irene`` console script.
+
+Each command lives in ``predictor/cli/<name>_cmd.py`` and exposes
+``register(subparsers) -> None``, which adds its sub-parser and sets ``handler`` to a function
+``(args: argparse.Namespace) -> int``. Heavy imports (torch, transformers, sklearn) happen
+inside the handlers, so ``irene --help`` stays fast.
+
+Errors derived from :class:`predictor.errors.IreneError` are printed as one line on stderr
+(no traceback) and give the error's distinct exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from predictor import __version__
+from predictor.errors import IreneError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: Command modules, in the order ``irene --help`` lists them.
+COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="irene",
+        description="Predict and gate the inference energy of PyTorch / Hugging Face models (IrEne).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"predictor.cli.{name}_cmd").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except IreneError as exc:
+        print(f"irene {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"irene {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `irene tree ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

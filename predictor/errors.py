@@ -1,0 +1,62 @@
+"""The errors the library raises, each with the exit status the CLI gives it.
+
+Every message says what is wrong, where, and how to fix it. The CLI prints the message (no
+traceback) and exits with ``exit_code``; the pytest plugin turns configuration errors into a
+usage error (exit 4).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "HardwareUnavailable",
+    "IreneError",
+    "ModelError",
+    "ProfileError",
+    "TraceError",
+]
+
+
+class IreneError(Exception):
+    """Base class: a user-facing error with a distinct exit status."""
+
+    exit_code: int = 1
+
+
+class ModelError(IreneError):
+    """A model cannot be resolved or built: unknown zoo name, factory that does not import,
+    inputs that do not fit the model (e.g. seq_len beyond its positions)."""
+
+    exit_code = 3
+
+
+class ConfigError(IreneError):
+    """A configuration file or option is invalid (energy_budgets.yaml, CLI options)."""
+
+    exit_code = 4
+
+
+class TraceError(IreneError):
+    """The model's forward pass failed under fake tensors and on real tensors."""
+
+    exit_code = 5
+
+
+class DataError(IreneError):
+    """A dataset folder is missing files or columns, or holds values that are not numbers."""
+
+    exit_code = 6
+
+
+class ProfileError(IreneError):
+    """A profile file is corrupt, truncated, tampered with, of an unknown version, or used in a
+    way it cannot support (a `full` profile without runtime features)."""
+
+    exit_code = 7
+
+
+class HardwareUnavailable(IreneError):
+    """A meter was demanded but its hardware is absent or unreadable; the message says why."""
+
+    exit_code = 8
