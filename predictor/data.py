@@ -123,7 +123,9 @@ def _read_csv(path: Path) -> Iterator[_Row]:
         try:
             header = next(reader)
         except StopIteration:
-            raise DataError(f"{path}: the file is empty; expected a header with {', '.join(REQUIRED_COLUMNS)}") from None
+            raise DataError(
+                f"{path}: the file is empty; expected a header with {', '.join(REQUIRED_COLUMNS)}"
+            ) from None
         index = {name.strip(): i for i, name in enumerate(header)}
         missing = [c for c in REQUIRED_COLUMNS if c not in index]
         if missing:
@@ -143,7 +145,9 @@ def _read_csv(path: Path) -> Iterator[_Row]:
                 try:
                     value = float(raw)
                 except ValueError:
-                    raise DataError(f"{path}:{line}: column {col!r} must be a number (got {raw!r})") from None
+                    raise DataError(
+                        f"{path}:{line}: column {col!r} must be a number (got {raw!r})"
+                    ) from None
                 if not math.isfinite(value):
                     raise DataError(f"{path}:{line}: column {col!r} must be finite (got {raw!r})")
                 return value
@@ -212,9 +216,7 @@ def load_csv_dataset(folder: str | os.PathLike[str]) -> Dataset:
 
     trees: list[EnergyTree] = []
     skipped: list[str] = []
-    configs = list(
-        dict.fromkeys(c for key in ("model", "module", "ml1", "ml2") for c in rows[key])
-    )
+    configs = list(dict.fromkeys(c for key in ("model", "module", "ml1", "ml2") for c in rows[key]))
     for config in configs:
         model_rows = rows["model"].get(config, [])
         if len(model_rows) != 1:
@@ -283,7 +285,9 @@ def write_csv_dataset(
                 "level_name": model if node.level == "model" else node.name,
                 "model_name": model,
             }
-            buckets[key].append([repr(v) if isinstance(v, float) else str(v) for v in values.values()])
+            buckets[key].append(
+                [repr(v) if isinstance(v, float) else str(v) for v in values.values()]
+            )
     for key, fname in CSV_FILES.items():
         _atomic_write_csv(out / fname, [list(_COLUMNS), *buckets[key]])
     if hardware is not None:
@@ -335,7 +339,9 @@ def load_jsonl_dataset(path: str | os.PathLike[str]) -> Dataset:
 def _jsonl_node(obj: dict[str, Any], model: str, batch: int, seq: int, parent_fqn: str) -> Node:
     kind = str(obj["type"])
     if kind not in _JSONL_LEVELS:
-        raise ValueError(f"node {obj.get('scope')!r}: type must be model, module or ml (got {kind!r})")
+        raise ValueError(
+            f"node {obj.get('scope')!r}: type must be model, module or ml (got {kind!r})"
+        )
     level = _JSONL_LEVELS[kind]
     cls = str(obj["instance_type"])
     scope = str(obj.get("scope", ""))
@@ -365,4 +371,3 @@ def _jsonl_node(obj: dict[str, Any], model: str, batch: int, seq: int, parent_fq
         for child in obj.get("child_nodes_obj", [])
     ]
     return node
-

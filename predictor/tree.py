@@ -139,7 +139,9 @@ class Node:
     def from_dict(cls, data: dict[str, Any]) -> Node:
         level = data["level"]
         if level not in LEVELS:
-            raise ValueError(f"node {data.get('name')!r}: level must be one of {LEVELS}, got {level!r}")
+            raise ValueError(
+                f"node {data.get('name')!r}: level must be one of {LEVELS}, got {level!r}"
+            )
         return cls(
             name=str(data["name"]),
             level=cast(Level, level),
