@@ -1,0 +1,299 @@
+"""Compare two energy reports (base vs head): per model and per module, largest change first.
+
+``irene diff BASE.json HEAD.json --format markdown`` renders the pull-request comment;
+``--energy-compare BASE.json`` uses :func:`compare_tree` to fail modules that grew beyond the
+tolerance. Modules are matched by fully qualified name (see :func:`predictor.budgets.module_nodes`).
+Energies are joules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from predictor.budgets import Check, format_energy, format_percent, module_nodes
+from predictor.report_json import Report
+from predictor.tree import EnergyTree
+
+__all__ = [
+    "COMMENT_MARKER",
+    "ModelDiff",
+    "ModuleChange",
+    "ReportDiff",
+    "append_step_summary",
+    "compare_tree",
+    "diff_reports",
+    "diff_trees",
+    "format_delta",
+    "render_markdown",
+    "render_table",
+]
+
+#: First line of the Markdown diff: lets a workflow find and update its own PR comment.
+COMMENT_MARKER = "<!-- irene-energy-diff -->"
+
+
+@dataclass(frozen=True)
+class ModuleChange:
+    """One module's energy in base and head; None where the module does not exist."""
+
+    fqn: str
+    base_j: float | None
+    head_j: float | None
+
+    @property
+    def status(self) -> str:
+        if self.base_j is None and self.head_j is not None:
+            return "new"
+        if self.head_j is None and self.base_j is not None:
+            return "removed"
+        return "changed" if self.delta_j != 0.0 else "same"
+
+    @property
+    def delta_j(self) -> float:
+        return (self.head_j or 0.0) - (self.base_j or 0.0)
+
+    @property
+    def ratio(self) -> float | None:
+        """Relative change, or None when there is no base to compare with."""
+        if self.base_j is None or self.head_j is None or self.base_j == 0.0:
+            return None
+        return self.head_j / self.base_j - 1.0
+
+
+@dataclass
+class ModelDiff:
+    """A model's total and its modules, sorted by absolute change (largest first)."""
+
+    name: str
+    total: ModuleChange
+    modules: list[ModuleChange] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return self.total.status
+
+    @property
+    def changed(self) -> list[ModuleChange]:
+        return [m for m in self.modules if m.status == "changed"]
+
+    @property
+    def new(self) -> list[ModuleChange]:
+        return [m for m in self.modules if m.status == "new"]
+
+    @property
+    def removed(self) -> list[ModuleChange]:
+        return [m for m in self.modules if m.status == "removed"]
+
+
+@dataclass
+class ReportDiff:
+    models: list[ModelDiff]
+    base_profile: str | None = None
+    head_profile: str | None = None
+
+
+def _energies(tree: EnergyTree | None) -> dict[str, float | None]:
+    if tree is None:
+        return {}
+    return {fqn: node.energy_j for fqn, node in module_nodes(tree).items()}
+
+
+def diff_trees(name: str, base: EnergyTree | None, head: EnergyTree | None) -> ModelDiff:
+    """Diff two predicted trees of one model; either may be None (model added or removed)."""
+    b, h = _energies(base), _energies(head)
+    changes: list[ModuleChange] = []
+    for fqn in list(h) + [f for f in b if f not in h]:
+        changes.append(ModuleChange(fqn, b.get(fqn) if fqn in b else None, h.get(fqn)))
+    changes.sort(key=lambda c: (-abs(c.delta_j), c.fqn))
+    total = ModuleChange(
+        name,
+        base.root.energy_j if base is not None else None,
+        head.root.energy_j if head is not None else None,
+    )
+    return ModelDiff(name, total, changes)
+
+
+def diff_reports(base: Report, head: Report) -> ReportDiff:
+    """Diff every model of two reports, in head order, then models only in base."""
+    names = [m.name for m in head.models] + [
+        m.name for m in base.models if head.model(m.name) is None
+    ]
+    out: list[ModelDiff] = []
+    for name in dict.fromkeys(names):
+        b, h = base.model(name), head.model(name)
+        out.append(diff_trees(name, b.tree if b else None, h.tree if h else None))
+    return ReportDiff(
+        out,
+        base_profile=_profile_name(base.profile),
+        head_profile=_profile_name(head.profile),
+    )
+
+
+def _profile_name(profile: Mapping[str, object]) -> str | None:
+    name = profile.get("name")
+    return None if name is None else str(name)
+
+
+def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float) -> list[Check]:
+    """Checks of head against base: the total and every module present in both.
+
+    A value fails when it exceeds ``base * (1 + tolerance)``. New modules have no base and are
+    not checked (the diff lists them).
+    """
+    checks: list[Check] = []
+    pairs: list[tuple[str | None, float | None, float | None]] = [
+        (None, head.root.energy_j, base.root.energy_j)
+    ]
+    b = _energies(base)
+    for fqn, value in _energies(head).items():
+        if fqn in b:
+            pairs.append((fqn, value, b[fqn]))
+    for module, value, base_j in pairs:
+        if base_j is None:
+            continue
+        checks.append(
+            Check(
+                model=name,
+                module=module,
+                pattern=None,
+                value_j=value,
+                limit_j=base_j * (1.0 + tolerance),
+                kind="compare",
+                base_j=base_j,
+                tolerance=tolerance,
+            )
+        )
+    return checks
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def format_delta(change: ModuleChange) -> str:
+    """``+1.2 mJ (+5.0%)``, ``new``, ``removed`` or ``0``."""
+    if change.status == "new":
+        return "new"
+    if change.status == "removed":
+        return "removed"
+    if change.delta_j == 0.0:
+        return "0"
+    sign = "+" if change.delta_j > 0 else "-"
+    text = f"{sign}{format_energy(abs(change.delta_j))}"
+    ratio = change.ratio
+    return f"{text} ({format_percent(ratio)})" if ratio is not None else text
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else format_energy(value)
+
+
+def _md_rows(changes: list[ModuleChange], first: str) -> list[str]:
+    rows = [f"| {first} | Base | Head | Change |", "|---|---:|---:|---:|"]
+    for c in changes:
+        rows.append(f"| `{c.fqn}` | {_fmt(c.base_j)} | {_fmt(c.head_j)} | {format_delta(c)} |")
+    return rows
+
+
+def render_markdown(diff: ReportDiff, top: int = 10) -> str:
+    """The pull-request comment: totals, the ``top`` largest module changes per model, new and
+    removed modules, and every module under ``<details>``. Starts with :data:`COMMENT_MARKER`."""
+    lines = [COMMENT_MARKER, "## Energy diff (IrEne prediction)", ""]
+    profiles = {p for p in (diff.base_profile, diff.head_profile) if p}
+    if profiles:
+        lines += [f"Profile: {', '.join(f'`{p}`' for p in sorted(profiles))}", ""]
+    if diff.base_profile and diff.head_profile and diff.base_profile != diff.head_profile:
+        lines += [
+            f"> **Note:** base used profile `{diff.base_profile}` and head `{diff.head_profile}`;"
+            " part of the change comes from the profile.",
+            "",
+        ]
+    if not diff.models:
+        return "\n".join([*lines, "No models in either report.", ""])
+    lines += ["| Model | Base | Head | Change |", "|---|---:|---:|---:|"]
+    for m in diff.models:
+        t = m.total
+        lines.append(f"| {m.name} | {_fmt(t.base_j)} | {_fmt(t.head_j)} | {format_delta(t)} |")
+    lines.append("")
+    for m in diff.models:
+        if m.status in ("new", "removed"):
+            lines += [f"### {m.name}: model {m.status}", ""]
+            continue
+        changed = m.changed
+        lines.append(f"### {m.name}")
+        lines.append("")
+        if changed:
+            shown = changed[:top]
+            lines.append(
+                f"Largest module changes ({len(shown)} of {len(changed)} changed modules):"
+            )
+            lines.append("")
+            lines += _md_rows(shown, "Module")
+            lines.append("")
+        else:
+            lines += ["No module changed.", ""]
+        if m.new:
+            lines += ["New modules: " + ", ".join(f"`{c.fqn}`" for c in m.new), ""]
+        if m.removed:
+            lines += ["Removed modules: " + ", ".join(f"`{c.fqn}`" for c in m.removed), ""]
+        lines += [
+            f"<details><summary>All {len(m.modules)} modules of {m.name}</summary>",
+            "",
+            *_md_rows(m.modules, "Module"),
+            "",
+            "</details>",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = []
+    for i, r in enumerate(rows):
+        out.append(
+            f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}"
+        )
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def render_table(diff: ReportDiff, top: int = 10) -> str:
+    """A plain-text rendering for terminals: totals, then the largest module changes."""
+    lines: list[str] = []
+    if diff.base_profile and diff.head_profile and diff.base_profile != diff.head_profile:
+        lines.append(f"note: base used profile {diff.base_profile}, head {diff.head_profile}")
+    header = ("model", "base", "head", "change")
+    rows = [header] + [
+        (m.name, _fmt(m.total.base_j), _fmt(m.total.head_j), format_delta(m.total))
+        for m in diff.models
+    ]
+    lines += _table(rows)
+    for m in diff.models:
+        if m.status in ("new", "removed"):
+            continue
+        interesting = [c for c in m.modules if c.status != "same"][:top]
+        if not interesting:
+            continue
+        lines.append("")
+        lines.append(f"{m.name}: largest module changes")
+        lines += _table(
+            [("module", "base", "head", "change")]
+            + [(c.fqn, _fmt(c.base_j), _fmt(c.head_j), format_delta(c)) for c in interesting]
+        )
+    return "\n".join(lines) + "\n"
+
+
+def append_step_summary(markdown: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Append to the file named by ``$GITHUB_STEP_SUMMARY``; returns it, or None when unset."""
+    env = os.environ if environ is None else environ
+    target = env.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    return path
