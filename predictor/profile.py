@@ -1,0 +1,415 @@
+"""A trained hardware profile: ML regressors + aggregator + metadata, saved as versioned data.
+
+File format (``.irene.joblib``): ``joblib.dump`` of a plain dict
+``{"format": "irene-profile", "version": 1, "sha256": <hex>, "payload": <JSON text>}``.
+The payload is JSON (numbers, strings, lists, dicts: no pickled estimator class), so a file
+loads under any scikit-learn/numpy version; the sha256 of the payload text detects corruption
+or tampering. Loading refuses, with a :class:`~predictor.errors.ProfileError`, a file that is
+truncated, not a profile, of an unknown version, or whose checksum does not match.
+
+Note: joblib files are pickles; load only profiles you trust (the shipped ones are checked
+against the sha256 in ``predictor/profiles/manifest.json`` by the tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from predictor.aggregate import Aggregator, Flat, IreneAggregator, ResidualAggregator, aggregator_from_dict
+from predictor.errors import ProfileError
+from predictor.regressors import FEATURE_SETS, Array, MLRegressors, feature_columns
+from predictor.tree import RUNTIME_FEATURES, EnergyTree
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "PROFILES_DIR",
+    "Profile",
+    "Settings",
+    "attach_num_parameters",
+    "fit_components",
+    "list_profiles",
+    "load_profile",
+    "predict_flat",
+    "train_profile",
+]
+
+FORMAT = "irene-profile"
+FORMAT_VERSION = 1
+SUFFIX = ".irene.joblib"
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+#: The profile used when none is named: static features, so it works on any CPU-only runner.
+DEFAULT_PROFILE = "irene-device-1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a profile is trained (chosen by leave-one-model-out, see benchmarks/results)."""
+
+    ml_method: str = "poly"
+    aggregator: str = "residual"
+    residual_terms: tuple[str, ...] = ("resid_flops", "resid_mem")
+    per_level: bool = True
+    refits: int = 2
+    irene_epochs: int = 8
+    seed: int = 0
+
+    @classmethod
+    def default(cls, feature_set: str) -> Settings:
+        feature_columns(feature_set)  # validates the name
+        if feature_set == "full":
+            return cls(
+                ml_method="linear",
+                residual_terms=("resid_flops", "resid_mem", *(f"own:{c}" for c in RUNTIME_FEATURES)),
+            )
+        return cls()
+
+    @classmethod
+    def irene(cls) -> Settings:
+        """The authors' method: per-type standardised OLS + tanh-weighted sum."""
+        return cls(ml_method="irene", aggregator="irene", residual_terms=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ml_method": self.ml_method,
+            "aggregator": self.aggregator,
+            "residual_terms": list(self.residual_terms),
+            "per_level": self.per_level,
+            "refits": self.refits,
+            "irene_epochs": self.irene_epochs,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        return cls(
+            ml_method=str(data["ml_method"]),
+            aggregator=str(data["aggregator"]),
+            residual_terms=tuple(str(t) for t in data["residual_terms"]),
+            per_level=bool(data["per_level"]),
+            refits=int(data["refits"]),
+            irene_epochs=int(data["irene_epochs"]),
+            seed=int(data["seed"]),
+        )
+
+
+def attach_num_parameters(trees: Sequence[EnergyTree]) -> int:
+    """Fill ``num_parameters`` (absent from the IrEne CSVs) from traced zoo trees, by node name.
+
+    Returns how many nodes were filled. Without :mod:`predictor.zoo` (or for a model it does not
+    know) nothing changes: the regressors ignore a column that is constant in training.
+    """
+    try:
+        from predictor import zoo  # type: ignore[attr-defined]
+    except ImportError:
+        return 0
+    cache: dict[str, dict[str, int] | None] = {}
+    filled = 0
+    for tree in trees:
+        model = tree.model_name
+        if model not in cache:
+            try:
+                spec = zoo.resolve(model)
+                traced = zoo.build_zoo_tree(spec, batch_size=1, seq_len=8, counting_mode="irene")
+                cache[model] = {n.name: n.num_parameters for n in traced.walk()} | {
+                    model: traced.root.num_parameters
+                }
+            except Exception:  # a model the zoo cannot build: leave its counts at 0
+                cache[model] = None
+        params = cache[model]
+        if params is None:
+            continue
+        for node in tree.walk():
+            value = params.get(node.name)
+            if value is not None:
+                node.num_parameters = int(value)
+                filled += 1
+    return filled
+
+
+def fit_components(
+    trees: Sequence[EnergyTree], feature_set: str, settings: Settings
+) -> tuple[MLRegressors, Aggregator]:
+    """Fit the ML regressors, then the aggregator on the training trees' predicted leaves."""
+    flat = Flat.of(trees)
+    ml_nodes = [n for n in flat.nodes if n.level == "ml"]
+    ml = MLRegressors.fit(ml_nodes, feature_set, method=settings.ml_method)
+    leaf_pred, _ = _leaf_predictions(flat, ml)
+    agg: Aggregator
+    if settings.aggregator == "irene":
+        agg = IreneAggregator(columns=feature_columns(feature_set)).fit(
+            trees, leaf_pred, epochs=settings.irene_epochs, seed=settings.seed
+        )
+    elif settings.aggregator == "residual":
+        agg = ResidualAggregator(
+            terms=settings.residual_terms, per_level=settings.per_level, refits=settings.refits
+        ).fit(trees, leaf_pred)
+    else:
+        raise ValueError(f"unknown aggregator {settings.aggregator!r}")
+    return ml, agg
+
+
+def _leaf_predictions(flat: Flat, ml: MLRegressors) -> tuple[Array, npt.NDArray[np.bool_]]:
+    """Predicted energy of every leaf (ML regressors; a leaf module uses the fallback)."""
+    pred = np.zeros(len(flat.nodes), dtype=np.float64)
+    extrapolated = np.zeros(len(flat.nodes), dtype=bool)
+    ml_idx = [i for i, n in enumerate(flat.nodes) if n.level == "ml"]
+    if ml_idx:
+        values, ext = ml.predict([flat.nodes[i] for i in ml_idx])
+        pred[ml_idx] = values
+        extrapolated[ml_idx] = ext
+    odd = [i for i in np.flatnonzero(flat.is_leaf).tolist() if flat.nodes[i].level != "ml"]
+    if odd:
+        pred[odd] = ml.fallback.predict([flat.nodes[i] for i in odd])
+        extrapolated[odd] = True
+    return pred, extrapolated
+
+
+def predict_flat(flat: Flat, ml: MLRegressors, agg: Aggregator) -> tuple[Array, npt.NDArray[np.bool_]]:
+    """Energy of every node of ``flat`` and the extrapolated mask."""
+    leaf_pred, extrapolated = _leaf_predictions(flat, ml)
+    return agg.predict_flat(flat, leaf_pred), extrapolated
+
+
+@dataclass
+class Profile:
+    """A trained predictor for one device. ``predict(tree)`` fills ``energy_j`` in place."""
+
+    name: str
+    feature_set: str
+    counting_mode: str
+    ml: MLRegressors
+    aggregator: Aggregator
+    settings: Settings
+    description: str = ""
+    hardware: dict[str, Any] = field(default_factory=dict)
+    training_data: dict[str, Any] = field(default_factory=dict)
+    cv_error: dict[str, Any] = field(default_factory=dict)
+    library_versions: dict[str, str] = field(default_factory=dict)
+    version: int = FORMAT_VERSION
+    path: Path | None = None
+
+    # -- prediction ---------------------------------------------------------------------------
+
+    def check_tree(self, tree: EnergyTree) -> None:
+        if self.feature_set != "full":
+            return
+        for node in tree.walk():
+            missing = [c for c in RUNTIME_FEATURES if c not in node.runtime]
+            if missing:
+                raise ProfileError(
+                    f"profile {self.name!r} uses the 'full' feature set (static + runtime), but "
+                    f"tree {tree.model_name!r} has no runtime features (node {node.name!r} lacks "
+                    f"{', '.join(missing)}); traced trees only have static features: use a static "
+                    f"profile such as {DEFAULT_PROFILE!r}"
+                )
+
+    def predict(self, tree: EnergyTree) -> EnergyTree:
+        """Fill ``energy_j`` (J) on every node; flag fallback-predicted nodes ``extrapolated``."""
+        self.check_tree(tree)
+        flat = Flat.of([tree])
+        energy, extrapolated = predict_flat(flat, self.ml, self.aggregator)
+        for node, e, ext in zip(flat.nodes, energy.tolist(), extrapolated.tolist(), strict=True):
+            node.energy_j = float(e)
+            node.extrapolated = bool(ext)
+        if tree.counting_mode != self.counting_mode:
+            tree.meta["profile_warning"] = (
+                f"tree counted in {tree.counting_mode!r} mode, profile trained on "
+                f"{self.counting_mode!r} features"
+            )
+        tree.meta["profile"] = self.summary()
+        return tree
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "feature_set": self.feature_set,
+            "counting_mode": self.counting_mode,
+            "version": self.version,
+            "description": self.description,
+            "cv_error": self.cv_error,
+            "unseen_types_fallback": "pooled linear regressor; such nodes are flagged extrapolated",
+            "known_types": sorted(self.ml.by_type),
+        }
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "feature_set": self.feature_set,
+            "counting_mode": self.counting_mode,
+            "description": self.description,
+            "hardware": self.hardware,
+            "training_data": self.training_data,
+            "cv_error": self.cv_error,
+            "library_versions": self.library_versions,
+            "settings": self.settings.to_dict(),
+            "ml": self.ml.to_dict(),
+            "aggregator": self.aggregator.to_dict(),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temp file + rename); returns the path written."""
+        import joblib
+
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.payload(), sort_keys=True, allow_nan=False)
+        record = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "payload": text,
+        }
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            joblib.dump(record, tmp, compress=3)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return out
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any], path: Path | None = None) -> Profile:
+        feature_set = str(data["feature_set"])
+        if feature_set not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {feature_set!r}")
+        return cls(
+            name=str(data["name"]),
+            feature_set=feature_set,
+            counting_mode=str(data["counting_mode"]),
+            ml=MLRegressors.from_dict(data["ml"]),
+            aggregator=aggregator_from_dict(data["aggregator"]),
+            settings=Settings.from_dict(data["settings"]),
+            description=str(data.get("description", "")),
+            hardware=dict(data.get("hardware", {})),
+            training_data=dict(data.get("training_data", {})),
+            cv_error=dict(data.get("cv_error", {})),
+            library_versions={str(k): str(v) for k, v in data.get("library_versions", {}).items()},
+            path=path,
+        )
+
+
+def _read(path: Path) -> Profile:
+    import joblib
+
+    hint = "re-create it with `irene train DATA -o PROFILE` or use a shipped profile"
+    try:
+        record = joblib.load(path)
+    except Exception as exc:  # joblib/pickle raise many types on garbage or truncation
+        raise ProfileError(
+            f"{path}: not a readable profile file (corrupt or truncated: {type(exc).__name__}: {exc}); {hint}"
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ProfileError(f"{path}: not an {FORMAT} file; {hint}")
+    version = record.get("version")
+    if version != FORMAT_VERSION:
+        raise ProfileError(
+            f"{path}: profile format version {version!r} is not supported by this pytest-irene "
+            f"(it reads version {FORMAT_VERSION}); upgrade pytest-irene or {hint}"
+        )
+    text = record.get("payload")
+    digest = record.get("sha256")
+    if not isinstance(text, str) or not isinstance(digest, str):
+        raise ProfileError(f"{path}: profile record lacks its payload or checksum; {hint}")
+    if hashlib.sha256(text.encode()).hexdigest() != digest:
+        raise ProfileError(
+            f"{path}: checksum mismatch: the profile was modified or corrupted after it was saved; {hint}"
+        )
+    try:
+        return Profile.from_payload(json.loads(text), path=path)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProfileError(f"{path}: profile payload is malformed ({type(exc).__name__}: {exc}); {hint}") from None
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles shipped inside the package."""
+    return sorted(p.name.removesuffix(SUFFIX) for p in PROFILES_DIR.glob(f"*{SUFFIX}"))
+
+
+def load_profile(name_or_path: str | os.PathLike[str] | None = None) -> Profile:
+    """A shipped profile by name (default :data:`DEFAULT_PROFILE`) or a profile file by path."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_PROFILE
+    candidate = Path(name_or_path)
+    if candidate.is_file():
+        return _read(candidate)
+    shipped = PROFILES_DIR / f"{name_or_path}{SUFFIX}"
+    if isinstance(name_or_path, str) and "/" not in name_or_path and shipped.is_file():
+        return _read(shipped)
+    raise ProfileError(
+        f"no profile {str(name_or_path)!r}: not a file, and not a shipped profile "
+        f"(shipped: {', '.join(list_profiles()) or 'none'})"
+    )
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("pytest-irene", "numpy", "scikit-learn", "joblib", "torch"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def train_profile(
+    dataset: Any,
+    feature_set: str,
+    name: str,
+    *,
+    settings: Settings | None = None,
+    description: str = "",
+    hardware: dict[str, Any] | None = None,
+    cv_error: dict[str, Any] | None = None,
+) -> Profile:
+    """Train on every tree of ``dataset`` (a :class:`predictor.data.Dataset`).
+
+    ``cv_error`` (e.g. from :func:`predictor.evaluate.cross_validate`) is stored as the profile's
+    expected error per level; the profile does not compute it itself.
+    """
+    settings = settings or Settings.default(feature_set)
+    trees: list[EnergyTree] = list(dataset.trees)
+    if not trees:
+        raise ProfileError(f"{dataset.path}: the dataset has no trees to train on")
+    filled = attach_num_parameters(trees)
+    ml, agg = fit_components(trees, feature_set, settings)
+    modes = sorted({t.counting_mode for t in trees})
+    return Profile(
+        name=name,
+        feature_set=feature_set,
+        counting_mode=modes[0] if len(modes) == 1 else "mixed",
+        ml=ml,
+        aggregator=agg,
+        settings=settings,
+        description=description,
+        hardware=dict(hardware if hardware is not None else getattr(dataset, "hardware", {})),
+        training_data={
+            "source": str(dataset.path),
+            "models": list(dataset.model_names),
+            "trees": len(trees),
+            "ml_rows": sum(len(t.nodes("ml")) for t in trees),
+            "module_rows": sum(len(t.nodes("module")) for t in trees),
+            "num_parameters_filled_nodes": filled,
+            "skipped": list(getattr(dataset, "skipped", [])),
+        },
+        cv_error=dict(cv_error or {}),
+        library_versions=_library_versions(),
+    )

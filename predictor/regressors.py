@@ -1,0 +1,307 @@
+"""ML level: one regressor per primitive type, plus a pooled fallback for unseen types.
+
+IrEne fits, per primitive type (Linear, LayerNorm, MatMul, ...), ordinary least squares on
+standardised features. We keep that as the ``"irene"`` method and add ``"poly"`` (the default),
+chosen by leave-one-model-out cross-validation (benchmarks/results/ablation.md):
+
+1. a *base* linear model on the standardised features, fitted by relative least squares
+   (minimising ``sum ((pred - y) / y)^2``, i.e. the squared percentage error IrEne's metric
+   measures), which carries the physical scaling (energy grows with FLOPs, bytes, tokens);
+2. a multiplicative *correction* ``pred = base * c(z)``, a polynomial of degree ``degree`` in
+   the standardised features clipped to the range seen in training. Inside that range it fits
+   the curvature (kernel efficiency changes with shape: a MatMul at seq 160 costs more per FLOP
+   than at 128); outside it the factor stays at its boundary value and the base model
+   extrapolates linearly, so a 7B model is not fed to a cubic.
+
+Everything a fitted regressor holds is plain numbers (``to_dict``/``from_dict``), so a profile
+stores no pickled estimator class. All arithmetic is numpy float64 in a fixed order, so the same
+input gives bit-identical joules on every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from predictor.errors import ProfileError
+from predictor.tree import RUNTIME_FEATURES, Node
+
+__all__ = [
+    "FEATURE_SETS",
+    "STATIC_COLUMNS",
+    "FeatureSet",
+    "MLRegressors",
+    "PolyRegressor",
+    "feature_columns",
+    "feature_matrix",
+    "fit_regressor",
+    "poly_terms",
+]
+
+FeatureSet = Literal["static", "full"]
+FEATURE_SETS: tuple[FeatureSet, ...] = ("static", "full")
+Method = Literal["irene", "poly"]
+
+#: Static columns fed to the regressors (``input_size`` = batch_size * seq_len tokens).
+STATIC_COLUMNS: tuple[str, ...] = (
+    "batch_size",
+    "seq_len",
+    "flops",
+    "mem_bytes",
+    "input_size",
+    "num_parameters",
+)
+
+Array = npt.NDArray[np.float64]
+
+
+def feature_columns(feature_set: str) -> tuple[str, ...]:
+    """The feature columns of a feature set: ``static``, or ``full`` (static + runtime)."""
+    if feature_set == "static":
+        return STATIC_COLUMNS
+    if feature_set == "full":
+        return STATIC_COLUMNS + RUNTIME_FEATURES
+    raise ProfileError(f"unknown feature set {feature_set!r}; use one of {', '.join(FEATURE_SETS)}")
+
+
+def feature_matrix(nodes: Sequence[Node], columns: Sequence[str]) -> Array:
+    """``len(nodes) x len(columns)`` float64 matrix; a missing runtime feature raises."""
+    out = np.empty((len(nodes), len(columns)), dtype=np.float64)
+    for i, node in enumerate(nodes):
+        for j, col in enumerate(columns):
+            try:
+                out[i, j] = node.feature(col)
+            except KeyError:
+                raise ProfileError(
+                    f"node {node.name!r} has no runtime feature {col!r}: this profile uses the "
+                    "'full' feature set (static + runtime measurements), which only a tree measured "
+                    "on the device has; use a static profile (e.g. 'irene-device-1') for traced models"
+                ) from None
+    return out
+
+
+def poly_terms(z: Array, degree: int) -> Array:
+    """Polynomial expansion ``[1, z_i, z_i z_j, ...]`` up to ``degree`` (monomials, fixed order)."""
+    cols = [np.ones(z.shape[0])]
+    for d in range(1, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(z.shape[1]), d):
+            term = z[:, combo[0]].copy()
+            for k in combo[1:]:
+                term = term * z[:, k]
+            cols.append(term)
+    return np.column_stack(cols)
+
+
+def _solve(a: Array, b: Array, ridge: float) -> Array:
+    """Ridge-regularised least squares ``argmin |a x - b|^2 + ridge |x|^2`` (intercept too)."""
+    if ridge > 0.0:
+        n = a.shape[1]
+        a = np.vstack([a, np.sqrt(ridge) * np.eye(n)])
+        b = np.concatenate([b, np.zeros(n)])
+    coef, *_ = np.linalg.lstsq(a, b, rcond=None)
+    return np.asarray(coef, dtype=np.float64)
+
+
+@dataclass
+class PolyRegressor:
+    """``pred = max(floor, base(z) * correction(clip(z)))`` on standardised features ``z``.
+
+    ``base`` is linear in ``z`` (coefficients ``base_coef``, intercept last); ``correction`` a
+    polynomial of ``degree`` (``corr_coef``, empty for degree 1 = a plain linear model). Columns
+    constant in training (``active`` false) are ignored at prediction, whatever their value.
+    """
+
+    columns: tuple[str, ...]
+    mean: Array
+    scale: Array
+    active: Array
+    base_coef: Array
+    degree: int = 1
+    corr_coef: Array = field(default_factory=lambda: np.zeros(0))
+    lo: Array = field(default_factory=lambda: np.zeros(0))
+    hi: Array = field(default_factory=lambda: np.zeros(0))
+    floor: float = 0.0
+    n_train: int = 0
+
+    def _z(self, x: Array) -> Array:
+        return ((x - self.mean) / self.scale)[:, self.active.astype(bool)]
+
+    def predict_matrix(self, x: Array) -> Array:
+        z = self._z(x)
+        base = np.column_stack([z, np.ones(z.shape[0])]) @ self.base_coef
+        if self.degree > 1:
+            base = np.maximum(base, self.floor) * (poly_terms(np.clip(z, self.lo, self.hi), self.degree) @ self.corr_coef)
+        return np.maximum(base, self.floor)
+
+    def predict(self, nodes: Sequence[Node]) -> Array:
+        return self.predict_matrix(feature_matrix(nodes, self.columns))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "active": self.active.astype(int).tolist(),
+            "base_coef": self.base_coef.tolist(),
+            "degree": self.degree,
+            "corr_coef": self.corr_coef.tolist(),
+            "lo": self.lo.tolist(),
+            "hi": self.hi.tolist(),
+            "floor": self.floor,
+            "n_train": self.n_train,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolyRegressor:
+        def arr(key: str) -> Array:
+            return np.asarray(data[key], dtype=np.float64)
+
+        reg = cls(
+            columns=tuple(str(c) for c in data["columns"]),
+            mean=arr("mean"),
+            scale=arr("scale"),
+            active=arr("active"),
+            base_coef=arr("base_coef"),
+            degree=int(data["degree"]),
+            corr_coef=arr("corr_coef"),
+            lo=arr("lo"),
+            hi=arr("hi"),
+            floor=float(data["floor"]),
+            n_train=int(data["n_train"]),
+        )
+        n_cols, n_active = len(reg.columns), int(reg.active.sum())
+        if reg.mean.shape != (n_cols,) or reg.scale.shape != (n_cols,) or reg.base_coef.shape != (n_active + 1,):
+            raise ValueError("regressor arrays do not match its columns")
+        return reg
+
+
+def fit_regressor(
+    x: Array,
+    y: Array,
+    columns: Sequence[str],
+    *,
+    degree: int = 3,
+    relative: bool = True,
+    ridge: float = 1e-6,
+) -> PolyRegressor:
+    """Fit a :class:`PolyRegressor` on rows ``x`` (columns ``columns``) and energies ``y`` (J).
+
+    ``relative`` weights each row by ``1/y`` (squared percentage error); ``relative=False`` and
+    ``degree=1`` is IrEne's standardised OLS.
+    """
+    if x.shape[0] == 0:
+        raise ValueError("no training rows")
+    if np.any(y <= 0):
+        raise ValueError("energies must be positive")
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    active = scale > 1e-12 * np.maximum(1.0, np.abs(mean))
+    scale = np.where(active, scale, 1.0)
+    z = ((x - mean) / scale)[:, active]
+    w = 1.0 / y if relative else np.ones_like(y)
+    design = np.column_stack([z, np.ones(z.shape[0])])
+    base_coef = _solve(design * w[:, None], y * w, ridge)
+    floor = float(0.01 * y.min())
+    reg = PolyRegressor(
+        columns=tuple(columns),
+        mean=mean,
+        scale=scale,
+        active=active.astype(np.float64),
+        base_coef=base_coef,
+        degree=1,
+        floor=floor,
+        n_train=int(x.shape[0]),
+    )
+    if degree > 1 and z.shape[1] > 0:
+        base = np.maximum(design @ base_coef, floor)
+        lo, hi = z.min(axis=0), z.max(axis=0)
+        terms = poly_terms(z, degree)
+        # pred = base * c(z): relative error (base*c - y)/y, i.e. rows scaled by base/y.
+        wc = base / y if relative else base
+        target = y / base
+        reg.corr_coef = _solve(terms * wc[:, None], target * wc, ridge)
+        reg.degree, reg.lo, reg.hi = degree, lo, hi
+    return reg
+
+
+#: IrEne's choice and ours, as fit_regressor settings.
+ML_METHODS: dict[str, dict[str, Any]] = {
+    "irene": {"degree": 1, "relative": False},
+    "linear": {"degree": 1, "relative": True},
+    "poly": {"degree": 3, "relative": True},
+}
+#: The fallback for unseen types is linear: a cubic fitted on other types would be a guess.
+FALLBACK_SETTINGS: dict[str, Any] = {"degree": 1, "relative": True}
+
+
+@dataclass
+class MLRegressors:
+    """Per-primitive-type regressors and the pooled fallback (static features only)."""
+
+    by_type: dict[str, PolyRegressor]
+    fallback: PolyRegressor
+    method: str = "poly"
+
+    @classmethod
+    def fit(cls, nodes: Sequence[Node], feature_set: str, method: str = "poly") -> MLRegressors:
+        """Fit on ML nodes with measured energy."""
+        if method not in ML_METHODS:
+            raise ValueError(f"unknown ML method {method!r}; use one of {', '.join(ML_METHODS)}")
+        columns = feature_columns(feature_set)
+        by_type_nodes: dict[str, list[Node]] = {}
+        for node in nodes:
+            by_type_nodes.setdefault(node.type, []).append(node)
+        by_type: dict[str, PolyRegressor] = {}
+        for typ in sorted(by_type_nodes):
+            group = by_type_nodes[typ]
+            by_type[typ] = fit_regressor(
+                feature_matrix(group, columns), _energies(group), columns, **ML_METHODS[method]
+            )
+        fallback = fit_regressor(
+            feature_matrix(nodes, STATIC_COLUMNS), _energies(nodes), STATIC_COLUMNS, **FALLBACK_SETTINGS
+        )
+        return cls(by_type=by_type, fallback=fallback, method=method)
+
+    def predict(self, nodes: Sequence[Node]) -> tuple[Array, npt.NDArray[np.bool_]]:
+        """Energies (J) of ``nodes`` and a mask of those predicted by the fallback."""
+        out = np.empty(len(nodes), dtype=np.float64)
+        extrapolated = np.zeros(len(nodes), dtype=bool)
+        groups: dict[str, list[int]] = {}
+        for i, node in enumerate(nodes):
+            groups.setdefault(node.type, []).append(i)
+        for typ, idx in groups.items():
+            reg = self.by_type.get(typ)
+            if reg is None:
+                reg = self.fallback
+                extrapolated[idx] = True
+            out[idx] = reg.predict([nodes[i] for i in idx])
+        return out, extrapolated
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "by_type": {typ: reg.to_dict() for typ, reg in sorted(self.by_type.items())},
+            "fallback": self.fallback.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MLRegressors:
+        return cls(
+            by_type={str(t): PolyRegressor.from_dict(r) for t, r in data["by_type"].items()},
+            fallback=PolyRegressor.from_dict(data["fallback"]),
+            method=str(data["method"]),
+        )
+
+
+def _energies(nodes: Sequence[Node]) -> Array:
+    out = np.empty(len(nodes), dtype=np.float64)
+    for i, node in enumerate(nodes):
+        if node.measured_energy_j is None:
+            raise ValueError(f"node {node.name!r} has no measured energy to train on")
+        out[i] = node.measured_energy_j
+    return out
