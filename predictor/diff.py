@@ -107,7 +107,8 @@ def diff_trees(name: str, base: EnergyTree | None, head: EnergyTree | None) -> M
     changes: list[ModuleChange] = []
     for fqn in list(h) + [f for f in b if f not in h]:
         changes.append(ModuleChange(fqn, b.get(fqn) if fqn in b else None, h.get(fqn)))
-    changes.sort(key=lambda c: (-abs(c.delta_j), c.fqn))
+    # Round away float noise so that equal changes tie and then sort by name.
+    changes.sort(key=lambda c: (-float(f"{abs(c.delta_j):.9g}"), c.fqn))
     total = ModuleChange(
         name,
         base.root.energy_j if base is not None else None,

@@ -1,10 +1,40 @@
-"""pytest hooks and options only; the state lives in pytest_irene.session (issue: the gate)."""
+"""pytest hooks and options of the energy gate; the state lives in pytest_irene.session.
+
+Without ``--energy`` (or ``energy = true`` in the ini file) the plugin only registers its
+options and marker: it imports no torch, collects nothing and changes no test.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-__all__ = ["pytest_addoption"]
+from predictor.errors import IreneError
+from pytest_irene.session import OPTIONS, EnergyGate, resolve_settings
+
+__all__ = [
+    "energy",
+    "pytest_addoption",
+    "pytest_collect_file",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_report_header",
+    "pytest_runtest_makereport",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+]
+
+_HELP = {
+    "budgets": "energy budgets file (default: energy_budgets.yaml in the rootdir)",
+    "profile": "hardware profile name or path that predicts (default: the budgets file's, "
+    "else the shipped one)",
+    "report": "write the JSON energy report (every predicted tree and check) to this path",
+    "compare": "base JSON report: fail modules that grew beyond the tolerance",
+    "markdown": "write a Markdown summary (the diff when comparing) to this path",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -12,6 +42,181 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--energy",
         action="store_true",
+        dest="energy",
         default=None,
         help="predict the inference energy of the models under test and check energy budgets",
     )
+    group.addoption(
+        "--no-energy",
+        action="store_false",
+        dest="energy",
+        default=None,
+        help="turn the energy gate off even if the ini file sets energy = true",
+    )
+    for key, text in _HELP.items():
+        flag, _ = OPTIONS[key]
+        group.addoption(flag, dest=f"energy_{key}", default=None, metavar="PATH", help=text)
+    parser.addini("energy", "turn the energy gate on (like --energy)", type="bool", default=None)
+    for key, text in _HELP.items():
+        parser.addini(f"energy_{key}", text, type="string", default=None)
+
+
+def _gate(config: pytest.Config) -> EnergyGate | None:
+    from pytest_irene.items import GATE_KEY
+
+    return config.stash.get(GATE_KEY, None)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")  # set by pytest-xdist on its workers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "energy_budget(budget, module=None, model=None): an energy budget such as '150 mJ' for "
+        "the models this test hands to the `energy` fixture (module: an fqn glob; none = the "
+        "whole model)",
+    )
+    cli = {key: config.getoption(f"energy_{key}") for key in OPTIONS if key != "enabled"}
+    cli["enabled"] = config.getoption("energy")
+    ini = {key: config.getini(ini_key) for key, (_, ini_key) in OPTIONS.items()}
+    try:
+        settings = resolve_settings(
+            cli,
+            ini,
+            invocation_dir=config.invocation_params.dir,
+            ini_dir=config.inipath.parent if config.inipath else config.rootpath,
+            rootdir=config.rootpath,
+            ini_name=str(config.inipath or "the ini file"),
+        )
+        if not settings.enabled:
+            return
+        gate = EnergyGate.load(settings)
+    except IreneError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    from pytest_irene.items import GATE_KEY
+
+    config.stash[GATE_KEY] = gate
+    config.pluginmanager.register(_Aggregator(gate), "irene-aggregator")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    gate = _gate(config)
+    if gate is None:
+        return None
+    budgets = gate.budgets.path or f"{gate.settings.budgets} (absent)"
+    return f"energy: profile {getattr(gate.profile, 'name', '?')}, budgets {budgets}"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    gate = _gate(parent.config)
+    if gate is None or not gate.is_budgets_file(file_path):
+        return None
+    from pytest_irene.items import BudgetsFile
+
+    collector: pytest.Collector = BudgetsFile.from_parent(parent, path=file_path)
+    return collector
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist (controller): tell workers whether to add the budgets file's items."""
+    gate = _gate(node.config)
+    if gate is not None:
+        node.workerinput["irene_add_budgets"] = _should_add_budgets(node.config)
+
+
+def _should_add_budgets(config: pytest.Config) -> bool:
+    if _is_worker(config):
+        return bool(config.workerinput.get("irene_add_budgets", False))  # type: ignore[attr-defined]
+    return config.args_source is not pytest.Config.ArgsSource.ARGS
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """`pytest --energy` without paths: also run the budgets file's models, wherever it is."""
+    gate = _gate(config)
+    if gate is None or gate.budgets_file_collected or gate.budgets.path is None:
+        return
+    if not _should_add_budgets(config):
+        return
+    from pytest_irene.items import BudgetsFile
+
+    collector = BudgetsFile.from_parent(session, path=gate.settings.budgets)
+    items.extend(i for i in session.genitems(collector) if isinstance(i, pytest.Item))
+
+
+@pytest.fixture
+def energy(request: pytest.FixtureRequest) -> Any:
+    """``energy(model, *example_args, name=..., **example_kwargs) -> EnergyTree``: predict a model
+    built in test code and check its budgets (the budgets file's entry for ``name`` and the
+    test's ``energy_budget`` markers). Skipped when the gate is off."""
+    gate = _gate(request.config)
+    if gate is None:
+        pytest.skip("energy gate is off: run pytest with --energy (or energy = true in the ini)")
+    from pytest_irene.items import EnergyProbe
+
+    return EnergyProbe(gate, request.node)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    gate = _gate(item.config)
+    if gate is None or call.when != "call":
+        return report
+    from pytest_irene.items import RESULTS_KEY, BudgetItem
+    from pytest_irene.session import violation_text
+
+    results = item.stash.get(RESULTS_KEY, [])
+    if report.passed and not isinstance(item, BudgetItem):
+        if not results and any(True for _ in item.iter_markers("energy_budget")):
+            report.outcome = "failed"
+            report.longrepr = (
+                f"{item.nodeid}: @pytest.mark.energy_budget needs the test to predict a model "
+                "with the `energy` fixture: energy(model, input_ids, name=...)"
+            )
+        elif any(not r.passed for r in results):
+            report.outcome = "failed"
+            report.longrepr = violation_text(results)
+    # Plain JSON on the report: pytest-xdist serializes it to the controller.
+    if results:
+        report.irene_energy = [r.to_dict() for r in results]  # type: ignore[attr-defined]
+    return report
+
+
+class _Aggregator:
+    """Registered when the gate is on: gathers the results shipped on test reports (on the
+    controller under pytest-xdist, where the workers' reports arrive)."""
+
+    def __init__(self, gate: EnergyGate) -> None:
+        self.gate = gate
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "irene_energy", None)
+        if payload and report.when == "call":
+            self.gate.add(payload)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    gate = _gate(config)
+    if gate is None:
+        return
+    from pytest_irene.report import write_terminal_summary
+
+    write_terminal_summary(terminalreporter, gate)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    gate = _gate(session.config)
+    if gate is None or _is_worker(session.config):
+        return
+    from pytest_irene.report import write_files
+
+    write_files(session.config, gate)

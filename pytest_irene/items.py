@@ -1,0 +1,136 @@
+"""Collected test items: one per model of the budgets file (``energy_budgets.yaml::bert``),
+and the ``energy`` fixture's callable for models built in test code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from predictor.budgets import ModelBudget, iter_collected
+from predictor.errors import IreneError
+from predictor.report_json import ModelResult
+from predictor.tree import EnergyTree
+from pytest_irene.session import EnergyGate, MarkerBudget, properties, violation_text
+
+__all__ = [
+    "GATE_KEY",
+    "RESULTS_KEY",
+    "BudgetExceeded",
+    "BudgetItem",
+    "BudgetsFile",
+    "EnergyProbe",
+    "marker_budgets",
+    "record",
+]
+
+GATE_KEY = pytest.StashKey[EnergyGate]()
+#: Results of the models one test predicted.
+RESULTS_KEY = pytest.StashKey[list[ModelResult]]()
+
+
+class BudgetExceeded(Exception):
+    """Raised by a budget item whose model is over one of its budgets."""
+
+    def __init__(self, result: ModelResult) -> None:
+        super().__init__(violation_text([result]))
+        self.result = result
+
+
+def record(item: pytest.Item, result: ModelResult) -> None:
+    """Keep a result on its test item and record its values as JUnit properties."""
+    item.stash.setdefault(RESULTS_KEY, []).append(result)
+    item.user_properties.extend(properties(result))
+
+
+def marker_budgets(item: pytest.Item) -> list[MarkerBudget]:
+    """The test's ``energy_budget`` markers, parsed; a bad marker fails the test."""
+    out = []
+    for mark in item.iter_markers("energy_budget"):
+        try:
+            out.append(MarkerBudget.from_marker(mark.args, mark.kwargs))
+        except IreneError as exc:
+            pytest.fail(f"{item.nodeid}: @pytest.mark.{exc}", pytrace=False)
+    return out
+
+
+class BudgetsFile(pytest.File):
+    """The budgets file: one item per model that has inputs."""
+
+    def collect(self) -> Iterator[BudgetItem]:
+        gate: EnergyGate = self.config.stash[GATE_KEY]
+        gate.budgets_file_collected = True
+        for entry in iter_collected(gate.budgets):
+            yield BudgetItem.from_parent(self, name=entry.name, entry=entry)
+
+
+class BudgetItem(pytest.Item):
+    """Builds one model from its spec and inputs, predicts it, checks its budgets."""
+
+    def __init__(self, *, entry: ModelBudget, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entry = entry
+
+    def runtest(self) -> None:
+        gate: EnergyGate = self.config.stash[GATE_KEY]
+        tree = gate.predict_entry(self.entry)
+        result = gate.evaluate(
+            self.entry.name,
+            tree,
+            source="budgets",
+            nodeid=self.nodeid,
+            spec=self.entry.spec,
+            markers=marker_budgets(self),
+        )
+        record(self, result)
+        if not result.passed:
+            raise BudgetExceeded(result)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str | Any:
+        if isinstance(excinfo.value, BudgetExceeded | IreneError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, self.entry.line - 1, f"energy budget: {self.entry.name}"
+
+
+class EnergyProbe:
+    """What the ``energy`` fixture returns: ``energy(model, *args, name=..., **kwargs)``.
+
+    Traces ``model`` with the example inputs, predicts it, checks the budgets file's entry for
+    ``name`` and the test's ``energy_budget`` markers, and returns the predicted tree. The test
+    fails after its body if any budget is exceeded.
+    """
+
+    def __init__(self, gate: EnergyGate, item: pytest.Item) -> None:
+        self._gate = gate
+        self._item = item
+
+    def __call__(
+        self,
+        model: Any,
+        *args: Any,
+        name: str | None = None,
+        batch_size: int | None = None,
+        seq_len: int | None = None,
+        **kwargs: Any,
+    ) -> EnergyTree:
+        label = name or type(model).__name__
+        tree = self._gate.predict_model(
+            model, args, kwargs, name=label, batch_size=batch_size, seq_len=seq_len
+        )
+        result = self._gate.evaluate(
+            label,
+            tree,
+            source="fixture",
+            nodeid=self._item.nodeid,
+            markers=marker_budgets(self._item),
+        )
+        record(self._item, result)
+        return tree

@@ -1,0 +1,141 @@
+"""What the gate shows and writes: the terminal summary (rich), the JSON report, Markdown."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from predictor.budgets import format_energy, module_nodes
+from predictor.report_json import ModelResult, Report, write_report, write_text_atomic
+from predictor.tree import Node
+from pytest_irene.session import EnergyGate
+
+__all__ = ["hottest_modules", "render_summary_markdown", "write_files", "write_terminal_summary"]
+
+
+def hottest_modules(result: ModelResult, top: int = 3) -> list[Node]:
+    """The most expensive innermost modules (modules without module children)."""
+    innermost = [
+        n
+        for n in module_nodes(result.tree).values()
+        if n.level == "module"
+        and n.energy_j is not None
+        and not any(c.level == "module" for c in n.children)
+    ]
+    if not innermost:
+        innermost = [n for n in module_nodes(result.tree).values() if n.energy_j is not None]
+    return sorted(innermost, key=lambda n: -(n.energy_j or 0.0))[:top]
+
+
+def _extrapolated(result: ModelResult) -> list[Node]:
+    return [n for n in result.tree.walk() if n.extrapolated]
+
+
+def _status(result: ModelResult) -> tuple[str, str]:
+    if not result.checks:
+        return "no budget", "dim"
+    bad = len(result.violations)
+    if bad:
+        return f"FAILED {bad}/{len(result.checks)}", "bold red"
+    return f"ok {len(result.checks)}/{len(result.checks)}", "green"
+
+
+def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
+    """A table per run: model, predicted total, budget status, hottest modules, extrapolation.
+
+    Only writes; the run's outcome is decided by the test items, never here."""
+    from rich.console import Console
+    from rich.table import Table
+
+    profile = getattr(gate.profile, "name", "?")
+    terminalreporter.write_sep("=", f"energy (IrEne prediction, profile {profile})")
+    if not gate.results:
+        terminalreporter.write_line("no model was predicted")
+        return
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("model")
+    table.add_column("energy", justify="right")
+    table.add_column("budgets")
+    table.add_column("hottest modules")
+    for result in gate.results:
+        status, style = _status(result)
+        hot = ", ".join(
+            f"{n.fqn} {format_energy(n.energy_j or 0.0)}" for n in hottest_modules(result)
+        )
+        total = format_energy(result.energy_j) if result.energy_j is not None else "—"
+        table.add_row(result.name, total, f"[{style}]{status}[/]", hot)
+    width = terminalreporter.config.get_terminal_writer().fullwidth
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=max(width, 60),
+        force_terminal=bool(terminalreporter.hasmarkup),
+        no_color=not terminalreporter.hasmarkup,
+        highlight=False,
+    )
+    console.print(table)
+    for result in gate.results:
+        extrapolated = _extrapolated(result)
+        if extrapolated:
+            types = sorted({n.type for n in extrapolated})
+            console.print(
+                f"[yellow]{result.name}: {len(extrapolated)} node(s) extrapolated by the fallback "
+                f"regressor (types the profile never saw: {', '.join(types)})[/]"
+            )
+        for check in result.violations:
+            console.print(f"[red]{check.message()}[/]")
+    for warning in (w for r in gate.results for w in r.warnings):
+        console.print(f"[yellow]warning: {warning}[/]")
+    terminalreporter.write(buffer.getvalue())
+
+
+def render_summary_markdown(report: Report) -> str:
+    """A Markdown summary of one run: totals, budget status, every violation."""
+    lines = [
+        "## Energy gate (IrEne prediction)",
+        "",
+        f"Profile: `{report.profile.get('name')}`",
+        "",
+        "| Model | Energy | Budgets |",
+        "|---|---:|---|",
+    ]
+    for m in report.models:
+        status = (
+            "no budget"
+            if not m.checks
+            else ("❌ " if m.violations else "✅ ")
+            + (f"{len(m.checks) - len(m.violations)}/{len(m.checks)} within")
+        )
+        total = format_energy(m.energy_j) if m.energy_j is not None else "—"
+        lines.append(f"| {m.name} | {total} | {status} |")
+    violations = [c.message() for m in report.models for c in m.violations]
+    if violations:
+        lines += ["", "**Over budget:**", "", *(f"- `{v}`" for v in violations)]
+    if report.warnings:
+        lines += ["", "**Warnings:**", "", *(f"- {w}" for w in report.warnings)]
+    return "\n".join(lines) + "\n"
+
+
+def write_files(config: pytest.Config, gate: EnergyGate) -> None:
+    """Write the JSON report and the Markdown summary (controller only, once per run)."""
+    settings = gate.settings
+    if settings.report is None and settings.markdown is None:
+        return
+    report = gate.report()
+    written: list[str] = []
+    if settings.report is not None:
+        written.append(str(write_report(report, settings.report)))
+    if settings.markdown is not None:
+        if gate.base is not None:
+            from predictor.diff import diff_reports, render_markdown
+
+            text = render_markdown(diff_reports(gate.base, report))
+        else:
+            text = render_summary_markdown(report)
+        written.append(str(write_text_atomic(settings.markdown, text)))
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for path in written:
+            reporter.write_line(f"energy report written to {path}")

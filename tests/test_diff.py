@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from energy_trees import ml, small_bert
+
+from predictor.budgets import Check
+from predictor.cli.main import main
+from predictor.diff import (
+    COMMENT_MARKER,
+    append_step_summary,
+    compare_tree,
+    diff_reports,
+    diff_trees,
+    render_markdown,
+    render_table,
+)
+from predictor.errors import ConfigError
+from predictor.report_json import REPORT_SCHEMA, ModelResult, Report, load_report, write_report
+
+
+def _report(*results: ModelResult, profile: str = "irene-device-1") -> Report:
+    return Report(models=list(results), profile={"name": profile, "feature_set": "static"})
+
+
+def _head_tree() -> tuple[object, object]:
+    base = small_bert(attention0_j=0.1, pooler_j=0.05)
+    head = small_bert(attention0_j=0.13, pooler_j=0.049)
+    # head gains a new module and loses none; base keeps one that head dropped
+    head.root.children.append(ml("classifier", "Linear", 0.01))
+    base.root.children.append(ml("old_head", "Linear", 0.002))
+    return base, head
+
+
+def test_diff_orders_by_absolute_change_and_finds_new_and_removed() -> None:
+    base, head = _head_tree()
+    diff = diff_trees("bert", base, head)  # type: ignore[arg-type]
+    order = [(c.fqn, c.status) for c in diff.modules if c.status != "same"]
+    assert order == [
+        ("encoder", "changed"),
+        ("encoder.layer.0", "changed"),
+        ("encoder.layer.0.attention", "changed"),
+        ("classifier", "new"),
+        ("old_head", "removed"),
+        ("pooler", "changed"),
+    ]
+    assert diff.total.delta_j == pytest.approx(0.03 - 0.001)
+    assert [c.fqn for c in diff.new] == ["classifier"]
+    assert [c.fqn for c in diff.removed] == ["old_head"]
+    attention = next(c for c in diff.modules if c.fqn == "encoder.layer.0.attention")
+    assert attention.ratio == pytest.approx(0.3)
+
+
+def test_markdown_has_marker_totals_top_changes_and_details() -> None:
+    base, head = _head_tree()
+    diff = diff_reports(
+        _report(ModelResult("bert", base)),  # type: ignore[arg-type]
+        _report(ModelResult("bert", head), ModelResult("gpt", small_bert("gpt"))),  # type: ignore[arg-type]
+    )
+    text = render_markdown(diff, top=2)
+    assert text.startswith(COMMENT_MARKER + "\n")
+    assert "| bert | 290 mJ | 319 mJ | +29 mJ (+10.0%) |" in text
+    assert "| gpt | — | 290 mJ | new |" in text
+    assert "Largest module changes (2 of 4 changed modules):" in text
+    assert "| `encoder` | 240 mJ | 270 mJ | +30 mJ (+12.5%) |" in text
+    assert "New modules: `classifier`" in text
+    assert "Removed modules: `old_head`" in text
+    assert "<details><summary>All 8 modules of bert</summary>" in text
+    assert "### gpt: model new" in text
+
+
+def test_markdown_notes_a_profile_change() -> None:
+    tree = small_bert()
+    diff = diff_reports(
+        _report(ModelResult("bert", tree), profile="a"),
+        _report(ModelResult("bert", tree), profile="b"),
+    )
+    assert "base used profile `a` and head `b`" in render_markdown(diff)
+    assert "No module changed." in render_markdown(diff)
+
+
+def test_table_rendering() -> None:
+    base, head = _head_tree()
+    text = render_table(
+        diff_reports(_report(ModelResult("bert", base)), _report(ModelResult("bert", head)))
+    )  # type: ignore[arg-type]
+    lines = text.splitlines()
+    assert lines[0].split() == ["model", "base", "head", "change"]
+    assert lines[2].split() == ["bert", "290", "mJ", "319", "mJ", "+29", "mJ", "(+10.0%)"]
+    assert "bert: largest module changes" in text
+
+
+@pytest.mark.parametrize(("growth", "passed"), [(0.049, True), (0.05, True), (0.051, False)])
+def test_compare_just_under_and_over_tolerance(growth: float, passed: bool) -> None:
+    base = small_bert(attention0_j=0.1)
+    head = small_bert(attention0_j=0.1 * (1 + growth))
+    checks = compare_tree("bert", head, base, 0.05)
+    assert {c.module for c in checks} == {
+        None,
+        "encoder",
+        "encoder.layer.0",
+        "encoder.layer.0.attention",
+        "encoder.layer.1",
+        "encoder.layer.1.attention",
+        "pooler",
+    }
+    failing = [c for c in checks if not c.passed]
+    assert (not failing) is passed
+    if not passed:
+        attention = next(c for c in failing if c.module == "encoder.layer.0.attention")
+        assert attention.message() == (
+            "bert / encoder.layer.0.attention: 105.1 mJ > base 100 mJ + 5.0% tolerance (+5.1%)"
+        )
+
+
+def test_step_summary_appends(tmp_path: Path) -> None:
+    target = tmp_path / "summary.md"
+    target.write_text("before\n")
+    assert append_step_summary("## diff", {"GITHUB_STEP_SUMMARY": str(target)}) == target
+    assert target.read_text() == "before\n## diff\n"
+    assert append_step_summary("## diff", {}) is None
+
+
+def test_report_round_trip_is_atomic_and_versioned(tmp_path: Path) -> None:
+    check = Check("bert", "pooler", "pooler", 0.05, 0.04)
+    report = _report(
+        ModelResult("bert", small_bert(), nodeid="x::bert", checks=[check], warnings=["w"])
+    )
+    path = write_report(report, tmp_path / "out" / "head.json")
+    assert [p.name for p in path.parent.iterdir()] == ["head.json"]  # no temp file left behind
+    data = json.loads(path.read_text())
+    assert data["schema"] == REPORT_SCHEMA
+    assert data["passed"] is False
+    assert set(data["versions"]) >= {"python", "pytest-irene", "torch", "transformers"}
+    loaded = load_report(path)
+    assert loaded.models[0].checks == [check]
+    assert loaded.models[0].tree.to_dict() == small_bert().to_dict()
+    assert loaded.models[0].warnings == ["w"]
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"schema": "irene-report/0"}', "schema 'irene-report/0' is not supported"),
+        ('{\n  "schema": \n', "head.json:3: not a JSON energy report"),
+        ("[]", "expected a JSON object"),
+    ],
+)
+def test_bad_reports_are_config_errors(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "head.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+        load_report(path)
+
+
+def test_cli_diff_markdown_and_step_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, head = _head_tree()
+    write_report(_report(ModelResult("bert", base)), tmp_path / "base.json")  # type: ignore[arg-type]
+    write_report(_report(ModelResult("bert", head)), tmp_path / "head.json")  # type: ignore[arg-type]
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    rc = main(
+        ["diff", str(tmp_path / "base.json"), str(tmp_path / "head.json"), "--format", "markdown"]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.startswith(COMMENT_MARKER)
+    assert "| bert | 290 mJ | 319 mJ | +29 mJ (+10.0%) |" in out
+    assert summary.read_text() == out
+
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    rc = main(
+        [
+            "diff",
+            str(tmp_path / "base.json"),
+            str(tmp_path / "head.json"),
+            "-o",
+            str(tmp_path / "d.txt"),
+        ]
+    )
+    assert rc == 0
+    assert (tmp_path / "d.txt").read_text().splitlines()[0].split() == [
+        "model",
+        "base",
+        "head",
+        "change",
+    ]
+
+
+def test_cli_diff_missing_report_exits_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["diff", str(tmp_path / "nope.json"), str(tmp_path / "nope.json")])
+    assert rc == 4
+    assert "energy report not found" in capsys.readouterr().err
