@@ -36,6 +36,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "PROFILES_DIR",
+    "SUFFIX",
     "Profile",
     "Settings",
     "attach_num_parameters",
@@ -60,7 +61,7 @@ class Settings:
 
     ml_method: str = "poly"
     aggregator: str = "residual"
-    residual_terms: tuple[str, ...] = ("resid_flops", "resid_mem")
+    residual_terms: tuple[str, ...] = ("resid_flops", "resid_mem", "intercept")
     per_level: bool = True
     refits: int = 2
     irene_epochs: int = 8

@@ -1,0 +1,74 @@
+"""``irene train DATA -o PROFILE [--features static|full]``: train a hardware profile."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "train",
+        help="train a hardware profile from an IrEne-format dataset",
+        description=(
+            "Train per-primitive regressors and the tree aggregator on every tree of DATA and "
+            "save a versioned profile. By default leave-one-model-out CV runs first and its "
+            "error per level is stored in the profile."
+        ),
+    )
+    parser.add_argument("data", metavar="DATA", help="dataset folder (CSV layout) or .jsonl file")
+    parser.add_argument("-o", "--output", required=True, metavar="PROFILE", help="profile file to write")
+    parser.add_argument(
+        "--features",
+        choices=("static", "full"),
+        default="static",
+        help="static: what a CPU-only runner can compute (default); full: static + runtime",
+    )
+    parser.add_argument("--name", help="profile name (default: the output file's stem)")
+    parser.add_argument("--description", default="", help="hardware / data description to store")
+    parser.add_argument(
+        "--method",
+        choices=("ours", "irene"),
+        default="ours",
+        help="ours (default, chosen by LOMO) or the authors' IrEne method",
+    )
+    parser.add_argument("--no-cv", action="store_true", help="skip the cross-validation")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from predictor.data import load_dataset
+    from predictor.evaluate import cross_validate
+    from predictor.profile import SUFFIX, Settings, attach_num_parameters, train_profile
+
+    dataset = load_dataset(args.data)
+    attach_num_parameters(dataset.trees)
+    settings = Settings.irene() if args.method == "irene" else Settings.default(args.features)
+    cv_error: dict[str, Any] = {}
+    if not args.no_cv and len(dataset.model_names) > 2:
+        report = cross_validate(dataset, args.features, settings)
+        cv_error = {
+            "protocol": "leave-one-model-out MAPE %",
+            "overall_row_weighted": report.overall,
+            "mean_over_folds": report.mean_over_folds,
+        }
+        print(report.format_table(), file=sys.stderr)
+    out = Path(args.output)
+    name = args.name or out.name.removesuffix(SUFFIX).removesuffix(".joblib")
+    profile = train_profile(
+        dataset,
+        args.features,
+        name,
+        settings=settings,
+        description=args.description,
+        cv_error=cv_error,
+    )
+    profile.save(out)
+    print(json.dumps({"profile": str(out), "name": name, "feature_set": args.features, "cv_error": cv_error}))
+    return 0
