@@ -279,6 +279,9 @@ class Profile:
         os.close(fd)
         try:
             joblib.dump(record, tmp, compress=3)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give a normal file's mode
             os.replace(tmp, out)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
