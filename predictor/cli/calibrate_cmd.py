@@ -1,0 +1,264 @@
+"""``irene calibrate``: measure per-node energy on this machine and write an IrEne dataset."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["parse_int_list", "register", "resolve_factory"]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "calibrate",
+        help="measure per-node energy on this machine and write an IrEne-format dataset",
+        description=(
+            "Run each model on --device, replay every node of its tree alone under an energy "
+            "meter (idle power subtracted, repeated until stable) and write the dataset in the "
+            "IrEne CSV layout plus hardware.json, measurements.jsonl and summary.json. "
+            "Train a profile on it with `irene train DIR -o PROFILE`."
+        ),
+    )
+    parser.add_argument(
+        "--meter",
+        required=True,
+        choices=["nvml", "rapl", "fake", "auto"],
+        help="energy meter: nvml (NVIDIA GPU), rapl (CPU), fake (deterministic, for tests)",
+    )
+    parser.add_argument(
+        "--models",
+        required=True,
+        help="comma-separated zoo names or package.module:factory specs",
+    )
+    parser.add_argument("--batch-sizes", default="1,8", help="comma-separated (default 1,8)")
+    parser.add_argument("--seq-lens", default="32,128", help="comma-separated (default 32,128)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("-o", "--output", required=True, help="dataset folder to write")
+    parser.add_argument(
+        "--powercap-root", default="/sys/class/powercap", help="RAPL: powercap sysfs folder"
+    )
+    parser.add_argument(
+        "--nvml-method",
+        choices=["auto", "counter", "sampling"],
+        default="auto",
+        help="NVML: total-energy counter or power sampling (default: counter where supported)",
+    )
+    parser.add_argument(
+        "--min-window-s",
+        type=float,
+        help="shortest measuring window in s (default: the meter's resolution)",
+    )
+    parser.add_argument("--min-windows", type=int, default=3, help="windows per node, at least")
+    parser.add_argument("--max-windows", type=int, default=10, help="windows per node, at most")
+    parser.add_argument(
+        "--target-rel-std",
+        type=float,
+        default=0.05,
+        help="stop adding windows when std/mean of the per-call energy is below (default 0.05)",
+    )
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured calls before a node")
+    parser.add_argument("--idle-s", type=float, default=2.0, help="idle measurement in s")
+    parser.add_argument(
+        "--no-idle-subtract", action="store_true", help="keep idle power in the node energies"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random input ids")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run)
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    """``"1,8"`` -> [1, 8]; ConfigError naming the option on anything else."""
+    from predictor.errors import ConfigError
+
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            value = int(part)
+        except ValueError:
+            raise ConfigError(
+                f"{option}: {part!r} is not an integer (give e.g. {option} 1,8)"
+            ) from None
+        if value < 1:
+            raise ConfigError(f"{option}: {value} must be >= 1")
+        out.append(value)
+    if not out:
+        raise ConfigError(f"{option}: give at least one value")
+    return out
+
+
+def resolve_factory(spec: str) -> Callable[[], Any]:
+    """A zero-argument factory for a model spec (``pkg.mod:factory`` or a zoo name)."""
+    from predictor.errors import ModelError
+
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            factory = getattr(module, attr)
+        except (ImportError, AttributeError) as exc:
+            raise ModelError(
+                f"model {spec!r}: cannot import {attr} from {module_name} ({exc})"
+            ) from None
+        if not callable(factory):
+            raise ModelError(f"model {spec!r}: {attr} is not callable")
+        return factory  # type: ignore[no-any-return]
+    try:
+        zoo = importlib.import_module("predictor.zoo")
+    except ImportError:
+        raise ModelError(
+            f"model {spec!r}: the model zoo (predictor.zoo) is not available; give a "
+            "package.module:factory spec"
+        ) from None
+
+    def build() -> Any:
+        return zoo.build_model(spec, attn_implementation="eager")
+
+    return build
+
+
+def _meter_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.meter == "nvml":
+        return {"method": args.nvml_method}
+    if args.meter == "rapl":
+        return {"root": args.powercap_root}
+    if args.meter == "auto":
+        return {"method": args.nvml_method, "root": args.powercap_root}
+    return {}
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from predictor.calibrate import MeasureSettings, calibrate_models
+    from predictor.errors import ConfigError, HardwareUnavailable
+    from predictor.meters import get_meter
+
+    batch_sizes = parse_int_list(args.batch_sizes, "--batch-sizes")
+    seq_lens = parse_int_list(args.seq_lens, "--seq-lens")
+    specs = [s.strip() for s in args.models.split(",") if s.strip()]
+    if not specs:
+        raise ConfigError(
+            "--models: give at least one model (e.g. --models bert-base-uncased,gpt2)"
+        )
+    device = args.device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise HardwareUnavailable(
+                f"--device {device}: torch {torch.__version__} sees no CUDA device "
+                f"(built with CUDA {torch.version.cuda}); use --device cpu"
+            )
+    elif device != "cpu":
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N (got {device!r})")
+    try:
+        settings = MeasureSettings(
+            min_window_s=args.min_window_s,
+            min_windows=args.min_windows,
+            max_windows=args.max_windows,
+            target_rel_std=args.target_rel_std,
+            warmup=args.warmup,
+            idle_s=args.idle_s,
+            subtract_idle=not args.no_idle_subtract,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    models = [(spec, resolve_factory(spec)) for spec in specs]
+    meter = get_meter(args.meter, device=device, **_meter_options(args))
+    out = Path(args.output)
+    try:
+        st = meter.status()
+        if not st.available:
+            raise HardwareUnavailable(st.describe())
+        print(f"meter: {st.describe()}", file=sys.stderr)
+        if args.quiet:
+            path = calibrate_models(
+                models,
+                batch_sizes,
+                seq_lens,
+                meter=meter,
+                out_dir=out,
+                device=device,
+                settings=settings,
+            )
+        else:
+            path = _with_progress(models, batch_sizes, seq_lens, meter, out, device, settings)
+    finally:
+        meter.close()
+    _print_summary(path)
+    return 0
+
+
+def _with_progress(
+    models: list[tuple[str, Callable[[], Any]]],
+    batch_sizes: list[int],
+    seq_lens: list[int],
+    meter: Any,
+    out: Path,
+    device: str,
+    settings: Any,
+) -> Path:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from predictor.calibrate import calibrate_models
+
+    console = Console(file=sys.stderr)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bars:
+        total = len(models) * len(batch_sizes) * len(seq_lens)
+        overall = bars.add_task("configurations", total=total)
+        tasks: dict[str, Any] = {}
+
+        def progress(desc: str, done: int, n: int) -> None:
+            if desc not in tasks:
+                for prev in tasks.values():  # the previous configuration is finished
+                    bars.update(prev, completed=bars.tasks[prev].total)
+                    bars.update(overall, advance=1)
+                tasks.clear()
+                tasks[desc] = bars.add_task(f"  {desc}: unique nodes", total=max(n, 1))
+            bars.update(tasks[desc], completed=done, total=max(n, 1))
+
+        path = calibrate_models(
+            models,
+            batch_sizes,
+            seq_lens,
+            meter=meter,
+            out_dir=out,
+            device=device,
+            settings=settings,
+            progress=progress,
+        )
+        bars.update(overall, completed=total)
+        for t in tasks.values():
+            bars.update(t, completed=bars.tasks[t].total)
+    return path
+
+
+def _print_summary(path: Path) -> None:
+    import json
+
+    summary = json.loads((path / "summary.json").read_text())
+    hardware = json.loads((path / "hardware.json").read_text())
+    print(f"wrote {path} ({summary['configurations']} configurations, nodes {summary['nodes']})")
+    print(
+        f"idle power: {summary['idle_power_w']:.3f} W ({hardware.get('method')} via {hardware.get('meter')})"
+    )
+    for level, stats in summary.get("rel_std", {}).items():
+        if stats:
+            print(
+                f"spread (std/mean over windows) {level}: median {100 * stats['median']:.2f} %, "
+                f"p90 {100 * stats['p90']:.2f} %"
+            )
+    gaps = hardware.get("gaps", [])
+    if gaps:
+        print(f"{len(gaps)} node(s) not measured (see hardware.json 'gaps'), e.g. {gaps[0]}")
