@@ -569,16 +569,43 @@ def materialize(model: nn.Module, device: torch.device | str) -> nn.Module:
     return real.eval()
 
 
-def _input_ids(
-    model: nn.Module, batch_size: int, seq_len: int, device: torch.device | str, seed: int
-) -> torch.Tensor:
+def _real_inputs(tree: EnergyTree, model: nn.Module, device: str, seed: int) -> dict[str, Any]:
+    """Real tensors matching the inputs the tree was traced on (``tree.meta["inputs"]``).
+
+    Token ids are random in the vocabulary, ``position_ids`` count up, masks are ones, other
+    tensors zeros; non-tensor inputs (``use_cache=False``) are passed as they were.
+    """
+    described = tree.meta.get("inputs") or {
+        "input_ids": {"shape": [tree.batch_size, tree.seq_len], "dtype": "int64"}
+    }
     vocab = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 1000)
     gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, vocab, (batch_size, seq_len), generator=gen).to(device)
+    out: dict[str, Any] = {}
+    for key, desc in described.items():
+        if key.startswith("arg"):
+            raise ModelError(
+                f"{tree.model_name}: positional example inputs cannot be rebuilt for calibration; "
+                "give the model keyword inputs (input_ids=...)"
+            )
+        if not (isinstance(desc, dict) and "shape" in desc):
+            out[key] = desc
+            continue
+        shape = tuple(int(d) for d in desc["shape"])
+        dtype = getattr(torch, str(desc.get("dtype", "float32")))
+        if key.endswith("input_ids"):
+            t = torch.randint(0, vocab, shape, generator=gen, dtype=dtype)
+        elif key == "position_ids":
+            t = torch.arange(shape[-1], dtype=dtype).expand(*shape).contiguous()
+        elif "mask" in key:
+            t = torch.ones(shape, dtype=dtype)
+        else:
+            t = torch.zeros(shape, dtype=dtype)
+        out[key] = t.to(device)
+    return out
 
 
 def calibrate_models(
-    models: Sequence[tuple[str, Callable[[], nn.Module]]],
+    models: Sequence[str],
     batch_sizes: Sequence[int],
     seq_lens: Sequence[int],
     *,
@@ -588,21 +615,26 @@ def calibrate_models(
     settings: MeasureSettings | None = None,
     progress: Progress | None = None,
     seed: int = 0,
+    counting_mode: str = "irene",
 ) -> Path:
     """Measure every (model, batch size, sequence length) and write the IrEne CSV dataset.
 
-    ``models`` are (name, factory) pairs; a factory may return a meta-device model (rebuilt
-    with real weights by :func:`materialize`). Writes the four CSV files, ``hardware.json``
-    (device, meter, method, idle power, settings, date), ``measurements.jsonl`` (one record per
-    node: spread, repeats, reuse, gaps) and ``summary.json`` (:func:`summarize`).
+    ``models`` are zoo specs (``bert-base-uncased``, ``package.module:factory``); each tree is
+    the one ``irene predict`` builds (:func:`predictor.zoo.build_zoo_tree`), so a profile
+    trained on the dataset sees the same features at prediction time. Configurations that
+    do not fit a model (a sequence beyond its positions) are skipped and listed. Writes the
+    four CSV files, ``hardware.json`` (device, meter, method, idle power, settings, date),
+    ``measurements.jsonl`` (per node: spread, repeats, reuse, gaps) and ``summary.json``.
     """
+    from predictor import zoo
     from predictor.data import write_csv_dataset
-    from predictor.trace import build_tree
 
     settings = settings or MeasureSettings()
     st = meter.status()
     if not st.available:
         raise HardwareUnavailable(st.describe())
+    for spec in models:  # fail fast on a bad spec, before any measuring
+        zoo.build_model(spec, "eager")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     idle = measure_idle_power(meter, settings)
@@ -610,19 +642,17 @@ def calibrate_models(
     lines: list[str] = []
     gaps: list[str] = []
     skipped: list[str] = []
-    for name, factory in models:
-        model = materialize(factory(), device)
+    for spec in models:
+        model = materialize(zoo.build_model(spec, "eager", device=device), device)
         cache: dict[str, NodeMeasurement] = {}
         for bs in batch_sizes:
             for sl in seq_lens:
-                inputs = _without_cache(
-                    model, {"input_ids": _input_ids(model, bs, sl, device, seed)}
-                )
                 try:
-                    tree = build_tree(model, name=name, batch_size=bs, seq_len=sl, **inputs)
+                    tree = zoo.build_zoo_tree(spec, bs, sl, counting_mode=counting_mode)
                 except ModelError as exc:
-                    skipped.append(f"{name} b{bs} s{sl}: {exc}")
+                    skipped.append(f"{spec} b{bs} s{sl}: {exc}")
                     continue
+                inputs = _real_inputs(tree, model, device, seed)
                 result = measure_tree(
                     model,
                     tree,
@@ -635,9 +665,9 @@ def calibrate_models(
                     **inputs,
                 )
                 trees.append(result.tree)
-                gaps.extend(f"{name} b{bs} s{sl}: {g}" for g in result.gaps)
+                gaps.extend(f"{spec} b{bs} s{sl}: {g}" for g in result.gaps)
                 for r in result.records:
-                    rec = {"model": name, "batch_size": bs, "seq_len": sl, **asdict(r)}
+                    rec = {"model": spec, "batch_size": bs, "seq_len": sl, **asdict(r)}
                     rec["rel_std"] = (
                         None if r.rel_std is None or math.isinf(r.rel_std) else r.rel_std
                     )
@@ -654,9 +684,10 @@ def calibrate_models(
         "idle_power_w": idle,
         "idle_subtracted": settings.subtract_idle,
         "settings": asdict(settings),
-        "models": [n for n, _ in models],
+        "models": list(models),
         "batch_sizes": list(batch_sizes),
         "seq_lens": list(seq_lens),
+        "counting_mode": counting_mode,
         "gaps": gaps,
         "skipped": skipped,
         "energy_mean": "J per call, idle power subtracted"

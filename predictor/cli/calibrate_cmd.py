@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["parse_int_list", "register", "resolve_factory"]
+__all__ = ["parse_int_list", "register"]
 
 
 def register(subparsers: Any) -> None:
@@ -91,36 +89,6 @@ def parse_int_list(text: str, option: str) -> list[int]:
     return out
 
 
-def resolve_factory(spec: str) -> Callable[[], Any]:
-    """A zero-argument factory for a model spec (``pkg.mod:factory`` or a zoo name)."""
-    from predictor.errors import ModelError
-
-    if ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-            factory = getattr(module, attr)
-        except (ImportError, AttributeError) as exc:
-            raise ModelError(
-                f"model {spec!r}: cannot import {attr} from {module_name} ({exc})"
-            ) from None
-        if not callable(factory):
-            raise ModelError(f"model {spec!r}: {attr} is not callable")
-        return factory  # type: ignore[no-any-return]
-    try:
-        zoo = importlib.import_module("predictor.zoo")
-    except ImportError:
-        raise ModelError(
-            f"model {spec!r}: the model zoo (predictor.zoo) is not available; give a "
-            "package.module:factory spec"
-        ) from None
-
-    def build() -> Any:
-        return zoo.build_model(spec, attn_implementation="eager")
-
-    return build
-
-
 def _meter_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.meter == "nvml":
         return {"method": args.nvml_method}
@@ -166,7 +134,6 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    models = [(spec, resolve_factory(spec)) for spec in specs]
     meter = get_meter(args.meter, device=device, **_meter_options(args))
     out = Path(args.output)
     try:
@@ -176,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"meter: {st.describe()}", file=sys.stderr)
         if args.quiet:
             path = calibrate_models(
-                models,
+                specs,
                 batch_sizes,
                 seq_lens,
                 meter=meter,
@@ -185,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                 settings=settings,
             )
         else:
-            path = _with_progress(models, batch_sizes, seq_lens, meter, out, device, settings)
+            path = _with_progress(specs, batch_sizes, seq_lens, meter, out, device, settings)
     finally:
         meter.close()
     _print_summary(path)
@@ -193,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _with_progress(
-    models: list[tuple[str, Callable[[], Any]]],
+    models: list[str],
     batch_sizes: list[int],
     seq_lens: list[int],
     meter: Any,
