@@ -51,7 +51,10 @@ def marker_budgets(item: pytest.Item) -> list[MarkerBudget]:
         try:
             out.append(MarkerBudget.from_marker(mark.args, mark.kwargs))
         except IreneError as exc:
-            pytest.fail(f"{item.nodeid}: @pytest.mark.{exc}", pytrace=False)
+            error = f"{item.nodeid}: @pytest.mark.{exc}"
+        else:
+            continue
+        pytest.fail(error, pytrace=False)
     return out
 
 

@@ -6,6 +6,7 @@ options and marker: it imports no torch, collects nothing and changes no test.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -184,9 +185,10 @@ def pytest_runtest_makereport(
         elif any(not r.passed for r in results):
             report.outcome = "failed"
             report.longrepr = violation_text(results)
-    # Plain JSON on the report: pytest-xdist serializes it to the controller.
+    # A JSON string on the report: pytest-xdist carries it to the controller as is.
     if results:
-        report.irene_energy = [r.to_dict() for r in results]  # type: ignore[attr-defined]
+        payload = json.dumps([r.to_dict() for r in results], allow_nan=False)
+        report.irene_energy = payload  # type: ignore[attr-defined]
     return report
 
 
@@ -200,7 +202,7 @@ class _Aggregator:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, "irene_energy", None)
         if payload and report.when == "call":
-            self.gate.add(payload)
+            self.gate.add(json.loads(payload))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

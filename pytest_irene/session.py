@@ -10,6 +10,7 @@ JSON/Markdown reports. Nothing here imports torch at import time.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,7 +221,16 @@ class EnergyGate:
         from predictor.budgets import predict_entry
 
         if entry.name not in self._cache:
-            self._cache[entry.name] = predict_entry(entry, self.profile)
+            # "package.module:factory" specs resolve from the budgets file's folder too.
+            folder = str(self.budgets.path.parent.resolve()) if self.budgets.path else None
+            added = folder is not None and folder not in sys.path
+            if added:
+                sys.path.insert(0, str(folder))
+            try:
+                self._cache[entry.name] = predict_entry(entry, self.profile)
+            finally:
+                if added:
+                    sys.path.remove(str(folder))
         return self._cache[entry.name]
 
     def predict_model(
@@ -300,7 +310,8 @@ def properties(result: ModelResult) -> list[tuple[str, object]]:
         if check.kind == "compare" and check.passed and check.module is not None:
             continue  # every module is compared; only failures and the total are worth a line
         key = check.subject.replace(" / ", "/")
-        out.append((f"energy_j[{key}]", check.value_j))
+        if check.module is not None:
+            out.append((f"energy_j[{key}]", check.value_j))
         label = "budget" if check.kind == "budget" else "compare_limit"
         out.append((f"energy_{label}_j[{key}]", check.limit_j))
     return out

@@ -1,0 +1,456 @@
+"""The pytest plugin end to end (pytester): budgets items, fixture, marker, config sources,
+errors, xdist, JUnit properties, comparisons against a base report, and inertness when off.
+
+Expected energies come from the library itself (the same zoo + shipped profile the plugin
+uses); budgets are set just under and just over them, so each test can fail.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from predictor.budgets import Check, format_energy, module_nodes
+from predictor.tree import EnergyTree
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY_BERT = "examples.tiny_models:tiny_bert"
+TINY_GPT2 = "examples.tiny_models:tiny_gpt2"
+INPUTS = "{batch_size: 2, seq_len: 16}"
+
+
+@pytest.fixture(scope="module")
+def predicted() -> dict[str, EnergyTree]:
+    """The plugin's expected predictions for the two tiny example models (b2 s16)."""
+    from predictor.profile import load_profile
+    from predictor.zoo import build_zoo_tree
+
+    profile = load_profile(None)
+    return {spec: profile.predict(build_zoo_tree(spec, 2, 16)) for spec in (TINY_BERT, TINY_GPT2)}
+
+
+def _layer0(predicted: dict[str, EnergyTree]) -> float:
+    energy = module_nodes(predicted[TINY_BERT])["encoder.layer.0"].energy_j
+    assert energy is not None and energy > 0
+    return energy
+
+
+def _total(predicted: dict[str, EnergyTree], spec: str = TINY_BERT) -> float:
+    energy = predicted[spec].root.energy_j
+    assert energy is not None and energy > 0
+    return energy
+
+
+def _j(joules: float) -> str:
+    """An energy for a budgets file or marker, exact to the joule's 12th digit."""
+    return f"{joules:.12g} J"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester folder holding the example factories, as a user's project would."""
+    (pytester.path / "examples").mkdir()
+    for name in ("__init__.py", "tiny_models.py"):
+        shutil.copy(REPO_ROOT / "examples" / name, pytester.path / "examples" / name)
+    return pytester
+
+
+def _budgets(pytester: pytest.Pytester, body: str, name: str = "energy_budgets.yaml") -> Path:
+    path = pytester.path / name
+    path.write_text("version: 1\nmodels:\n" + body, encoding="utf-8")
+    return path
+
+
+def _tiny_bert_entry(modules: str = "", budget: str | None = None, name: str = "tiny-bert") -> str:
+    text = f"  {name}:\n    model: {TINY_BERT}\n    inputs: {INPUTS}\n"
+    if budget:
+        text += f"    budget: {budget}\n"
+    if modules:
+        text += "    modules:\n" + "".join(f"      {line}\n" for line in modules.splitlines())
+    return text
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+# ---------------------------------------------------------------- budgets items
+
+
+@pytest.mark.parametrize(("factor", "code"), [(1.001, 0), (0.999, 1)], ids=["under", "over"])
+def test_module_budget_just_under_and_over(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree], factor: float, code: int
+) -> None:
+    limit = _layer0(predicted) * factor
+    _budgets(project, _tiny_bert_entry(f'"encoder.layer.*": {_j(limit)}'))
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode(code)
+    result.assert_outcomes(passed=1 - code, failed=code)
+    if code:
+        message = Check("tiny-bert", "encoder.layer.0", None, _layer0(predicted), limit).message()
+        assert message.endswith("budget (+0.1%)")
+        result.stdout.fnmatch_lines(
+            [f"  {message}", "*energy_budgets.yaml::tiny-bert - energy budget exceeded*"]
+        )
+
+
+@pytest.mark.parametrize(("factor", "code"), [(1.001, 0), (0.999, 1)], ids=["under", "over"])
+def test_whole_model_budget(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree], factor: float, code: int
+) -> None:
+    limit = _total(predicted) * factor
+    _budgets(project, _tiny_bert_entry(budget=_j(limit)))
+    result = _run(project, "--energy", "energy_budgets.yaml")
+    assert result.ret == pytest.ExitCode(code)
+    if code:
+        line = Check("tiny-bert", None, None, _total(predicted), limit).message()
+        result.stdout.fnmatch_lines([f"  {line}"])
+
+
+def test_every_violation_is_listed(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    layer = _layer0(predicted)
+    _budgets(
+        project,
+        _tiny_bert_entry(f'"encoder.layer.*": {_j(layer * 0.5)}', budget=_j(_total(predicted) / 2)),
+    )
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "energy budget exceeded (3 violations):",
+            f"  tiny-bert: {format_energy(_total(predicted))} > * budget (+100.0%)",
+            "  tiny-bert / encoder.layer.0: * > * budget (+100.0%)",
+            "  tiny-bert / encoder.layer.1: * > * budget (+100.0%)",
+        ]
+    )
+
+
+def test_unknown_model_fails_its_item_with_the_reason(project: pytest.Pytester) -> None:
+    _budgets(project, f"  nope:\n    model: examples.tiny_models:nope\n    inputs: {INPUTS}\n")
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*has no attribute 'nope'*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_glob_matching_nothing_is_a_warning(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    _budgets(project, _tiny_bert_entry('"decoder.*": 1 J'))
+    result = _run(project, "--energy", "--energy-report", "out/head.json")
+    assert result.ret == pytest.ExitCode.OK
+    warning = "tiny-bert: module glob 'decoder.*' (line 7) matched no module"
+    result.stdout.fnmatch_lines([f"warning: {warning}"])
+    report = json.loads((project.path / "out" / "head.json").read_text())
+    assert report["warnings"] == [warning]
+    assert report["models"][0]["energy_j"] == pytest.approx(_total(predicted))
+    assert report["models"][0]["tree"]["root"]["name"] == "tiny-bert"
+
+
+# ---------------------------------------------------------------- configuration errors
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("  a: {budget: 1 J\n", "*energy_budgets.yaml:4: malformed YAML*"),
+        ("  a:\n    bugdet: 1 J\n", "*energy_budgets.yaml:4: unknown key 'bugdet' in model 'a'*"),
+        (
+            "  a:\n    budget: 3 MJ\n",
+            "*energy_budgets.yaml:4: model 'a': budget unknown energy unit 'MJ'*",
+        ),
+    ],
+    ids=["malformed", "unknown-key", "bad-unit"],
+)
+def test_bad_budgets_file_is_a_usage_error(
+    pytester: pytest.Pytester, body: str, expected: str
+) -> None:
+    _budgets(pytester, body)
+    result = _run(pytester, "--energy")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+
+
+def test_budgets_file_named_but_missing_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--energy", "--energy-budgets", "nope.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: *nope.yaml: budgets file not found (set by --energy-budgets)"]
+    )
+
+
+# ---------------------------------------------------------------- config sources
+
+
+def test_ini_turns_the_gate_on_and_no_energy_turns_it_off(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    _budgets(project, _tiny_bert_entry(f'"encoder.layer.*": {_j(_layer0(predicted) / 2)}'))
+    project.makeini("[pytest]\nenergy = true\n")
+    assert _run(project).ret == pytest.ExitCode.TESTS_FAILED
+    assert _run(project, "--no-energy").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_pyproject_sets_the_budgets_file_and_cli_overrides_it(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    layer = _layer0(predicted)
+    _budgets(project, _tiny_bert_entry(f'"encoder.layer.*": {_j(layer / 2)}'), "tight.yaml")
+    _budgets(project, _tiny_bert_entry(f'"encoder.layer.*": {_j(layer * 2)}'), "loose.yaml")
+    project.makepyprojecttoml(
+        '[tool.pytest.ini_options]\nenergy = true\nenergy_budgets = "tight.yaml"\n'
+    )
+    # ini: the tight budgets (collected without naming the file)
+    assert _run(project).ret == pytest.ExitCode.TESTS_FAILED
+    # CLI beats ini
+    result = _run(project, "--energy-budgets", "loose.yaml")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=1)
+
+
+def test_default_budgets_file_is_at_the_rootdir(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    _budgets(project, _tiny_bert_entry(f'"encoder.layer.*": {_j(_layer0(predicted) * 2)}'))
+    project.makeini("[pytest]\n")
+    sub = project.mkdir("sub")
+    (sub / "test_plain.py").write_text("def test_ok():\n    pass\n")
+    result = project.runpytest("-p", "no:cacheprovider", "--energy", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["energy_budgets.yaml::tiny-bert", "sub/test_plain.py::test_ok"])
+
+
+@pytest.mark.parametrize("source", ["cli", "ini", "budgets-file"])
+def test_profile_from_each_source(project: pytest.Pytester, source: str) -> None:
+    """A profile that does not exist is a usage error naming it, whichever source set it."""
+    header = "version: 1\n"
+    if source == "budgets-file":
+        header += "profile: no-such-profile\n"
+    (project.path / "energy_budgets.yaml").write_text(
+        header + "models:\n" + _tiny_bert_entry(budget="1 kJ")
+    )
+    args = ["--energy"]
+    if source == "cli":
+        args += ["--energy-profile", "no-such-profile"]
+    if source == "ini":
+        project.makeini("[pytest]\nenergy_profile = no-such-profile\n")
+    result = _run(project, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: *no-such-profile*"])
+    # the command line wins over the others
+    result = _run(project, *args, "--energy-profile", "irene-device-1")
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_report_path_from_ini_and_cli(project: pytest.Pytester) -> None:
+    _budgets(project, _tiny_bert_entry(budget="1 kJ"))
+    project.makeini("[pytest]\nenergy_report = reports/ini.json\n")
+    assert _run(project, "--energy").ret == pytest.ExitCode.OK
+    assert (project.path / "reports" / "ini.json").is_file()
+    assert _run(project, "--energy", "--energy-report", "cli.json").ret == pytest.ExitCode.OK
+    assert (project.path / "cli.json").is_file()
+
+
+# ---------------------------------------------------------------- fixture and marker
+
+FIXTURE_TEST = """
+import pytest
+import torch
+from examples.tiny_models import tiny_bert
+
+{marks}
+def test_model(energy):
+    tree = energy(tiny_bert(), input_ids=torch.zeros((2, 16), dtype=torch.long), name="tiny")
+    assert tree.root.energy_j > 0
+"""
+
+
+@pytest.mark.parametrize(("factor", "code"), [(1.001, 0), (0.999, 1)], ids=["under", "over"])
+def test_fixture_checks_the_budgets_for_its_name(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree], factor: float, code: int
+) -> None:
+    limit = _layer0(predicted) * factor
+    _budgets(project, f'  tiny:\n    modules:\n      "encoder.layer.*": {_j(limit)}\n')
+    project.makepyfile(FIXTURE_TEST.format(marks=""))
+    result = _run(project, "--energy", "test_fixture_checks_the_budgets_for_its_name.py")
+    assert result.ret == pytest.ExitCode(code)
+    if code:
+        line = Check("tiny", "encoder.layer.0", None, _layer0(predicted), limit).message()
+        result.stdout.fnmatch_lines([f"  {line}"])
+
+
+@pytest.mark.parametrize(("factor", "code"), [(1.001, 0), (0.999, 1)], ids=["under", "over"])
+def test_marker_budget(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree], factor: float, code: int
+) -> None:
+    limit = _layer0(predicted) * factor
+    marks = f'@pytest.mark.energy_budget("{_j(limit)}", module="encoder.layer.*")'
+    project.makepyfile(FIXTURE_TEST.format(marks=marks))
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode(code)
+    if code:
+        line = Check("tiny", "encoder.layer.1", None, _layer0(predicted), limit).message()
+        result.stdout.fnmatch_lines([f"  {line}"])
+
+
+def test_marker_without_module_is_the_whole_model(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    limit = _total(predicted) * 0.999
+    project.makepyfile(FIXTURE_TEST.format(marks=f'@pytest.mark.energy_budget("{_j(limit)}")'))
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"  tiny: {format_energy(_total(predicted))} > * budget (+0.1%)"])
+
+
+def test_marker_misuse_fails_the_test(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.energy_budget("1 J")
+        def test_without_fixture():
+            pass
+        """
+    )
+    project.makepyfile(
+        test_bad_unit=FIXTURE_TEST.format(marks='@pytest.mark.energy_budget("1 MJ")')
+    )
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*energy_budget: budget unknown energy unit 'MJ'*",
+            "*energy_budget needs the test to predict a model with the `energy` fixture*",
+        ],
+        consecutive=False,
+    )
+
+
+# ---------------------------------------------------------------- off by default
+
+
+def test_inert_without_energy(project: pytest.Pytester) -> None:
+    """No --energy: the fixture skips with its reason, the budgets file (even a broken one) is
+    not read, nothing is collected from it, and torch is never imported."""
+    (project.path / "energy_budgets.yaml").write_text("version: [\n")
+    project.makepyfile(
+        test_off=FIXTURE_TEST.format(marks='@pytest.mark.energy_budget("1 J")'),
+        test_torch_free="""
+            import sys
+
+            def test_no_torch():
+                assert "torch" not in sys.modules
+                assert "predictor.zoo" not in sys.modules
+            """,
+    )
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "test_torch_free.py")
+    assert result.ret == pytest.ExitCode.OK
+    result = _run(project, "-rs", "test_off.py")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*energy gate is off: run pytest with --energy*"])
+    result = _run(project, "energy_budgets.yaml")  # nothing collects it: pytest's "not found"
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: not found: *energy_budgets.yaml"])
+
+
+def test_disabled_with_p_no_irene(project: pytest.Pytester) -> None:
+    _budgets(project, _tiny_bert_entry(budget="1 J"))
+    project.makepyfile("def test_ok():\n    pass\n")
+    result = _run(project, "-p", "no:irene")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=1)
+    result = _run(project, "-p", "no:irene", "--energy")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unrecognized arguments: --energy*"])
+
+
+# ---------------------------------------------------------------- xdist, JUnit, compare
+
+
+def test_xdist_aggregates_on_the_controller(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    layer = _layer0(predicted)
+    _budgets(
+        project,
+        _tiny_bert_entry(f'"encoder.layer.*": {_j(layer * 0.999)}')
+        + f"  tiny-gpt2:\n    model: {TINY_GPT2}\n    inputs: {INPUTS}\n    budget: 1 kJ\n",
+    )
+    result = project.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--energy", "--energy-report", "head.json"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1, failed=1)
+    line = Check("tiny-bert", "encoder.layer.0", None, layer, layer * 0.999).message()
+    result.stdout.fnmatch_lines([f"  {line}", "*energy (IrEne prediction, profile *"])
+    report = json.loads((project.path / "head.json").read_text())
+    assert sorted(m["name"] for m in report["models"]) == ["tiny-bert", "tiny-gpt2"]
+    gpt2 = next(m for m in report["models"] if m["name"] == "tiny-gpt2")
+    assert gpt2["energy_j"] == pytest.approx(_total(predicted, TINY_GPT2))
+    assert report["passed"] is False
+
+
+def test_junit_xml_records_each_checked_value(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    _budgets(project, _tiny_bert_entry('"encoder.layer.*": 1 J', budget="1 kJ"))
+    result = _run(project, "--energy", "--junit-xml", "junit.xml")
+    assert result.ret == pytest.ExitCode.OK
+    props = {
+        p.get("name"): float(p.get("value", "nan"))
+        for p in ET.parse(project.path / "junit.xml").iter("property")
+    }
+    layers = module_nodes(predicted[TINY_BERT])
+    assert props == pytest.approx(
+        {
+            "energy_j[tiny-bert]": _total(predicted),
+            "energy_budget_j[tiny-bert]": 1000.0,
+            "energy_j[tiny-bert/encoder.layer.0]": layers["encoder.layer.0"].energy_j,
+            "energy_budget_j[tiny-bert/encoder.layer.0]": 1.0,
+            "energy_j[tiny-bert/encoder.layer.1]": layers["encoder.layer.1"].energy_j,
+            "energy_budget_j[tiny-bert/encoder.layer.1]": 1.0,
+        }
+    )
+
+
+def _scale_base(path: Path, fqn: str, factor: float) -> None:
+    data = json.loads(path.read_text())
+
+    def walk(node: dict[str, object]) -> None:
+        if node.get("fqn") == fqn and isinstance(node.get("energy_j"), float):
+            node["energy_j"] = float(node["energy_j"]) * factor  # type: ignore[arg-type]
+        for child in node.get("children", []):  # type: ignore[attr-defined]
+            walk(child)
+
+    for model in data["models"]:
+        walk(model["tree"]["root"])
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("shrink", "code"), [(1 / 1.049, 0), (1 / 1.051, 1)], ids=["under", "over"]
+)
+def test_compare_against_a_base_report(project: pytest.Pytester, shrink: float, code: int) -> None:
+    """The base had encoder.layer.0 smaller: head grows 4.9% (within 5%) or 5.1% (beyond)."""
+    _budgets(project, _tiny_bert_entry(budget="1 kJ"))
+    assert _run(project, "--energy", "--energy-report", "base.json").ret == pytest.ExitCode.OK
+    _scale_base(project.path / "base.json", "encoder.layer.0", shrink)
+    result = _run(
+        project, "--energy", "--energy-compare", "base.json", "--energy-markdown", "diff.md"
+    )
+    assert result.ret == pytest.ExitCode(code)
+    if code:
+        result.stdout.fnmatch_lines(
+            ["  tiny-bert / encoder.layer.0: * > base * + 5.0% tolerance (+5.1%)"]
+        )
+    markdown = (project.path / "diff.md").read_text()
+    assert markdown.startswith("<!-- irene-energy-diff -->")
+    assert "| `encoder.layer.0` |" in markdown
