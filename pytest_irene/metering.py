@@ -1,0 +1,291 @@
+"""Metering the models under test: ``--energy-meter`` and ``--energy-check`` for the gate.
+
+The plugin calls this module; it holds no pytest hooks. With ``--energy-meter auto|nvml|rapl``
+each model the gate predicts is also run for real and every node of its tree is measured
+(:func:`predictor.calibrate.measure_tree`, on the device the model is on), so reports show
+measured beside predicted energy. ``--energy-check measured`` makes budgets judge measured
+values (``predicted`` is the default). When the meter cannot read, the run says why and falls
+back to prediction, or fails when measured values were demanded.
+
+Options resolve like the gate's others: command line (not None) > ini > default.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from predictor.errors import ConfigError, HardwareUnavailable
+from predictor.tree import EnergyTree
+
+__all__ = [
+    "CHECK_CHOICES",
+    "METERING_OPTIONS",
+    "METER_CHOICES",
+    "Metering",
+    "MeteringSettings",
+    "Outcome",
+    "add_options",
+    "measure_tree",
+    "merge_measured",
+    "resolve_metering",
+    "tree_for_check",
+]
+
+METER_CHOICES: tuple[str, ...] = ("none", "auto", "nvml", "rapl")
+CHECK_CHOICES: tuple[str, ...] = ("predicted", "measured")
+#: Option -> (command-line flag, ini key).
+METERING_OPTIONS: dict[str, tuple[str, str]] = {
+    "meter": ("--energy-meter", "energy_meter"),
+    "check": ("--energy-check", "energy_check"),
+}
+_DEFAULTS = {"meter": "none", "check": "predicted"}
+
+
+def add_options(group: Any, parser: Any) -> None:
+    """Add ``--energy-meter`` / ``--energy-check`` to the plugin's option group and the ini keys.
+
+    Call from ``pytest_addoption``: ``metering.add_options(group, parser)``. CLI defaults are
+    None so :func:`resolve_metering` can tell "not given" from a value.
+    """
+    group.addoption(
+        "--energy-meter",
+        dest="energy_meter",
+        default=None,
+        choices=METER_CHOICES,
+        help="also measure the models under test with this meter (auto: NVML for CUDA models, "
+        "RAPL for CPU ones; default none)",
+    )
+    group.addoption(
+        "--energy-check",
+        dest="energy_check",
+        default=None,
+        choices=CHECK_CHOICES,
+        help="which energy the budgets judge: predicted (default) or measured (needs a meter; "
+        "fails when it cannot read)",
+    )
+    parser.addini("energy_meter", "like --energy-meter", type="string", default=None)
+    parser.addini("energy_check", "like --energy-check", type="string", default=None)
+
+
+@dataclass(frozen=True)
+class MeteringSettings:
+    """Resolved ``meter`` and ``check``; ``sources`` says cli, ini or default for each."""
+
+    meter: str = "none"
+    check: str = "predicted"
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.meter != "none"
+
+
+def resolve_metering(
+    cli: Mapping[str, Any], ini: Mapping[str, Any], *, ini_name: str = "the ini file"
+) -> MeteringSettings:
+    """CLI (not None) > ini (not None/empty) > default, with each value validated.
+
+    ``cli`` and ``ini`` map ``"meter"`` and ``"check"`` to raw values. ``check=measured`` with
+    no meter is a ConfigError (there would be nothing to judge).
+    """
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    choices = {"meter": METER_CHOICES, "check": CHECK_CHOICES}
+    for key, (flag, ini_key) in METERING_OPTIONS.items():
+        raw_cli, raw_ini = cli.get(key), ini.get(key)
+        if raw_cli is not None:
+            value, source, where = str(raw_cli), "cli", flag
+        elif raw_ini not in (None, ""):
+            value, source, where = str(raw_ini), "ini", f"{ini_name}: {ini_key}"
+        else:
+            value, source, where = _DEFAULTS[key], "default", flag
+        value = value.strip().lower()
+        if value not in choices[key]:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices[key])}")
+        values[key], sources[key] = value, source
+    if values["check"] == "measured" and values["meter"] == "none":
+        raise ConfigError(
+            "--energy-check measured needs a meter: add --energy-meter auto (or nvml, rapl), "
+            "or set energy_meter in the ini file"
+        )
+    return MeteringSettings(meter=values["meter"], check=values["check"], sources=sources)
+
+
+# -- trees --------------------------------------------------------------------------------------
+
+
+def merge_measured(predicted: EnergyTree, measured: EnergyTree) -> EnergyTree:
+    """A copy of ``predicted`` with ``measured_energy_j`` and runtime features from ``measured``.
+
+    Nodes are matched by name and occurrence (functional-op names repeat); nodes the meter
+    could not measure keep ``measured_energy_j`` None.
+    """
+    out = EnergyTree.from_dict(predicted.to_dict())
+    found: dict[tuple[str, int], Any] = {}
+    seen: Counter[str] = Counter()
+    for node in measured.walk():
+        found[(node.name, seen[node.name])] = node
+        seen[node.name] += 1
+    seen.clear()
+    for node in out.walk():
+        match = found.get((node.name, seen[node.name]))
+        seen[node.name] += 1
+        if match is not None and match.measured_energy_j is not None:
+            node.measured_energy_j = match.measured_energy_j
+            node.runtime = dict(match.runtime)
+    out.meta = {**out.meta, "measured": measured.meta.get("measured", {})}
+    return out
+
+
+def tree_for_check(tree: EnergyTree, check: str) -> EnergyTree:
+    """The tree whose ``energy_j`` the budgets should judge.
+
+    ``predicted``: the tree itself. ``measured``: a copy whose ``energy_j`` is the measured
+    energy; nodes without a measurement keep the prediction and are listed in
+    ``meta["energy_check"]["predicted_fallback"]`` (never a silent zero).
+    """
+    if check == "predicted":
+        return tree
+    if check != "measured":
+        raise ConfigError(f"--energy-check: {check!r} is not one of {', '.join(CHECK_CHOICES)}")
+    out = EnergyTree.from_dict(tree.to_dict())
+    fallback: list[str] = []
+    for node in out.walk():
+        if node.measured_energy_j is not None:
+            node.energy_j = node.measured_energy_j
+        else:
+            fallback.append(node.name)
+    if out.root.measured_energy_j is None:
+        raise HardwareUnavailable(
+            f"{tree.model_name}: --energy-check measured, but the model was not measured"
+        )
+    out.meta = {**out.meta, "energy_check": {"source": "measured", "predicted_fallback": fallback}}
+    return out
+
+
+def measure_tree(
+    model: Any,
+    tree: EnergyTree,
+    inputs: Sequence[Any] | Mapping[str, Any],
+    meter: Any,
+    *,
+    settings: Any | None = None,
+    idle_power_w: float | None = None,
+) -> EnergyTree:
+    """``tree`` (predicted or not) with ``measured_energy_j`` on every node the meter could read.
+
+    ``inputs`` are the example inputs the tree was traced on: a sequence of positional
+    arguments or a mapping of keyword arguments, on the model's device.
+    """
+    from predictor.calibrate import measure_tree as _measure
+
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    if isinstance(inputs, Mapping):
+        kwargs = dict(inputs)
+    else:
+        args = tuple(inputs)
+    result = _measure(
+        model, tree, *args, meter=meter, settings=settings, idle_power_w=idle_power_w, **kwargs
+    )
+    merged = merge_measured(tree, result.tree)
+    if result.gaps:
+        merged.meta["measure_gaps"] = list(result.gaps)
+    return merged
+
+
+# -- per-run state ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """A tree after metering: ``measured`` False when the meter could not read (``note`` why)."""
+
+    tree: EnergyTree
+    measured: bool
+    note: str = ""
+    gaps: list[str] = field(default_factory=list)
+
+
+class Metering:
+    """One per pytest process: opens a meter per device on first use, measures idle once each.
+
+    ``meter_factory`` (default :func:`predictor.meters.get_meter`) lets tests inject a fake.
+    """
+
+    def __init__(
+        self,
+        settings: MeteringSettings,
+        *,
+        meter_factory: Callable[..., Any] | None = None,
+        measure_settings: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        if meter_factory is None:
+            from predictor.meters import get_meter
+
+            meter_factory = get_meter
+        self._factory = meter_factory
+        self._measure_settings = measure_settings
+        self._meters: dict[str, Any] = {}
+        self._idle: dict[str, float] = {}
+
+    def meter_for(self, device: str) -> Any:
+        """The meter for ``device`` (``"cpu"``, ``"cuda:0"``), opened once."""
+        if device not in self._meters:
+            self._meters[device] = self._factory(self.settings.meter, device=device)
+        return self._meters[device]
+
+    def status_lines(self) -> list[str]:
+        """One line per opened meter, for the terminal summary."""
+        return [f"{dev}: {m.status().describe()}" for dev, m in self._meters.items()]
+
+    def measure(
+        self, model: Any, tree: EnergyTree, inputs: Sequence[Any] | Mapping[str, Any]
+    ) -> Outcome:
+        """Measure ``model``'s tree, or say why not (HardwareUnavailable when check=measured)."""
+        if not self.settings.enabled:
+            return Outcome(tree, measured=False, note="metering is off (--energy-meter none)")
+        device = _device_of(model)
+        meter = self.meter_for(device)
+        st = meter.status()
+        if not st.available:
+            note = f"{tree.model_name}: not metered on {device}: {st.describe()}"
+            if self.settings.check == "measured":
+                raise HardwareUnavailable(note + "; --energy-check measured needs a working meter")
+            return Outcome(tree, measured=False, note=note + "; budgets judge predicted energy")
+        from predictor.calibrate import MeasureSettings, measure_idle_power
+
+        settings = self._measure_settings or MeasureSettings(
+            min_windows=3, max_windows=5, idle_s=1.0
+        )
+        if device not in self._idle:
+            self._idle[device] = measure_idle_power(meter, settings)
+        merged = measure_tree(
+            model, tree, inputs, meter, settings=settings, idle_power_w=self._idle[device]
+        )
+        gaps = list(merged.meta.get("measure_gaps", []))
+        return Outcome(
+            merged, measured=True, note=f"metered on {device} ({st.describe()})", gaps=gaps
+        )
+
+    def close(self) -> None:
+        for meter in self._meters.values():
+            meter.close()
+        self._meters.clear()
+
+
+def _device_of(model: Any) -> str:
+    import torch
+
+    first = next(iter(model.parameters()), None)
+    if first is None:
+        return "cpu"
+    dev = first.device
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        return f"cuda:{index}"
+    return str(dev.type)
