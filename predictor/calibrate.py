@@ -32,6 +32,7 @@ import os
 import platform
 import statistics
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -616,6 +617,7 @@ def calibrate_models(
     progress: Progress | None = None,
     seed: int = 0,
     counting_mode: str = "irene",
+    time_budget_s: float | None = None,
 ) -> Path:
     """Measure every (model, batch size, sequence length) and write the IrEne CSV dataset.
 
@@ -625,6 +627,10 @@ def calibrate_models(
     do not fit a model (a sequence beyond its positions) are skipped and listed. Writes the
     four CSV files, ``hardware.json`` (device, meter, method, idle power, settings, date),
     ``measurements.jsonl`` (per node: spread, repeats, reuse, gaps) and ``summary.json``.
+
+    The grid runs configuration-major (every model at the first batch size and sequence
+    length, then the next); after ``time_budget_s`` seconds no new configuration starts (the
+    rest are listed as skipped). The dataset is rewritten after each configuration.
     """
     from predictor import zoo
     from predictor.data import write_csv_dataset
@@ -637,65 +643,82 @@ def calibrate_models(
         zoo.build_model(spec, "eager")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     idle = measure_idle_power(meter, settings)
+    # every model stays loaded so the grid runs configuration-major: when the time budget ends
+    # the run, each model has its first configurations rather than one model having them all
+    loaded = {
+        spec: materialize(zoo.build_model(spec, "eager", device=device), device) for spec in models
+    }
+    caches: dict[str, dict[str, NodeMeasurement]] = {spec: {} for spec in models}
     trees: list[EnergyTree] = []
     lines: list[str] = []
     gaps: list[str] = []
     skipped: list[str] = []
-    for spec in models:
-        model = materialize(zoo.build_model(spec, "eager", device=device), device)
-        cache: dict[str, NodeMeasurement] = {}
-        for bs in batch_sizes:
-            for sl in seq_lens:
-                try:
-                    tree = zoo.build_zoo_tree(spec, bs, sl, counting_mode=counting_mode)
-                except ModelError as exc:
-                    skipped.append(f"{spec} b{bs} s{sl}: {exc}")
-                    continue
-                inputs = _real_inputs(tree, model, device, seed)
-                result = measure_tree(
-                    model,
-                    tree,
-                    meter=meter,
-                    settings=settings,
-                    idle_power_w=idle,
-                    device=device,
-                    progress=progress,
-                    cache=cache,
-                    **inputs,
-                )
-                trees.append(result.tree)
-                gaps.extend(f"{spec} b{bs} s{sl}: {g}" for g in result.gaps)
-                for r in result.records:
-                    rec = {"model": spec, "batch_size": bs, "seq_len": sl, **asdict(r)}
-                    rec["rel_std"] = (
-                        None if r.rel_std is None or math.isinf(r.rel_std) else r.rel_std
-                    )
-                    lines.append(json.dumps(rec, allow_nan=False))
-        del model
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
+    seconds: dict[str, float] = {}
+    grid = [(bs, sl) for bs in batch_sizes for sl in seq_lens]
+
+    def hardware() -> dict[str, Any]:
+        return {
+            **meter.hardware(),
+            **_host_description(device),
+            "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "idle_power_w": idle,
+            "idle_subtracted": settings.subtract_idle,
+            "settings": asdict(settings),
+            "models": list(models),
+            "batch_sizes": list(batch_sizes),
+            "seq_lens": list(seq_lens),
+            "counting_mode": counting_mode,
+            "time_budget_s": time_budget_s,
+            "config_seconds": dict(seconds),
+            "gaps": list(gaps),
+            "skipped": list(skipped),
+            "energy_mean": (
+                "J per call, idle power subtracted" if settings.subtract_idle else "J per call"
+            ),
+        }
+
+    for bs, sl in grid:
+        for spec in models:
+            label = f"{spec} b{bs} s{sl}"
+            if time_budget_s is not None and time.monotonic() - started > time_budget_s:
+                skipped.append(f"{label}: time budget of {time_budget_s:g} s used up")
+                continue
+            try:
+                tree = zoo.build_zoo_tree(spec, bs, sl, counting_mode=counting_mode)
+            except ModelError as exc:
+                skipped.append(f"{label}: {exc}")
+                continue
+            t0 = time.monotonic()
+            model = loaded[spec]
+            result = measure_tree(
+                model,
+                tree,
+                meter=meter,
+                settings=settings,
+                idle_power_w=idle,
+                device=device,
+                progress=progress,
+                cache=caches[spec],
+                **_real_inputs(tree, model, device, seed),
+            )
+            seconds[label] = round(time.monotonic() - t0, 3)
+            trees.append(result.tree)
+            gaps.extend(f"{label}: {g}" for g in result.gaps)
+            for r in result.records:
+                rec = {"model": spec, "batch_size": bs, "seq_len": sl, **asdict(r)}
+                rec["rel_std"] = None if r.rel_std is None or math.isinf(r.rel_std) else r.rel_std
+                lines.append(json.dumps(rec, allow_nan=False))
+            # checkpoint: a run killed later still leaves every finished configuration
+            write_csv_dataset(trees, out, hardware=hardware())
+            _atomic_write(out / "measurements.jsonl", "".join(line + "\n" for line in lines))
+    del loaded
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
     if not trees:
         raise ModelError("no configuration could be measured: " + "; ".join(skipped))
-    hardware = {
-        **meter.hardware(),
-        **_host_description(device),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "idle_power_w": idle,
-        "idle_subtracted": settings.subtract_idle,
-        "settings": asdict(settings),
-        "models": list(models),
-        "batch_sizes": list(batch_sizes),
-        "seq_lens": list(seq_lens),
-        "counting_mode": counting_mode,
-        "gaps": gaps,
-        "skipped": skipped,
-        "energy_mean": "J per call, idle power subtracted"
-        if settings.subtract_idle
-        else "J per call",
-    }
-    write_csv_dataset(trees, out, hardware=hardware)
-    _atomic_write(out / "measurements.jsonl", "".join(line + "\n" for line in lines))
+    write_csv_dataset(trees, out, hardware=hardware())
     _atomic_write(out / "summary.json", json.dumps(summarize(out), indent=2, sort_keys=True) + "\n")
     return out
 

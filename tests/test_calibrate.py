@@ -386,3 +386,17 @@ def test_relative_std_is_inf_for_non_positive_mean() -> None:
     from predictor.calibrate import NodeMeasurement
 
     assert math.isinf(NodeMeasurement(0.0, 0.1, 1.0, 0.1, 1, 2).rel_std)
+
+
+def test_time_budget_skips_configurations_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "calibrate", "--meter", "fake", "--models", "examples.tiny_models:tiny_gpt2",
+            "--batch-sizes", "1", "--seq-lens", "8", "--time-budget-s", "0", "--quiet",
+            "-o", str(tmp_path / "o"),
+        ]
+    )  # fmt: skip
+    assert rc == 3
+    assert "time budget of 0 s used up" in capsys.readouterr().err

@@ -64,6 +64,11 @@ def register(subparsers: Any) -> None:
         "--no-idle-subtract", action="store_true", help="keep idle power in the node energies"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random input ids")
+    parser.add_argument(
+        "--time-budget-s",
+        type=float,
+        help="start no new configuration after this many seconds (the rest are listed as skipped)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
 
@@ -150,9 +155,12 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=out,
                 device=device,
                 settings=settings,
+                time_budget_s=args.time_budget_s,
             )
         else:
-            path = _with_progress(specs, batch_sizes, seq_lens, meter, out, device, settings)
+            path = _with_progress(
+                specs, batch_sizes, seq_lens, meter, out, device, settings, args.time_budget_s
+            )
     finally:
         meter.close()
     _print_summary(path)
@@ -167,6 +175,7 @@ def _with_progress(
     out: Path,
     device: str,
     settings: Any,
+    time_budget_s: float | None,
 ) -> Path:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -204,6 +213,7 @@ def _with_progress(
             device=device,
             settings=settings,
             progress=progress,
+            time_budget_s=time_budget_s,
         )
         bars.update(overall, completed=total)
         for t in tasks.values():
@@ -226,6 +236,11 @@ def _print_summary(path: Path) -> None:
                 f"spread (std/mean over windows) {level}: median {100 * stats['median']:.2f} %, "
                 f"p90 {100 * stats['p90']:.2f} %"
             )
+    skipped = hardware.get("skipped", [])
+    if skipped:
+        print(
+            f"{len(skipped)} configuration(s) skipped (see hardware.json 'skipped'), e.g. {skipped[0]}"
+        )
     gaps = hardware.get("gaps", [])
     if gaps:
         print(f"{len(gaps)} node(s) not measured (see hardware.json 'gaps'), e.g. {gaps[0]}")
