@@ -436,42 +436,49 @@ def build_tree(
             f"{name}: the inputs do not fit {cls}.forward{inspect.signature(model.forward)}: {exc}"
         ) from None
 
-    first = "fake"
-    run_args, run_kwargs = args, kwargs
-    if meta_model:
-        to_meta = lambda t: t.to("meta")  # noqa: E731  (no data is copied to meta)
-        run_args, run_kwargs = _map_tensors(args, to_meta), _map_tensors(kwargs, to_meta)
-    execution = first
-    fallback_reason = ""
-    with _eval_mode(model):
-        try:
-            root, tracer = _attempt(model, run_args, run_kwargs, name, counting_mode, first)
-        except _Attempt as fake_failure:
-            fallback_reason = f"{first} tensors failed {fake_failure.failure.describe()}"
-            target = model
+    # Meta tensors are the fastest (no dispatch overhead) but code that branches on values
+    # fails there; transformers skips such checks under fake tensors ("is_tracing").
+    plan = ["meta", "fake", "real"] if meta_model else ["fake", "real"]
+    failures: list[tuple[str, _Failure]] = []
+    result: tuple[Node, _Tracer] | None = None
+    execution = ""
+    target = model
+    for execution in plan:
+        if execution == "real":
             if meta_model:
                 if real_model is None:
-                    raise TraceError(
-                        f"{name} ({cls}) failed on {first} tensors {fake_failure.failure.describe()}; "
-                        "the model is on the meta device, so it cannot be retried on real tensors: "
-                        "build it with real weights (or pass real_model=) or avoid that op"
-                    ) from None
+                    break
                 target = real_model()
-            real_args = _map_tensors(args, lambda t: t.to("cpu") if t.is_meta else t)
-            real_kwargs = _map_tensors(kwargs, lambda t: t.to("cpu") if t.is_meta else t)
-            try:
-                with _eval_mode(target):
-                    root, tracer = _attempt(
-                        target, real_args, real_kwargs, name, counting_mode, "real"
-                    )
-            except _Attempt as real_failure:
-                raise TraceError(
-                    f"{name} ({cls}) failed on {first} tensors {fake_failure.failure.describe()}; "
-                    f"and on real tensors {real_failure.failure.describe()}. Check that the "
-                    "inputs fit the model, or register the failing module as a primitive"
-                ) from None
-            model = target
-            execution = "real"
+            run_args = _map_tensors(args, lambda t: t.to("cpu") if t.is_meta else t)
+            run_kwargs = _map_tensors(kwargs, lambda t: t.to("cpu") if t.is_meta else t)
+        elif meta_model:
+            to_meta = lambda t: t.to("meta")  # noqa: E731  (no data is copied to meta)
+            run_args, run_kwargs = _map_tensors(args, to_meta), _map_tensors(kwargs, to_meta)
+        else:
+            run_args, run_kwargs = args, kwargs
+        try:
+            with _eval_mode(target):
+                result = _attempt(target, run_args, run_kwargs, name, counting_mode, execution)
+            break
+        except _Attempt as failed:
+            failures.append((execution, failed.failure))
+    if result is None:
+        tried = "; ".join(f"on {where} tensors {f.describe()}" for where, f in failures)
+        hint = (
+            " The model is on the meta device, so it could not be retried on real tensors: "
+            "build it with real weights (or pass real_model=)."
+            if meta_model and real_model is None
+            else ""
+        )
+        raise TraceError(
+            f"{name} ({cls}) failed {tried}.{hint} Check that the inputs fit the model, or "
+            "register the failing module as a primitive (predictor.trace.register_primitive)"
+        )
+    root, tracer = result
+    model = target
+    fallback_reason = "; ".join(
+        f"{where} tensors failed {f.describe()}" for where, f in failures if where != "meta"
+    )
 
     counts = _param_counts(model)
     fqn_module = dict(model.named_modules())

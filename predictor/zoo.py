@@ -50,6 +50,7 @@ class ZooEntry:
     longest input is ``max_position_embeddings - position_offset``.
     ``irene_position_ids``: feed ``position_ids`` of shape (batch, seq) in irene mode, as
     transformers 4.2.2 (the IrEne dataset's version) did for this model.
+    ``causal``: a decoder-only model, fed an attention mask as ``generate()`` does.
     """
 
     config_class: str
@@ -57,6 +58,7 @@ class ZooEntry:
     config: dict[str, Any] = field(default_factory=dict)
     position_offset: int = 0
     irene_position_ids: bool = False
+    causal: bool = False
 
 
 _ZOO: dict[str, ZooEntry] = {
@@ -79,11 +81,14 @@ _ZOO: dict[str, ZooEntry] = {
         },
         position_offset=2,
     ),
-    "gpt2": ZooEntry("GPT2Config", "GPT2Model"),
-    "distilgpt2": ZooEntry("GPT2Config", "GPT2Model", {"n_layer": 6}),
-    "openai-gpt": ZooEntry("OpenAIGPTConfig", "OpenAIGPTModel"),
+    "gpt2": ZooEntry("GPT2Config", "GPT2Model", causal=True),
+    "distilgpt2": ZooEntry("GPT2Config", "GPT2Model", {"n_layer": 6}, causal=True),
+    "openai-gpt": ZooEntry("OpenAIGPTConfig", "OpenAIGPTModel", causal=True),
     "sshleifer/tiny-ctrl": ZooEntry(
-        "CTRLConfig", "CTRLModel", {"n_layer": 2, "n_embd": 16, "n_head": 2, "dff": 2}
+        "CTRLConfig",
+        "CTRLModel",
+        {"n_layer": 2, "n_embd": 16, "n_head": 2, "dff": 2},
+        causal=True,
     ),
     # -- modern models, published sizes ---------------------------------------------------------
     "llama-2-7b": ZooEntry(
@@ -99,6 +104,7 @@ _ZOO: dict[str, ZooEntry] = {
             "max_position_embeddings": 4096,
             "rms_norm_eps": 1e-5,
         },
+        causal=True,
     ),
     "mistral-7b": ZooEntry(
         "MistralConfig",
@@ -114,6 +120,7 @@ _ZOO: dict[str, ZooEntry] = {
             "sliding_window": 4096,
             "rms_norm_eps": 1e-5,
         },
+        causal=True,
     ),
     "qwen2-0.5b": ZooEntry(
         "Qwen2Config",
@@ -129,6 +136,7 @@ _ZOO: dict[str, ZooEntry] = {
             "rms_norm_eps": 1e-6,
             "tie_word_embeddings": True,
         },
+        causal=True,
     ),
     "t5-small": ZooEntry(
         "T5Config",
@@ -314,13 +322,19 @@ def model_inputs(
     *,
     counting_mode: str = "irene",
     irene_position_ids: bool = False,
+    causal: bool = False,
 ) -> dict[str, Any]:
     """Keyword inputs for one forward of a token model: ``input_ids`` (int64 zeros, (B, S)),
+    for decoder-only (``causal``) models ``attention_mask`` (ones, as ``generate()`` passes it;
+    it also keeps transformers off value-dependent packed-sequence checks, so the trace runs
+    on meta tensors),
     ``decoder_input_ids`` for encoder-decoders, ``use_cache=False`` where the forward takes it
     (a single forward, as measured in the dataset)."""
     ids = torch.zeros((batch_size, seq_len), dtype=torch.long)
     kwargs: dict[str, Any] = {"input_ids": ids}
     params = inspect.signature(model.forward).parameters
+    if causal and "attention_mask" in params:
+        kwargs["attention_mask"] = torch.ones((batch_size, seq_len), dtype=torch.long)
     config = getattr(model, "config", None)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
         kwargs["decoder_input_ids"] = torch.zeros((batch_size, seq_len), dtype=torch.long)
@@ -358,6 +372,7 @@ def build_zoo_tree(
         seq_len,
         counting_mode=counting_mode,
         irene_position_ids=bool(entry and entry.irene_position_ids),
+        causal=bool(entry and entry.causal),
     )
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:

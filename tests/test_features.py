@@ -1,0 +1,144 @@
+"""Op formulas on tiny inputs with hand-computed FLOPs and bytes (fvcore-style)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from predictor.features import _HANDLES, OpCall, OpCount, get_op_handle, op_name, set_op_handle
+from predictor.trace import build_tree
+
+MIB = 2**20
+
+
+class Wrap(nn.Module):
+    """Calls ``fn`` on its inputs, so the op's cost lands on the root."""
+
+    def __init__(self, fn: object) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.fn(*args)  # type: ignore[operator, no-any-return]
+
+
+def cost(fn: object, *args: torch.Tensor, mode: str = "irene") -> tuple[float, float]:
+    """(FLOPs, bytes) of one call, traced."""
+    tree = build_tree(Wrap(fn), *args, counting_mode=mode)
+    assert not tree.unsupported_ops, tree.unsupported_ops
+    return tree.root.flops * 1e6, tree.root.mem_bytes * MIB
+
+
+@pytest.mark.parametrize(
+    ("func", "expected"),
+    [
+        (torch.Tensor.__radd__, "add"),
+        (torch.Tensor.add_, "add"),
+        (torch.add, "add"),
+        (torch.Tensor.__rsub__, "rsub"),
+        (torch.Tensor.__truediv__, "div"),
+        (torch.Tensor.__matmul__, "matmul"),
+        (F.linear, "linear"),
+        (torch.Tensor.shape.__get__, "attr:shape"),  # type: ignore[attr-defined]
+    ],
+)
+def test_op_names_are_normalised(func: object, expected: str) -> None:
+    assert op_name(func) == expected
+
+
+def test_irene_linear_on_3d_input_is_matmul_plus_bias_add() -> None:
+    lin = nn.Linear(4, 3)
+    x = torch.zeros(2, 5, 4)
+    flops, nbytes = cost(lin, x)
+    # 2*B*S*in*out + B*S*out; 4*B*(S*in + in*out + S*out) + 2*4*B*S*out
+    assert flops == 2 * 2 * 5 * 4 * 3 + 2 * 5 * 3
+    assert nbytes == 4 * 2 * (5 * 4 + 4 * 3 + 5 * 3) + 8 * 2 * 5 * 3
+
+
+def test_irene_linear_on_2d_input_is_addmm_without_bias() -> None:
+    flops, nbytes = cost(nn.Linear(4, 3), torch.zeros(5, 4))
+    assert flops == 2 * 5 * 4 * 3
+    assert nbytes == 4 * (5 * 4 + 4 * 3 + 5 * 3)
+
+
+def test_native_linear_reads_weights_once_and_is_dtype_aware() -> None:
+    flops, nbytes = cost(nn.Linear(4, 3), torch.zeros(2, 5, 4), mode="native")
+    assert flops == 2 * 10 * 4 * 3 + 10 * 3
+    assert nbytes == 4 * (40 + 12 + 3 + 30)
+    half = nn.Linear(4, 3).to(torch.float16)
+    _, nbytes16 = cost(half, torch.zeros(2, 5, 4, dtype=torch.float16), mode="native")
+    assert nbytes16 == nbytes / 2
+
+
+def test_matmul_softmax_and_elementwise_follow_irene_rules() -> None:
+    a, b = torch.zeros(2, 3, 4), torch.zeros(2, 4, 5)
+    assert cost(torch.matmul, a, b) == (2 * 2 * 3 * 4 * 5, 4 * 2 * (12 + 20 + 15))
+    x = torch.zeros(2, 3)
+    assert cost(lambda t: F.softmax(t, dim=-1), x) == (5 * 6, 3 * 4 * 6)
+    assert cost(torch.add, x, x) == (6, 2 * 4 * 6)
+    assert cost(torch.mul, x, x) == (6, 3 * 4 * 6)
+    assert cost(torch.tanh, x) == (4 * 6, 1 * 4 * 6)
+    assert cost(lambda t: F.layer_norm(t, (3,)), x) == (8 * 6, 4 * 4 * 6)
+    # broadcasting: per output element
+    assert cost(torch.add, torch.zeros(2, 1), torch.zeros(1, 3)) == (6, 2 * 4 * 6)
+    # IrEne had no counter for masks and dropout
+    assert cost(lambda t: torch.where(t > 0, t, t), x)[0] == 0  # comparison and where: 0
+
+
+def test_embedding_charges_int64_indices_and_fp32_output() -> None:
+    emb = nn.Embedding(10, 4)
+    ids = torch.zeros(2, 3, dtype=torch.long)
+    assert cost(emb, ids) == (0, 8 * 6 + 4 * 6 * 4)
+
+
+def test_sdpa_counts_as_matmul_softmax_matmul_nodes() -> None:
+    class Attn(nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return F.scaled_dot_product_attention(q, q, q)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = Attn()
+
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return self.attn(q)  # type: ignore[no-any-return]
+
+    q = torch.zeros(1, 2, 4, 8)
+    tree = build_tree(Net(), q)
+    ml = [(n.name, n.flops * 1e6) for n in tree.nodes("ml")]
+    scores = 1 * 2 * 4 * 4
+    mm = 2 * 2 * 4 * 8 * 4
+    assert ml == [("attn:MatMul", mm), ("attn:Softmax", 5 * scores), ("attn:MatMul", mm)]
+    # plus the scale (mul), counted in the module only
+    assert tree.root.flops * 1e6 == pytest.approx(2 * mm + 5 * scores + scores)
+
+
+@pytest.fixture
+def restore_registry() -> Iterator[None]:
+    saved = {mode: dict(handles) for mode, handles in _HANDLES.items()}
+    yield
+    for mode, handles in saved.items():
+        _HANDLES[mode].clear()
+        _HANDLES[mode].update(handles)
+
+
+def test_op_without_formula_is_listed_not_counted(restore_registry: None) -> None:
+    assert get_op_handle("cumprod", "irene") is None
+    tree = build_tree(Wrap(lambda t: torch.cumprod(t, 0)), torch.zeros(3))
+    assert [(u.op, u.count) for u in tree.unsupported_ops] == [("cumprod", 1)]
+    # a new op is one entry
+    set_op_handle("cumprod", lambda call: [OpCount(float(call.out.numel()), 0.0)])
+    tree = build_tree(Wrap(lambda t: torch.cumprod(t, 0)), torch.zeros(3))
+    assert tree.unsupported_ops == []
+    assert tree.root.flops == pytest.approx(3e-6)
+
+
+def test_unknown_counting_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="counting mode"):
+        set_op_handle("x", lambda call: [], mode="bogus")
+    assert OpCall("x", ()).arg(0, "input", "d") == "d"

@@ -1,0 +1,224 @@
+"""The tracer: names, levels, roll-up, parameters, fallbacks and errors, on tiny modules with
+hand-computed features; and a few IrEne dataset configurations matched node by node."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from predictor.data import load_dataset
+from predictor.errors import ModelError, TraceError
+from predictor.trace import build_tree, primitive_type
+from predictor.tree import EnergyTree, Node
+from predictor.zoo import build_zoo_tree
+
+MIB = 2**20
+
+
+class Attn(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)  # (2, 3, 4)
+        s = torch.matmul(h, h.transpose(-1, -2))  # (2, 3, 3)
+        p = F.softmax(s, dim=-1)
+        out = self.drop(torch.matmul(p, h))
+        return self.act(out) + x  # add: 24 elements
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.block = Attn()
+        self.head = nn.Linear(4, 10, bias=False)
+        self.head.weight = self.emb.weight  # tied
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        x = self.emb(input_ids)
+        x = self.block(x)
+        x = self.block(x)  # shared module called twice: two nodes
+        return self.head(x)
+
+
+def _tree() -> EnergyTree:
+    return build_tree(Net(), name="net", batch_size=2, seq_len=3)
+
+
+def test_names_levels_and_order() -> None:
+    tree = _tree()
+    assert tree.root.name == "net" and tree.root.type == "Net" and tree.root.level == "model"
+    names = [(n.level, n.name) for n in tree.root.children]
+    assert names == [
+        ("ml", "emb:Embedding"),
+        ("module", "block:Attn"),
+        ("module", "block:Attn"),
+        ("ml", "head:Linear"),
+    ]
+    block = tree.root.children[1]
+    assert [(n.level, n.name) for n in block.children] == [
+        ("ml", "block.fc:Linear"),
+        ("ml", "block:MatMul"),
+        ("ml", "block:Softmax"),
+        ("ml", "block:MatMul"),
+        ("ml", "block.act:GELU"),
+    ]  # no Dropout node
+
+
+def test_features_hand_computed_and_rolled_up() -> None:
+    tree = _tree()
+    block = tree.root.children[1]
+    fc, mm1, sm, mm2, act = block.children
+    # Linear (2,3,4)x(4,4)+bias: 2*2*3*4*4 + 2*3*4
+    assert fc.flops * 1e6 == pytest.approx(192 + 24)
+    assert fc.mem_bytes * MIB == pytest.approx(4 * 2 * (12 + 16 + 12) + 8 * 24)
+    assert mm1.flops * 1e6 == pytest.approx(2 * 2 * 3 * 4 * 3)
+    assert mm2.flops * 1e6 == pytest.approx(2 * 2 * 3 * 3 * 4)
+    assert sm.flops * 1e6 == pytest.approx(5 * 18)
+    assert act.flops * 1e6 == pytest.approx(6 * 24)
+    # the residual add (24 elements) is in the module, not in any child
+    children = sum(c.flops for c in block.children)
+    assert (block.flops - children) * 1e6 == pytest.approx(24)
+    assert (block.mem_bytes - sum(c.mem_bytes for c in block.children)) * MIB == pytest.approx(
+        8 * 24
+    )
+    root_children = sum(c.flops for c in tree.root.children)
+    assert tree.root.flops == pytest.approx(root_children)
+    for node in tree.walk():
+        assert (node.batch_size, node.seq_len) == (2, 3)
+
+
+def test_parameters_tied_weights_once() -> None:
+    tree = _tree()
+    emb, block, _, head = tree.root.children
+    assert emb.num_parameters == 40 and head.num_parameters == 40
+    assert block.num_parameters == 20
+    assert tree.root.num_parameters == 40 + 20  # the tied head weight is not counted twice
+    assert all(n.num_parameters == 0 for n in tree.nodes("ml") if n.type in ("MatMul", "Softmax"))
+
+
+def test_meta_and_unsupported() -> None:
+    tree = _tree()
+    assert tree.counting_mode == "irene"
+    assert tree.meta["model"] == "net"
+    assert tree.meta["inputs"] == {"input_ids": {"shape": [2, 3], "dtype": "int64"}}
+    assert "attn_implementation" in tree.meta
+    assert tree.unsupported_ops == []
+    assert EnergyTree.from_dict(tree.to_dict()).to_dict() == tree.to_dict()
+
+
+def test_primitive_registry() -> None:
+    assert primitive_type(nn.Linear(2, 2)) == "Linear"
+    assert primitive_type(nn.SiLU()) == "SiLU"
+    assert primitive_type(Attn()) is None
+
+    class LlamaRMSNorm(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    assert primitive_type(LlamaRMSNorm()) == "LlamaRMSNorm"
+
+
+class ItemModel(nn.Module):
+    """Data-dependent control flow: fails on fake tensors, runs on real ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum().item() >= 0:
+            return self.fc(x)
+        return x
+
+
+def test_fake_failure_falls_back_to_real_tensors() -> None:
+    tree = build_tree(ItemModel(), torch.zeros(2, 4))
+    assert tree.meta["execution"] == "real"
+    assert "item" in tree.meta["fallback_reason"]
+    assert tree.root.children[0].flops * 1e6 == pytest.approx(2 * 2 * 4 * 4)
+
+
+class Broken(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(4, 4), Bad())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)  # type: ignore[no-any-return]
+
+
+class Bad(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, torch.zeros(5, 5))  # (.., 4) @ (5, 5): never fits
+
+
+def test_failure_on_fake_and_real_names_module_and_op() -> None:
+    with pytest.raises(TraceError) as info:
+        build_tree(Broken(), torch.zeros(2, 4))
+    msg = str(info.value)
+    assert "inner.1:Bad" in msg and "'matmul'" in msg and "real tensors" in msg
+
+
+def test_inputs_that_do_not_fit_and_missing_inputs() -> None:
+    with pytest.raises(ModelError, match="do not fit"):
+        build_tree(Net(), torch.zeros(2, 3, dtype=torch.long), pixel_values=torch.zeros(1))
+    with pytest.raises(ModelError, match="batch_size and seq_len"):
+        build_tree(Net())
+    with pytest.raises(ModelError, match="counting mode"):
+        build_tree(Net(), batch_size=1, seq_len=2, counting_mode="fast")
+
+
+def test_meta_model_allocates_no_storage() -> None:
+    with torch.device("meta"):
+        model = Net()
+    tree = build_tree(model, batch_size=2, seq_len=3)
+    assert all(p.is_meta for p in model.parameters())
+    assert tree.root.flops == pytest.approx(_tree().root.flops)
+
+
+# -- the IrEne dataset ----------------------------------------------------------------------
+
+CONFIGS = [
+    ("bert-base-uncased", 8, 32),
+    ("distilbert-base-uncased", 24, 64),
+    ("roberta-base", 8, 256),
+    ("gpt2", 16, 96),
+    ("distilgpt2", 32, 64),
+    ("openai-gpt", 8, 224),
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(irene_device_1: Path) -> dict[tuple[str, int, int], EnergyTree]:
+    data = load_dataset(irene_device_1)
+    return {(t.model_name, t.batch_size, t.seq_len): t for t in data.trees}
+
+
+@pytest.mark.parametrize(("model", "batch", "seq"), CONFIGS)
+def test_traced_ml_nodes_and_model_flops_match_dataset(
+    dataset: dict[tuple[str, int, int], EnergyTree], model: str, batch: int, seq: int
+) -> None:
+    data = dataset[(model, batch, seq)]
+    tree = build_zoo_tree(model, batch, seq)
+    mine: dict[str, list[Node]] = defaultdict(list)
+    for node in tree.nodes("ml"):
+        mine[node.name].append(node)
+    seen: dict[str, int] = defaultdict(int)
+    for node in data.nodes("ml"):
+        k = seen[node.name]
+        seen[node.name] += 1
+        assert k < len(mine[node.name]), f"{node.name} (occurrence {k + 1}) not traced"
+        traced = mine[node.name][k]
+        assert traced.flops == pytest.approx(node.flops, rel=0.01, abs=1e-9), node.name
+        assert traced.mem_bytes == pytest.approx(node.mem_bytes, rel=0.01), node.name
+    assert tree.root.flops == pytest.approx(data.root.flops, rel=0.01)
