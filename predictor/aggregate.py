@@ -280,13 +280,20 @@ def _psi(nodes: Sequence[Node], terms: Sequence[str], flat: Flat | None = None) 
 
 @dataclass
 class ResidualAggregator:
-    """``E(n) = a * sum_c E(c) + theta . psi(n)`` per level group (module, model)."""
+    """``E(n) = a . S(n) + theta . psi(n)``, one linear model per level (module, model).
+
+    ``S(n)`` is the children's predicted energy: one sum, or with ``split_children`` two (ML
+    children, module children), so a container of modules can keep a weight near 1 while a
+    module running primitives pays their launch and synchronisation overhead. ``psi(n)`` holds
+    ``terms`` (``model_terms`` at the root when given).
+    """
 
     terms: tuple[str, ...]
     per_level: bool = True
     refits: int = 2
     ridge: float = 1e-8
-    #: level -> (scale of [children, *terms], coefficients)
+    split_children: bool = False
+    model_terms: tuple[str, ...] | None = None
     coef: dict[str, Array] = field(default_factory=dict)
     scale: dict[str, Array] = field(default_factory=dict)
     kind: str = "residual"
@@ -297,9 +304,30 @@ class ResidualAggregator:
         levels = np.asarray([flat.nodes[i].level for i in idx])
         return {lvl: idx[levels == lvl] for lvl in ("module", "model") if np.any(levels == lvl)}
 
-    def _fit_once(self, flat: Flat, child_energy: Array, psi: Array, y: Array, inner: IntArray) -> None:
-        for lvl, idx in self._groups(flat, inner).items():
-            design = np.column_stack([child_energy[idx], psi[idx]])
+    def _terms(self, group: str) -> tuple[str, ...]:
+        if group == "model" and self.model_terms is not None:
+            return self.model_terms
+        return self.terms
+
+    def _child_sums(self, flat: Flat, values: Array, kids: IntArray | None = None) -> Array:
+        """Per node, the children's sum of ``values`` (two columns with ``split_children``)."""
+        if kids is None:
+            kids = np.flatnonzero(flat.parent >= 0)
+        is_ml = np.asarray([flat.nodes[k].level == "ml" for k in kids.tolist()], dtype=bool)
+        cols = (is_ml, ~is_ml) if self.split_children else (np.ones(len(kids), dtype=bool),)
+        out = np.zeros((len(flat.nodes), len(cols)), dtype=np.float64)
+        for j, mask in enumerate(cols):
+            np.add.at(out[:, j], flat.parent[kids[mask]], values[kids[mask]])
+        return out
+
+    def _psi(self, flat: Flat, groups: dict[str, IntArray]) -> dict[str, Array]:
+        return {g: _psi([flat.nodes[i] for i in idx], self._terms(g)) for g, idx in groups.items()}
+
+    def _fit_once(
+        self, sums: Array, psi: dict[str, Array], y: Array, groups: dict[str, IntArray]
+    ) -> None:
+        for lvl, idx in groups.items():
+            design = np.column_stack([sums[idx], psi[lvl]])
             sc = np.abs(design).max(axis=0)
             sc = np.where(sc > 0, sc, 1.0)
             w = 1.0 / y[idx]
@@ -314,55 +342,56 @@ class ResidualAggregator:
     def fit(self, trees: Sequence[EnergyTree], leaf_pred: Array) -> ResidualAggregator:
         flat = Flat.of(trees)
         y = flat.measured()
-        inner = np.flatnonzero(~flat.is_leaf)
-        psi = np.zeros((len(flat.nodes), len(self.terms)))
-        psi[inner] = _psi([flat.nodes[i] for i in inner], self.terms)
+        groups = self._groups(flat, np.flatnonzero(~flat.is_leaf))
+        psi = self._psi(flat, groups)
         # Stepwise first (true children), then on our own bottom-up predictions.
-        self._fit_once(flat, flat.child_sum(y), psi, y, inner)
+        self._fit_once(self._child_sums(flat, y), psi, y, groups)
         for _ in range(self.refits):
-            energy = self._bottom_up(flat, leaf_pred, psi)
-            self._fit_once(flat, flat.child_sum(energy), psi, y, inner)
+            energy = self._bottom_up(flat, leaf_pred)
+            self._fit_once(self._child_sums(flat, energy), psi, y, groups)
         return self
 
-    def _bottom_up(self, flat: Flat, leaf_pred: Array, psi: Array) -> Array:
+    def _bottom_up(self, flat: Flat, leaf_pred: Array) -> Array:
         energy = np.where(flat.is_leaf, leaf_pred, 0.0)
         for idx in flat.depths_bottom_up():
-            kids = flat.children_of(idx)
-            sums = np.zeros(len(flat.nodes))
-            np.add.at(sums, flat.parent[kids], energy[kids])
-            for lvl, gidx in self._groups(flat, idx).items():
+            sums = self._child_sums(flat, energy, flat.children_of(idx))
+            groups = self._groups(flat, idx)
+            psi = self._psi(flat, groups)
+            for lvl, gidx in groups.items():
                 coef = self.coef.get(lvl)
                 if coef is None:  # a level never seen in training: plain sum
-                    energy[gidx] = sums[gidx]
+                    energy[gidx] = sums[gidx].sum(axis=1)
                     continue
-                design = np.column_stack([sums[gidx], psi[gidx]]) / self.scale[lvl]
+                design = np.column_stack([sums[gidx], psi[lvl]]) / self.scale[lvl]
                 energy[gidx] = design @ coef
         return energy
 
     def predict_flat(self, flat: Flat, leaf_pred: Array) -> Array:
-        inner = np.flatnonzero(~flat.is_leaf)
-        psi = np.zeros((len(flat.nodes), len(self.terms)))
-        psi[inner] = _psi([flat.nodes[i] for i in inner], self.terms)
-        return self._bottom_up(flat, leaf_pred, psi)
+        return self._bottom_up(flat, leaf_pred)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "terms": list(self.terms),
+            "model_terms": None if self.model_terms is None else list(self.model_terms),
             "per_level": self.per_level,
             "refits": self.refits,
             "ridge": self.ridge,
+            "split_children": self.split_children,
             "coef": {k: v.tolist() for k, v in sorted(self.coef.items())},
             "scale": {k: v.tolist() for k, v in sorted(self.scale.items())},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResidualAggregator:
+        mt = data.get("model_terms")
         return cls(
             terms=tuple(str(t) for t in data["terms"]),
+            model_terms=None if mt is None else tuple(str(t) for t in mt),
             per_level=bool(data["per_level"]),
             refits=int(data["refits"]),
             ridge=float(data["ridge"]),
+            split_children=bool(data["split_children"]),
             coef={str(k): np.asarray(v, dtype=np.float64) for k, v in data["coef"].items()},
             scale={str(k): np.asarray(v, dtype=np.float64) for k, v in data["scale"].items()},
         )

@@ -64,6 +64,8 @@ class Settings:
     residual_terms: tuple[str, ...] = ("resid_flops", "resid_mem", "intercept")
     per_level: bool = True
     refits: int = 2
+    split_children: bool = False
+    model_terms: tuple[str, ...] | None = None
     irene_epochs: int = 8
     seed: int = 0
 
@@ -75,7 +77,9 @@ class Settings:
                 ml_method="linear",
                 residual_terms=("resid_flops", "resid_mem", *(f"own:{c}" for c in RUNTIME_FEATURES)),
             )
-        return cls()
+        # Static: ML and module children weighed apart; the root is a weighted sum of its
+        # children only (residual terms at the root overfit its ~160 training rows).
+        return cls(split_children=True, model_terms=())
 
     @classmethod
     def irene(cls) -> Settings:
@@ -89,6 +93,8 @@ class Settings:
             "residual_terms": list(self.residual_terms),
             "per_level": self.per_level,
             "refits": self.refits,
+            "split_children": self.split_children,
+            "model_terms": None if self.model_terms is None else list(self.model_terms),
             "irene_epochs": self.irene_epochs,
             "seed": self.seed,
         }
@@ -101,6 +107,8 @@ class Settings:
             residual_terms=tuple(str(t) for t in data["residual_terms"]),
             per_level=bool(data["per_level"]),
             refits=int(data["refits"]),
+            split_children=bool(data["split_children"]),
+            model_terms=None if data["model_terms"] is None else tuple(str(t) for t in data["model_terms"]),
             irene_epochs=int(data["irene_epochs"]),
             seed=int(data["seed"]),
         )
@@ -113,30 +121,42 @@ def attach_num_parameters(trees: Sequence[EnergyTree]) -> int:
     know) nothing changes: the regressors ignore a column that is constant in training.
     """
     try:
-        from predictor import zoo  # type: ignore[attr-defined]
+        from predictor import zoo
     except ImportError:
         return 0
-    cache: dict[str, dict[str, int] | None] = {}
+    from predictor.data import FUNCTIONAL_OPS
+
+    # Keyed by fqn: class names changed between transformers 4.2 (the dataset) and 5.
+    cache: dict[str, tuple[int, dict[str, int]] | None] = {}
     filled = 0
     for tree in trees:
         model = tree.model_name
         if model not in cache:
             try:
-                spec = zoo.resolve(model)
-                traced = zoo.build_zoo_tree(spec, batch_size=1, seq_len=8, counting_mode="irene")
-                cache[model] = {n.name: n.num_parameters for n in traced.walk()} | {
-                    model: traced.root.num_parameters
-                }
+                traced = zoo.build_zoo_tree(model, 1, 8, counting_mode="irene")
             except Exception:  # a model the zoo cannot build: leave its counts at 0
                 cache[model] = None
-        params = cache[model]
-        if params is None:
+            else:
+                by_fqn = {
+                    n.fqn: n.num_parameters
+                    for n in traced.walk()
+                    if n.level != "model" and n.type not in FUNCTIONAL_OPS
+                }
+                cache[model] = (traced.root.num_parameters, by_fqn)
+        entry = cache[model]
+        if entry is None:
             continue
+        root_params, by_fqn = entry
         for node in tree.walk():
-            value = params.get(node.name)
-            if value is not None:
-                node.num_parameters = int(value)
-                filled += 1
+            if node.level == "model":
+                node.num_parameters = root_params
+            elif node.type in FUNCTIONAL_OPS:
+                node.num_parameters = 0
+            elif node.fqn in by_fqn:
+                node.num_parameters = by_fqn[node.fqn]
+            else:
+                continue
+            filled += 1
     return filled
 
 
@@ -155,7 +175,11 @@ def fit_components(
         )
     elif settings.aggregator == "residual":
         agg = ResidualAggregator(
-            terms=settings.residual_terms, per_level=settings.per_level, refits=settings.refits
+            terms=settings.residual_terms,
+            per_level=settings.per_level,
+            refits=settings.refits,
+            split_children=settings.split_children,
+            model_terms=settings.model_terms,
         ).fit(trees, leaf_pred)
     else:
         raise ValueError(f"unknown aggregator {settings.aggregator!r}")

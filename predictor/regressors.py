@@ -107,13 +107,42 @@ def _solve(a: Array, b: Array, ridge: float) -> Array:
     return np.asarray(coef, dtype=np.float64)
 
 
+def _nnls_small(a: Array, b: Array) -> Array:
+    """Non-negative least squares for a few columns: the best unconstrained fit over every
+    subset of columns whose coefficients are all >= 0 (exact, deterministic, 2^k solves)."""
+    k = a.shape[1]
+    best = np.zeros(k)
+    best_res = float(b @ b)
+    for mask in range(1, 1 << k):
+        cols = [j for j in range(k) if mask >> j & 1]
+        coef, *_ = np.linalg.lstsq(a[:, cols], b, rcond=None)
+        if np.any(coef < 0):
+            continue
+        r = b - a[:, cols] @ coef
+        res = float(r @ r)
+        if res < best_res:
+            best_res = res
+            best = np.zeros(k)
+            best[cols] = coef
+    return best
+
+
+#: Columns of the physical base model of the ``poly`` method (non-negative coefficients, so
+#: energy never falls as work grows and extrapolation stays linear in work).
+BASE_COLUMNS: tuple[str, ...] = ("flops", "mem_bytes", "input_size")
+
+
 @dataclass
 class PolyRegressor:
-    """``pred = max(floor, base(z) * correction(clip(z)))`` on standardised features ``z``.
+    """``pred = max(floor, base(x) * clip(correction(clip(z)), c_lo, c_hi))``.
 
-    ``base`` is linear in ``z`` (coefficients ``base_coef``, intercept last); ``correction`` a
-    polynomial of ``degree`` (``corr_coef``, empty for degree 1 = a plain linear model). Columns
-    constant in training (``active`` false) are ignored at prediction, whatever their value.
+    ``base`` is linear (coefficients ``base_coef``, intercept last): on the standardised
+    features ``z`` for ``degree`` 1 (IrEne's OLS and our linear method), or with a physical
+    base (``base_idx`` set) non-negative on the raw columns ``base_idx`` divided by
+    ``base_scale``. ``correction`` is a polynomial of ``degree`` in ``z`` clipped to the training
+    range (``corr_coef``, empty for degree 1), its value clipped to the range it took on the
+    training rows, so an input off the training manifold cannot blow up. Columns constant in
+    training (``active`` false) are ignored at prediction, whatever their value.
     """
 
     columns: tuple[str, ...]
@@ -127,15 +156,26 @@ class PolyRegressor:
     hi: Array = field(default_factory=lambda: np.zeros(0))
     floor: float = 0.0
     n_train: int = 0
+    base_idx: list[int] = field(default_factory=list)
+    base_scale: Array = field(default_factory=lambda: np.zeros(0))
+    c_lo: float = 0.0
+    c_hi: float = 0.0
+
+    def _base(self, x: Array, z: Array) -> Array:
+        if self.base_idx:
+            raw = x[:, self.base_idx] / self.base_scale
+            return np.asarray(np.column_stack([raw, np.ones(x.shape[0])]) @ self.base_coef)
+        return np.asarray(np.column_stack([z, np.ones(z.shape[0])]) @ self.base_coef)
 
     def _z(self, x: Array) -> Array:
         return ((x - self.mean) / self.scale)[:, self.active.astype(bool)]
 
     def predict_matrix(self, x: Array) -> Array:
         z = self._z(x)
-        base = np.column_stack([z, np.ones(z.shape[0])]) @ self.base_coef
+        base = self._base(x, z)
         if self.degree > 1:
-            base = np.maximum(base, self.floor) * (poly_terms(np.clip(z, self.lo, self.hi), self.degree) @ self.corr_coef)
+            corr = poly_terms(np.clip(z, self.lo, self.hi), self.degree) @ self.corr_coef
+            base = np.maximum(base, self.floor) * np.clip(corr, self.c_lo, self.c_hi)
         return np.maximum(base, self.floor)
 
     def predict(self, nodes: Sequence[Node]) -> Array:
@@ -154,6 +194,10 @@ class PolyRegressor:
             "hi": self.hi.tolist(),
             "floor": self.floor,
             "n_train": self.n_train,
+            "base_idx": list(self.base_idx),
+            "base_scale": self.base_scale.tolist(),
+            "c_lo": self.c_lo,
+            "c_hi": self.c_hi,
         }
 
     @classmethod
@@ -173,9 +217,18 @@ class PolyRegressor:
             hi=arr("hi"),
             floor=float(data["floor"]),
             n_train=int(data["n_train"]),
+            base_idx=[int(i) for i in data["base_idx"]],
+            base_scale=arr("base_scale"),
+            c_lo=float(data["c_lo"]),
+            c_hi=float(data["c_hi"]),
         )
         n_cols, n_active = len(reg.columns), int(reg.active.sum())
-        if reg.mean.shape != (n_cols,) or reg.scale.shape != (n_cols,) or reg.base_coef.shape != (n_active + 1,):
+        n_base = len(reg.base_idx) if reg.base_idx else n_active
+        if (
+            reg.mean.shape != (n_cols,)
+            or reg.scale.shape != (n_cols,)
+            or reg.base_coef.shape != (n_base + 1,)
+        ):
             raise ValueError("regressor arrays do not match its columns")
         return reg
 
@@ -188,11 +241,13 @@ def fit_regressor(
     degree: int = 3,
     relative: bool = True,
     ridge: float = 1e-6,
+    physical_base: bool = False,
 ) -> PolyRegressor:
     """Fit a :class:`PolyRegressor` on rows ``x`` (columns ``columns``) and energies ``y`` (J).
 
     ``relative`` weights each row by ``1/y`` (squared percentage error); ``relative=False`` and
-    ``degree=1`` is IrEne's standardised OLS.
+    ``degree=1`` is IrEne's standardised OLS. ``physical_base`` makes the base a non-negative
+    fit on :data:`BASE_COLUMNS` (those present) instead of a linear model of all features.
     """
     if x.shape[0] == 0:
         raise ValueError("no training rows")
@@ -204,28 +259,38 @@ def fit_regressor(
     scale = np.where(active, scale, 1.0)
     z = ((x - mean) / scale)[:, active]
     w = 1.0 / y if relative else np.ones_like(y)
-    design = np.column_stack([z, np.ones(z.shape[0])])
-    base_coef = _solve(design * w[:, None], y * w, ridge)
     floor = float(0.01 * y.min())
     reg = PolyRegressor(
         columns=tuple(columns),
         mean=mean,
         scale=scale,
         active=active.astype(np.float64),
-        base_coef=base_coef,
+        base_coef=np.zeros(0),
         degree=1,
         floor=floor,
         n_train=int(x.shape[0]),
     )
+    base_idx = [columns.index(c) for c in BASE_COLUMNS if c in columns] if physical_base else []
+    if base_idx:
+        raw = x[:, base_idx]
+        bscale = np.abs(raw).max(axis=0)
+        bscale = np.where(bscale > 0, bscale, 1.0)
+        design = np.column_stack([raw / bscale, np.ones(x.shape[0])])
+        reg.base_coef = _nnls_small(design * w[:, None], y * w)
+        reg.base_idx, reg.base_scale = base_idx, bscale
+    else:
+        design = np.column_stack([z, np.ones(z.shape[0])])
+        reg.base_coef = _solve(design * w[:, None], y * w, ridge)
     if degree > 1 and z.shape[1] > 0:
-        base = np.maximum(design @ base_coef, floor)
+        base = np.maximum(design @ reg.base_coef, floor)
         lo, hi = z.min(axis=0), z.max(axis=0)
         terms = poly_terms(z, degree)
         # pred = base * c(z): relative error (base*c - y)/y, i.e. rows scaled by base/y.
         wc = base / y if relative else base
-        target = y / base
-        reg.corr_coef = _solve(terms * wc[:, None], target * wc, ridge)
+        reg.corr_coef = _solve(terms * wc[:, None], (y / base) * wc, ridge)
+        fitted = terms @ reg.corr_coef
         reg.degree, reg.lo, reg.hi = degree, lo, hi
+        reg.c_lo, reg.c_hi = float(fitted.min()), float(fitted.max())
     return reg
 
 
@@ -233,7 +298,7 @@ def fit_regressor(
 ML_METHODS: dict[str, dict[str, Any]] = {
     "irene": {"degree": 1, "relative": False},
     "linear": {"degree": 1, "relative": True},
-    "poly": {"degree": 3, "relative": True},
+    "poly": {"degree": 3, "relative": True, "physical_base": True},
 }
 #: The fallback for unseen types is linear: a cubic fitted on other types would be a guess.
 FALLBACK_SETTINGS: dict[str, Any] = {"degree": 1, "relative": True}

@@ -36,32 +36,38 @@ def _module_energy(node: Node) -> float:
     return float(node.energy_j or 0.0)
 
 
-def bottlenecks(tree: EnergyTree, top: int = 8) -> dict[str, Any]:
-    """Innermost modules (only primitives below) and primitive types with the most energy.
+def _pattern(node: Node) -> str:
+    """``encoder.layer.3.output:BertOutput`` -> ``encoder.layer.*.output:BertOutput``."""
+    parts = ["*" if p.isdigit() else p for p in node.fqn.split(".")] if node.fqn else []
+    return f"{'.'.join(parts)}:{node.type}"
 
-    Shares are of the model's predicted energy (root ``energy_j``).
-    """
+
+def bottlenecks(tree: EnergyTree, top: int = 8) -> dict[str, Any]:
+    """Where the energy goes: innermost modules (only primitives below them), grouped over
+    repeated blocks (``encoder.layer.*``), and primitive types. Shares are of the model's
+    predicted energy (the root's ``energy_j``)."""
     total = float(tree.root.energy_j or 0.0)
 
     def share(e: float) -> float:
         return 100.0 * e / total if total > 0 else 0.0
 
-    inner = [
-        n for n in tree.nodes("module") if n.children and all(c.level == "ml" for c in n.children)
-    ]
-    inner.sort(key=lambda n: (-_module_energy(n), n.name))
+    groups: dict[str, list[float]] = {}
+    for n in tree.nodes("module"):
+        if n.children and all(c.level == "ml" for c in n.children):
+            groups.setdefault(_pattern(n), []).append(_module_energy(n))
     by_type: dict[str, list[float]] = {}
     extrapolated: set[str] = set()
     for n in tree.nodes("ml"):
         by_type.setdefault(n.type, []).append(float(n.energy_j or 0.0))
         if n.extrapolated:
             extrapolated.add(n.type)
+    mods = sorted(groups.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
     types = sorted(by_type.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
     return {
         "model_energy_j": total,
         "modules": [
-            {"name": n.name, "energy_j": _module_energy(n), "share_pct": share(_module_energy(n))}
-            for n in inner[:top]
+            {"pattern": k, "count": len(v), "energy_j": sum(v), "share_pct": share(sum(v))}
+            for k, v in mods[:top]
         ],
         "primitive_types": [
             {
@@ -101,9 +107,12 @@ def format_text(tree: EnergyTree, depth: int = 2, top: int = 8) -> str:
     visit(tree.root, 0)
     b = bottlenecks(tree, top)
     lines.append("")
-    lines.append("bottlenecks: innermost modules")
+    lines.append("bottlenecks: innermost modules (repeated blocks summed)")
     for row in b["modules"]:
-        lines.append(f"  {row['share_pct']:6.2f} %  {_joules(row['energy_j']):>12}  {row['name']}")
+        lines.append(
+            f"  {row['share_pct']:6.2f} %  {_joules(row['energy_j']):>12}  "
+            f"{row['pattern']} x{row['count']}"
+        )
     lines.append("bottlenecks: primitive types")
     for row in b["primitive_types"]:
         flag = "  [extrapolated]" if row["extrapolated"] else ""
@@ -122,7 +131,7 @@ def format_text(tree: EnergyTree, depth: int = 2, top: int = 8) -> str:
 
 def trace_model(model: str, batch_size: int, seq_len: int) -> EnergyTree:
     """The model's tree (static features) from the zoo, IrEne counting rules."""
-    from predictor import zoo  # type: ignore[attr-defined]
+    from predictor import zoo
 
     tree: EnergyTree = zoo.build_zoo_tree(model, batch_size, seq_len, counting_mode="irene")
     return tree

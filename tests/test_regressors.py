@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predictor.errors import ProfileError
+from predictor.regressors import (
+    STATIC_COLUMNS,
+    MLRegressors,
+    PolyRegressor,
+    feature_columns,
+    feature_matrix,
+    fit_regressor,
+    poly_terms,
+)
+from predictor.tree import RUNTIME_FEATURES, Node
+
+
+def test_poly_terms_by_hand() -> None:
+    z = np.array([[2.0, 3.0]])
+    # 1, z0, z1, z0^2, z0 z1, z1^2
+    assert poly_terms(z, 2).tolist() == [[1.0, 2.0, 3.0, 4.0, 6.0, 9.0]]
+    assert poly_terms(np.zeros((1, 3)), 3).shape == (1, 1 + 3 + 6 + 10)
+
+
+def test_ols_recovers_a_linear_law() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.uniform(1, 10, size=(50, 2))
+    y = 0.5 + 2.0 * x[:, 0] + 0.25 * x[:, 1]
+    reg = fit_regressor(x, y, ["flops", "mem_bytes"], degree=1, relative=False, ridge=0.0)
+    x_new = np.array([[3.0, 7.0], [20.0, 1.0]])  # the second one outside the training range
+    np.testing.assert_allclose(reg.predict_matrix(x_new), [0.5 + 6 + 1.75, 0.5 + 40 + 0.25], rtol=1e-10)
+
+
+def test_relative_fit_weights_small_targets() -> None:
+    # Two clusters that a line cannot fit: relative LS trades absolute error on the big one
+    # for a small percentage error on the small one; OLS does the opposite.
+    x = np.array([[1.0], [1.0], [100.0], [100.0], [50.0]])
+    y = np.array([1.0, 1.2, 100.0, 140.0, 50.0])
+    rel = fit_regressor(x, y, ["flops"], degree=1, relative=True, ridge=0.0)
+    ols = fit_regressor(x, y, ["flops"], degree=1, relative=False, ridge=0.0)
+    small = np.array([[1.0]])
+    assert abs(rel.predict_matrix(small)[0] - 1.1) < abs(ols.predict_matrix(small)[0] - 1.1)
+
+
+def test_poly_correction_fits_curvature_and_stops_at_the_range() -> None:
+    x = np.linspace(1.0, 10.0, 40)[:, None]
+    y = x[:, 0] * (1.0 + 0.05 * (x[:, 0] - 5.0) ** 2)
+    lin = fit_regressor(x, y, ["flops"], degree=1)
+    cubic = fit_regressor(x, y, ["flops"], degree=3, ridge=0.0)
+    err_lin = np.abs(lin.predict_matrix(x) / y - 1).mean()
+    err_cubic = np.abs(cubic.predict_matrix(x) / y - 1).mean()
+    assert err_lin > 0.15  # a line misses the curvature by ~17 %
+    assert err_cubic < 0.02  # the cubic correction gets within ~1 %
+    # Outside the range the correction is frozen at its boundary value: base * c(hi).
+    far = np.array([[1000.0]])
+    z_far = (far - cubic.mean) / cubic.scale
+    base = float((np.column_stack([z_far, [[1.0]]]) @ cubic.base_coef)[0])
+    c_hi = float((poly_terms(cubic.hi[None, :], 3) @ cubic.corr_coef)[0])
+    assert cubic.predict_matrix(far)[0] == pytest.approx(base * c_hi, rel=1e-12)
+
+
+def test_constant_column_is_ignored_at_prediction() -> None:
+    x = np.column_stack([np.linspace(1, 5, 10), np.zeros(10)])
+    y = 2.0 * x[:, 0]
+    reg = fit_regressor(x, y, ["flops", "num_parameters"], degree=3)
+    assert reg.active.tolist() == [1.0, 0.0]
+    a = reg.predict_matrix(np.array([[3.0, 0.0]]))
+    b = reg.predict_matrix(np.array([[3.0, 1e9]]))
+    assert a[0] == b[0] == pytest.approx(6.0, rel=1e-6)
+
+
+def test_predictions_are_floored_positive() -> None:
+    x = np.linspace(1, 10, 10)[:, None]
+    y = x[:, 0] - 0.5
+    reg = fit_regressor(x, y, ["flops"], degree=1)
+    assert reg.predict_matrix(np.array([[-100.0]]))[0] == pytest.approx(0.01 * y.min())
+
+
+def test_round_trip_through_plain_data() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.uniform(1, 10, size=(30, 3))
+    y = x.sum(axis=1) + x[:, 0] ** 2
+    reg = fit_regressor(x, y, ["a", "b", "c"], degree=3)
+    back = PolyRegressor.from_dict(reg.to_dict())
+    probe = rng.uniform(0, 12, size=(7, 3))
+    assert back.predict_matrix(probe).tolist() == reg.predict_matrix(probe).tolist()
+
+
+def _ml(typ: str, flops: float, mem: float, energy: float | None = None, batch: int = 8) -> Node:
+    return Node(
+        name=f"x:{typ}", level="ml", type=typ, flops=flops, mem_bytes=mem,
+        batch_size=batch, seq_len=32, measured_energy_j=energy,
+    )  # fmt: skip
+
+
+def test_per_type_regressors_and_flagged_fallback() -> None:
+    nodes = [_ml("Linear", f, 2 * f, 1e-3 * f + 1e-4, b) for f in (1, 2, 4, 8) for b in (8, 16)]
+    nodes += [_ml("Softmax", f, f, 5e-3 * f + 1e-3, b) for f in (1, 2, 4, 8) for b in (8, 16)]
+    ml = MLRegressors.fit(nodes, "static")
+    assert sorted(ml.by_type) == ["Linear", "Softmax"]
+    probe = [_ml("Linear", 3, 6), _ml("SiLU", 3, 6), _ml("Softmax", 3, 3)]
+    energy, extrapolated = ml.predict(probe)
+    assert extrapolated.tolist() == [False, True, False]
+    assert energy[0] == pytest.approx(3.1e-3, rel=1e-3)
+    assert energy[2] == pytest.approx(1.6e-2, rel=1e-3)
+    assert np.isfinite(energy[1]) and energy[1] > 0
+    back = MLRegressors.from_dict(ml.to_dict())
+    assert back.predict(probe)[0].tolist() == energy.tolist()
+
+
+def test_feature_sets_and_missing_runtime() -> None:
+    assert feature_columns("static") == STATIC_COLUMNS
+    assert feature_columns("full") == STATIC_COLUMNS + RUNTIME_FEATURES
+    with pytest.raises(ProfileError, match="unknown feature set 'gpu'"):
+        feature_columns("gpu")
+    node = _ml("Linear", 1, 1)
+    with pytest.raises(ProfileError, match="no runtime feature 'cpu'.*static profile"):
+        feature_matrix([node], feature_columns("full"))
