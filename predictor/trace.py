@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import itertools
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -146,7 +147,7 @@ class _Failure:
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
+    text = " ".join(str(exc).split()).rstrip(".")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -340,6 +341,7 @@ def _attempt(
                 if execution == "fake":
                     from torch._subclasses.fake_tensor import FakeTensorMode
 
+                    stack.enter_context(_quiet_logger("torch._subclasses.fake_tensor"))
                     stack.enter_context(FakeTensorMode(allow_non_fake_inputs=True))
                 stack.enter_context(tracer)
                 model(*args, **kwargs)
@@ -362,6 +364,19 @@ def _attempt(
             )
         ) from exc
     return root, tracer
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """FakeTensorMode logs a traceback for an op it cannot run; the failure is ours to
+    report (as one line, with the module and op), so that log is silenced meanwhile."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
