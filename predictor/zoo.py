@@ -50,7 +50,10 @@ class ZooEntry:
     longest input is ``max_position_embeddings - position_offset``.
     ``irene_position_ids``: feed ``position_ids`` of shape (batch, seq) in irene mode, as
     transformers 4.2.2 (the IrEne dataset's version) did for this model.
-    ``causal``: a decoder-only model, fed an attention mask as ``generate()`` does.
+    ``causal``: a decoder-only model built on transformers' ``create_causal_mask``, fed an
+    attention mask of ones as ``generate()`` does (without one, that function runs a
+    value-dependent packed-sequence check, which meta tensors cannot answer). The mask it
+    builds is added to the scores either way: the counts change by a few scalar ops.
     """
 
     config_class: str
@@ -83,7 +86,8 @@ _ZOO: dict[str, ZooEntry] = {
     ),
     "gpt2": ZooEntry("GPT2Config", "GPT2Model", causal=True),
     "distilgpt2": ZooEntry("GPT2Config", "GPT2Model", {"n_layer": 6}, causal=True),
-    "openai-gpt": ZooEntry("OpenAIGPTConfig", "OpenAIGPTModel", causal=True),
+    # no mask: its (4.2.2-style) code adds a given mask to the scores, and IrEne passed none
+    "openai-gpt": ZooEntry("OpenAIGPTConfig", "OpenAIGPTModel"),
     "sshleifer/tiny-ctrl": ZooEntry(
         "CTRLConfig",
         "CTRLModel",
