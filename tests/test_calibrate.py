@@ -400,3 +400,41 @@ def test_time_budget_skips_configurations_and_says_so(
     )  # fmt: skip
     assert rc == 3
     assert "time budget of 0 s used up" in capsys.readouterr().err
+
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_calibrate.sh"
+
+
+def test_gpu_script_parses_and_rejects_unknown_arguments() -> None:
+    import subprocess
+
+    assert subprocess.run(["bash", "-n", str(SCRIPT)], check=False).returncode == 0
+    bad = subprocess.run(
+        ["bash", str(SCRIPT), "--gpu"], capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 2 and "unknown argument '--gpu'" in bad.stderr
+
+
+@pytest.mark.slow
+def test_gpu_script_dry_run_end_to_end(tmp_path: Path) -> None:
+    """The issue-6 script on the CPU with the fake meter: dataset, two profiles, evaluation."""
+    import os
+    import subprocess
+
+    env = {
+        **os.environ,
+        "OUT": str(tmp_path / "out"),
+        "CAL_BATCH_SIZES": "1",
+        "CAL_SEQ_LENS": "8",
+    }
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run"], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = tmp_path / "out"
+    assert (out / "profiles" / "irene-fake.irene.joblib").is_file()
+    assert (out / "profiles" / "irene-fake-full.irene.joblib").is_file()
+    assert json.loads((out / "evaluate_static.json").read_text())
+    report = (out / "REPORT.md").read_text()
+    assert "idle power: 40.00 W" in report and "Leave-one-model-out" in report
+    assert len(load_dataset(out / "data").trees) == 2
