@@ -163,9 +163,10 @@ def op_name(func: Any) -> str:
     ``Tensor.__radd__``, ``Tensor.add_`` and ``torch.add`` are all ``"add"``; property getters
     (``Tensor.shape``) are ``"attr:<name>"``.
     """
-    name = getattr(func, "__name__", None)
-    if name is None:
+    raw = getattr(func, "__name__", None)
+    if not isinstance(raw, str):
         return type(func).__name__
+    name: str = raw
     if name == "__get__":
         owner = getattr(func, "__self__", None)
         return "attr:" + str(getattr(owner, "__name__", "?"))

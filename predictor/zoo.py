@@ -246,7 +246,7 @@ def _import_factory(spec: str) -> Callable[[], Any]:
             ) from None
     if not callable(factory):
         raise ModelError(f"model factory {spec!r}: {attr!r} is not callable")
-    return factory  # type: ignore[return-value]
+    return factory
 
 
 def _call_factory(spec: str, factory: Callable[[], Any], device: str | None) -> nn.Module:
