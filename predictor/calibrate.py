@@ -733,6 +733,8 @@ def _host_description(device: str) -> dict[str, Any]:
     from predictor.meters.rapl import _cpu_model
 
     out["cpu_model"] = _cpu_model()
+    out["dtype"] = str(torch.get_default_dtype()).removeprefix("torch.")
+    out["tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
     if device.startswith("cuda") and torch.cuda.is_available():
         dev = torch.device(device)
         out["gpu_name"] = torch.cuda.get_device_name(dev)

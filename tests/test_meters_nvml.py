@@ -200,3 +200,10 @@ def test_real_pynvml_without_driver_reports_reason() -> None:
     st = NvmlMeter(0).status()
     assert not st.available
     assert "no NVIDIA driver" in st.reason or "NVML failed" in st.reason
+
+
+def test_hardware_description_names_gpu_driver_and_clocks() -> None:
+    hw = NvmlMeter(0, driver=FakeDriver()).hardware()
+    assert hw["gpu_name"] == "NVIDIA H100 80GB HBM3" and hw["driver"] == "580.65.06"
+    assert hw["max_sm_clock_mhz"] == 1980 and hw["method"] == "counter"
+    assert hw["power_limit_w"] is None  # the fake driver has no power-limit query

@@ -316,3 +316,15 @@ def test_factory_passes_root(two_socket: Path) -> None:
 def test_bad_backend_name() -> None:
     with pytest.raises(ValueError, match="backend must be"):
         RaplMeter(backend="msr")
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import predictor.meters
+    import predictor.meters.base
+    import predictor.meters.rapl
+
+    for module in (predictor.meters, predictor.meters.base, predictor.meters.rapl):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -266,6 +266,10 @@ class NvmlMeter(Meter):
                     out[key] = int(nv.nvmlDeviceGetMaxClockInfo(self._handle, getattr(nv, clock)))
                 except Exception:  # optional detail; some drivers/fakes lack it
                     out[key] = None
+            try:
+                out["power_limit_w"] = float(nv.nvmlDeviceGetEnforcedPowerLimit(self._handle)) / 1e3
+            except Exception:  # optional detail, as above
+                out["power_limit_w"] = None
         return out
 
     def close(self) -> None:
