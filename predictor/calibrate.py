@@ -57,6 +57,7 @@ __all__ = [
     "measure_callable",
     "measure_idle_power",
     "measure_tree",
+    "real_inputs",
     "summarize",
 ]
 
@@ -570,7 +571,7 @@ def materialize(model: nn.Module, device: torch.device | str) -> nn.Module:
     return real.eval()
 
 
-def _real_inputs(tree: EnergyTree, model: nn.Module, device: str, seed: int) -> dict[str, Any]:
+def real_inputs(tree: EnergyTree, model: nn.Module, device: str, seed: int) -> dict[str, Any]:
     """Real tensors matching the inputs the tree was traced on (``tree.meta["inputs"]``).
 
     Token ids are random in the vocabulary, ``position_ids`` count up, masks are ones, other
@@ -701,7 +702,7 @@ def calibrate_models(
                 device=device,
                 progress=progress,
                 cache=caches[spec],
-                **_real_inputs(tree, model, device, seed),
+                **real_inputs(tree, model, device, seed),
             )
             seconds[label] = round(time.monotonic() - t0, 3)
             trees.append(result.tree)

@@ -272,6 +272,25 @@ class Metering:
             merged, measured=True, note=f"metered on {device} ({st.describe()})", gaps=gaps
         )
 
+    def measure_spec(self, spec: str, tree: EnergyTree, *, device: str | None = None) -> Outcome:
+        """Measure a budgets-file model by its zoo spec (the gate predicts those on the meta
+        device): build it with real weights on ``device`` (CUDA when available, else the CPU)
+        and run it on inputs matching the ones ``tree`` was traced on."""
+        if not self.settings.enabled:
+            return Outcome(tree, measured=False, note="metering is off (--energy-meter none)")
+        import torch
+
+        from predictor import zoo
+        from predictor.calibrate import materialize, real_inputs
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = materialize(zoo.build_model(spec, "eager", device=device), device)
+        try:
+            return self.measure(model, tree, real_inputs(tree, model, device, seed=0))
+        finally:
+            del model
+
     def close(self) -> None:
         for meter in self._meters.values():
             meter.close()

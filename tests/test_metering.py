@@ -114,3 +114,18 @@ def test_metering_uses_one_meter_per_device_and_measures() -> None:
         "cpu: fake: deterministic virtual device (roofline time and energy of the aten ops run)"
     ]
     metering.close()
+
+
+def test_measure_spec_builds_real_weights_from_the_zoo() -> None:
+    from predictor.zoo import build_zoo_tree
+
+    tree = build_zoo_tree("examples.tiny_models:tiny_gpt2", 1, 8)
+    metering = Metering(
+        MeteringSettings(meter="auto"),
+        meter_factory=lambda kind, device: FakeMeter(),
+        measure_settings=FAST,
+    )
+    outcome = metering.measure_spec("examples.tiny_models:tiny_gpt2", tree, device="cpu")
+    assert outcome.measured and outcome.gaps == []
+    assert all(n.measured_energy_j is not None for n in outcome.tree.walk())
+    assert [n.name for n in outcome.tree.walk()] == [n.name for n in tree.walk()]
