@@ -153,7 +153,9 @@ class IreneAggregator:
             lin.weight.uniform_(-0.01, 0.01, generator=gen)
             lin.bias.zero_()
         opt = torch.optim.Adam(lin.parameters(), lr=lr)
-        per_tree = [_TreeTensors.of(flat, t, phi_all, y_all, leaf_pred) for t in range(flat.n_trees)]
+        per_tree = [
+            _TreeTensors.of(flat, t, phi_all, y_all, leaf_pred) for t in range(flat.n_trees)
+        ]
         order = np.random.default_rng(seed)
         for _ in range(epochs):
             for t in order.permutation(len(per_tree)):
@@ -161,13 +163,12 @@ class IreneAggregator:
                 opt.zero_grad()
                 w = 1.0 + torch.tanh(lin(tt.phi).squeeze(1)) / self.tau
                 energy = tt.leaf.clone()
-                for parents, children, local in tt.levels:
+                for parents, children in tt.levels:
                     contrib = w[children] * energy[children]
                     energy = energy.index_add(0, parents, contrib)
-                    del local
                 pred = energy[tt.inner]
                 loss = (((pred - tt.y) / tt.y) ** 2).sum()
-                loss.backward()  # type: ignore[no-untyped-call]
+                loss.backward()
                 opt.step()
         self.weight = lin.weight.detach().numpy().reshape(-1).astype(np.float64)
         self.bias = float(lin.bias.detach().numpy()[0])
@@ -213,7 +214,7 @@ class _TreeTensors:
     leaf: Any
     y: Any
     inner: Any
-    levels: list[tuple[Any, Any, Any]]
+    levels: list[tuple[Any, Any]]
 
     @classmethod
     def of(cls, flat: Flat, t: int, phi_all: Array, y_all: Array, leaf_pred: Array) -> _TreeTensors:
@@ -229,9 +230,7 @@ class _TreeTensors:
         for d in sorted(set(depth[inner_local].tolist()), reverse=True):
             parents = inner_local[depth[inner_local] == d]
             kids = np.flatnonzero(np.isin(local_parent, parents))
-            levels.append(
-                (torch.from_numpy(local_parent[kids]), torch.from_numpy(kids), None)
-            )
+            levels.append((torch.from_numpy(local_parent[kids]), torch.from_numpy(kids)))
         return cls(
             phi=torch.from_numpy(phi_all[idx]),
             leaf=torch.from_numpy(leaf),
@@ -252,8 +251,12 @@ def _psi(nodes: Sequence[Node], terms: Sequence[str], flat: Flat | None = None) 
     cols: list[Array] = []
     need_resid = any(t.startswith("resid_") for t in terms)
     if need_resid:
-        child_flops = np.asarray([sum(c.flops for c in n.children) for n in nodes], dtype=np.float64)
-        child_mem = np.asarray([sum(c.mem_bytes for c in n.children) for n in nodes], dtype=np.float64)
+        child_flops = np.asarray(
+            [sum(c.flops for c in n.children) for n in nodes], dtype=np.float64
+        )
+        child_mem = np.asarray(
+            [sum(c.mem_bytes for c in n.children) for n in nodes], dtype=np.float64
+        )
     for term in terms:
         if term == "resid_flops":
             own = np.asarray([n.flops for n in nodes], dtype=np.float64)
@@ -336,7 +339,7 @@ class ResidualAggregator:
             n = a.shape[1]
             a = np.vstack([a, np.sqrt(self.ridge) * np.eye(n)])
             b = np.concatenate([b, np.zeros(n)])
-            self.coef[lvl] = np.linalg.lstsq(a, b, rcond=None)[0]
+            self.coef[lvl] = np.asarray(np.linalg.lstsq(a, b, rcond=None)[0], dtype=np.float64)
             self.scale[lvl] = sc
 
     def fit(self, trees: Sequence[EnergyTree], leaf_pred: Array) -> ResidualAggregator:

@@ -51,6 +51,7 @@ class CVReport:
     mean_over_folds: dict[str, float]
     wall_s: float
     dataset: str = ""
+    not_a_fold: tuple[str, ...] = NOT_A_FOLD
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,7 +59,7 @@ class CVReport:
             "dataset": self.dataset,
             "feature_set": self.feature_set,
             "protocol": "leave-one-model-out; scalers and regressors fit on training folds only; "
-            f"never a fold: {', '.join(NOT_A_FOLD)}",
+            f"never a fold: {', '.join(self.not_a_fold) or 'none'}",
             "settings": self.settings,
             "folds": [asdict(f) for f in self.folds],
             "overall_row_weighted_mape": self.overall,
@@ -75,7 +76,10 @@ class CVReport:
         for f in self.folds:
             cells = [f"{f.mape[lvl]:7.2f} ({f.rows[lvl]:>5})" for lvl in ("ml", "module", "model")]
             lines.append(f"{f.model:<26} {cells[0]:>16} {cells[1]:>16} {cells[2]:>14}")
-        for label, values in (("overall (row-weighted)", self.overall), ("mean over folds", self.mean_over_folds)):
+        for label, values in (
+            ("overall (row-weighted)", self.overall),
+            ("mean over folds", self.mean_over_folds),
+        ):
             lines.append(
                 f"{label:<26} {values['ml']:>16.2f} {values['module']:>16.2f} {values['model']:>14.2f}"
             )
@@ -127,13 +131,18 @@ def cross_validate(
         folds.append(
             FoldResult(
                 model=held_out,
-                mape={lvl: float(errors[lvl].mean()) if errors[lvl].size else float("nan") for lvl in LEVELS},
+                mape={
+                    lvl: float(errors[lvl].mean()) if errors[lvl].size else float("nan")
+                    for lvl in LEVELS
+                },
                 rows={lvl: int(errors[lvl].size) for lvl in LEVELS},
                 fit_s=time.perf_counter() - t0,
             )
         )
-    overall = {lvl: float(np.concatenate(pooled[lvl]).mean()) for lvl in LEVELS}
-    mean_folds = {lvl: float(np.mean([f.mape[lvl] for f in folds])) for lvl in LEVELS}
+    overall: dict[str, float] = {lvl: float(np.concatenate(pooled[lvl]).mean()) for lvl in LEVELS}
+    mean_folds: dict[str, float] = {
+        lvl: float(np.mean([f.mape[lvl] for f in folds])) for lvl in LEVELS
+    }
     return CVReport(
         feature_set=feature_set,
         settings=settings.to_dict(),
@@ -142,4 +151,5 @@ def cross_validate(
         mean_over_folds=mean_folds,
         wall_s=time.perf_counter() - start,
         dataset=str(dataset.path),
+        not_a_fold=tuple(not_a_fold),
     )

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from predictor.aggregate import Aggregator, Flat, IreneAggregator, ResidualAggregator, aggregator_from_dict
+from predictor.aggregate import (
+    Aggregator,
+    Flat,
+    IreneAggregator,
+    ResidualAggregator,
+    aggregator_from_dict,
+)
 from predictor.errors import ProfileError
 from predictor.regressors import FEATURE_SETS, Array, MLRegressors, feature_columns
 from predictor.tree import RUNTIME_FEATURES, EnergyTree
@@ -75,7 +81,11 @@ class Settings:
         if feature_set == "full":
             return cls(
                 ml_method="linear",
-                residual_terms=("resid_flops", "resid_mem", *(f"own:{c}" for c in RUNTIME_FEATURES)),
+                residual_terms=(
+                    "resid_flops",
+                    "resid_mem",
+                    *(f"own:{c}" for c in RUNTIME_FEATURES),
+                ),
             )
         # Static: ML and module children weighed apart; the root is a weighted sum of its
         # children only (residual terms at the root overfit its ~160 training rows).
@@ -108,7 +118,9 @@ class Settings:
             per_level=bool(data["per_level"]),
             refits=int(data["refits"]),
             split_children=bool(data["split_children"]),
-            model_terms=None if data["model_terms"] is None else tuple(str(t) for t in data["model_terms"]),
+            model_terms=None
+            if data["model_terms"] is None
+            else tuple(str(t) for t in data["model_terms"]),
             irene_epochs=int(data["irene_epochs"]),
             seed=int(data["seed"]),
         )
@@ -202,7 +214,9 @@ def _leaf_predictions(flat: Flat, ml: MLRegressors) -> tuple[Array, npt.NDArray[
     return pred, extrapolated
 
 
-def predict_flat(flat: Flat, ml: MLRegressors, agg: Aggregator) -> tuple[Array, npt.NDArray[np.bool_]]:
+def predict_flat(
+    flat: Flat, ml: MLRegressors, agg: Aggregator
+) -> tuple[Array, npt.NDArray[np.bool_]]:
     """Energy of every node of ``flat`` and the extrapolated mask."""
     leaf_pred, extrapolated = _leaf_predictions(flat, ml)
     return agg.predict_flat(flat, leaf_pred), extrapolated
@@ -362,7 +376,9 @@ def _read(path: Path) -> Profile:
     try:
         return Profile.from_payload(json.loads(text), path=path)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ProfileError(f"{path}: profile payload is malformed ({type(exc).__name__}: {exc}); {hint}") from None
+        raise ProfileError(
+            f"{path}: profile payload is malformed ({type(exc).__name__}: {exc}); {hint}"
+        ) from None
 
 
 def list_profiles() -> list[str]:

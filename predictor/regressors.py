@@ -328,7 +328,10 @@ class MLRegressors:
                 feature_matrix(group, columns), _energies(group), columns, **ML_METHODS[method]
             )
         fallback = fit_regressor(
-            feature_matrix(nodes, STATIC_COLUMNS), _energies(nodes), STATIC_COLUMNS, **FALLBACK_SETTINGS
+            feature_matrix(nodes, STATIC_COLUMNS),
+            _energies(nodes),
+            STATIC_COLUMNS,
+            **FALLBACK_SETTINGS,
         )
         return cls(by_type=by_type, fallback=fallback, method=method)
 

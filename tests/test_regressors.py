@@ -29,7 +29,9 @@ def test_ols_recovers_a_linear_law() -> None:
     y = 0.5 + 2.0 * x[:, 0] + 0.25 * x[:, 1]
     reg = fit_regressor(x, y, ["flops", "mem_bytes"], degree=1, relative=False, ridge=0.0)
     x_new = np.array([[3.0, 7.0], [20.0, 1.0]])  # the second one outside the training range
-    np.testing.assert_allclose(reg.predict_matrix(x_new), [0.5 + 6 + 1.75, 0.5 + 40 + 0.25], rtol=1e-10)
+    np.testing.assert_allclose(
+        reg.predict_matrix(x_new), [0.5 + 6 + 1.75, 0.5 + 40 + 0.25], rtol=1e-10
+    )
 
 
 def test_relative_fit_weights_small_targets() -> None:
@@ -115,5 +117,5 @@ def test_feature_sets_and_missing_runtime() -> None:
     with pytest.raises(ProfileError, match="unknown feature set 'gpu'"):
         feature_columns("gpu")
     node = _ml("Linear", 1, 1)
-    with pytest.raises(ProfileError, match="no runtime feature 'cpu'.*static profile"):
+    with pytest.raises(ProfileError, match=r"no runtime feature 'cpu'.*static profile"):
         feature_matrix([node], feature_columns("full"))

@@ -21,7 +21,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("data", metavar="DATA", help="dataset folder (CSV layout) or .jsonl file")
-    parser.add_argument("-o", "--output", required=True, metavar="PROFILE", help="profile file to write")
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="PROFILE", help="profile file to write"
+    )
     parser.add_argument(
         "--features",
         choices=("static", "full"),
@@ -70,5 +72,9 @@ def run(args: argparse.Namespace) -> int:
         cv_error=cv_error,
     )
     profile.save(out)
-    print(json.dumps({"profile": str(out), "name": name, "feature_set": args.features, "cv_error": cv_error}))
+    print(
+        json.dumps(
+            {"profile": str(out), "name": name, "feature_set": args.features, "cv_error": cv_error}
+        )
+    )
     return 0

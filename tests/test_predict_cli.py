@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from predictor.cli.main import main
+from predictor.cli.predict_cmd import bottlenecks
+from predictor.tree import EnergyTree, Node
+
+zoo = pytest.importorskip("predictor.zoo")
+
+
+def _predict_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:
+    assert main(["predict", *argv, "--format", "json"]) == 0
+    out: dict[str, object] = json.loads(capsys.readouterr().out)
+    return out
+
+
+def _energies(node: dict[str, object]) -> list[float]:
+    out = [float(node["energy_j"])]  # type: ignore[arg-type]
+    for child in node["children"]:  # type: ignore[attr-defined]
+        out.extend(_energies(child))
+    return out
+
+
+def test_predict_json_is_complete_and_bit_identical(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("distilgpt2", "--batch-size", "2", "--seq-len", "16")
+    first = _predict_json(capsys, *args)
+    second = _predict_json(capsys, *args)
+    assert first == second  # bit-identical joules, same tree, same bottlenecks
+    energies = _energies(first["root"])  # type: ignore[arg-type]
+    assert all(e > 0 for e in energies)
+    assert first["meta"]["profile"]["name"] == "irene-device-1"  # type: ignore[index]
+    shares = [row["share_pct"] for row in first["bottlenecks"]["primitive_types"]]  # type: ignore[index]
+    assert shares == sorted(shares, reverse=True) and 0 < shares[0] <= 100
+
+
+def test_predict_text_shows_tree_and_bottlenecks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "bert-base-uncased", "--batch-size", "1", "--seq-len", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "bert-base-uncased  batch 1  seq 8  profile irene-device-1 (static features)"
+    )
+    assert "encoder:BertEncoder" in out
+    assert "encoder.layer.*.intermediate:BertIntermediate x12" in out
+    assert "Linear x73" in out
+
+
+@pytest.mark.parametrize("model", zoo.known_models())
+def test_every_zoo_model_predicts_with_the_static_profile(
+    model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = _predict_json(capsys, model, "--batch-size", "1", "--seq-len", "16")
+    energies = _energies(out["root"])  # type: ignore[arg-type]
+    assert all(e > 0 for e in energies) and len(energies) > 3
+
+
+def test_full_profile_on_a_traced_model_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        [
+            "predict",
+            "distilgpt2",
+            "--batch-size",
+            "1",
+            "--seq-len",
+            "8",
+            "--profile",
+            "irene-device-1-full",
+        ]
+    )
+    assert rc == 7
+    err = capsys.readouterr().err
+    assert "'full' feature set" in err and "use a static profile such as 'irene-device-1'" in err
+
+
+def test_corrupt_profile_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.irene.joblib"
+    bad.write_bytes(b"\x80\x04garbage")
+    rc = main(
+        ["predict", "distilgpt2", "--batch-size", "1", "--seq-len", "8", "--profile", str(bad)]
+    )
+    assert rc == 7
+    assert "corrupt or truncated" in capsys.readouterr().err
+
+
+def test_bottlenecks_by_hand() -> None:
+    def ml(fqn: str, typ: str, e: float) -> Node:
+        return Node(name=f"{fqn}:{typ}", level="ml", type=typ, fqn=fqn, energy_j=e)
+
+    layers = [
+        Node(
+            name=f"layer.{i}:Block",
+            level="module",
+            type="Block",
+            fqn=f"layer.{i}",
+            energy_j=3.0,
+            children=[ml(f"layer.{i}.fc", "Linear", 2.0), ml(f"layer.{i}", "Softmax", 0.5)],
+        )
+        for i in range(2)
+    ]
+    head = Node(name="head:Head", level="module", type="Head", fqn="head", energy_j=4.0,
+                children=[ml("head.fc", "Linear", 4.0)])  # fmt: skip
+    tree = EnergyTree(
+        root=Node(name="m", level="model", type="m", energy_j=10.0, children=[*layers, head])
+    )
+    b = bottlenecks(tree)
+    assert b["modules"] == [
+        {"pattern": "layer.*:Block", "count": 2, "energy_j": 6.0, "share_pct": 60.0},
+        {"pattern": "head:Head", "count": 1, "energy_j": 4.0, "share_pct": 40.0},
+    ]
+    assert [
+        (r["type"], r["count"], r["energy_j"], r["share_pct"]) for r in b["primitive_types"]
+    ] == [
+        ("Linear", 3, 8.0, 80.0),
+        ("Softmax", 2, 1.0, 10.0),
+    ]

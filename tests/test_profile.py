@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import joblib
+import pytest
+
+from predictor.data import Dataset
+from predictor.errors import ProfileError
+from predictor.profile import (
+    DEFAULT_PROFILE,
+    FORMAT_VERSION,
+    PROFILES_DIR,
+    Profile,
+    Settings,
+    list_profiles,
+    load_profile,
+    train_profile,
+)
+from predictor.tree import RUNTIME_FEATURES, EnergyTree, Node
+
+
+def _runtime(energy: float) -> dict[str, float]:
+    rt = dict.fromkeys(RUNTIME_FEATURES, 1.0)
+    rt["times_mean"] = energy / 250.0  # a 250 W device
+    rt["gpu_energy_mean"] = 0.6 * energy
+    return rt
+
+
+def _ml(fqn: str, typ: str, flops: float, mem: float, batch: int, seq: int) -> Node:
+    energy = 1e-3 + 8e-5 * flops + 4e-4 * mem
+    return Node(
+        name=f"{fqn}:{typ}", level="ml", type=typ, fqn=fqn, flops=flops, mem_bytes=mem,
+        batch_size=batch, seq_len=seq, runtime=_runtime(energy), measured_energy_j=energy,
+    )  # fmt: skip
+
+
+def synthetic_tree(model: str, width: int, layers: int, batch: int, seq: int) -> EnergyTree:
+    """A model of ``layers`` blocks (Linear + Softmax + LayerNorm); known energy laws."""
+    tokens = batch * seq
+    blocks = []
+    for i in range(layers):
+        kids = [
+            _ml(
+                f"layer.{i}.dense",
+                "Linear",
+                2e-6 * tokens * width * width,
+                4e-6 * tokens * width,
+                batch,
+                seq,
+            ),
+            _ml(f"layer.{i}", "Softmax", 5e-6 * tokens * seq, 1e-5 * tokens * seq, batch, seq),
+            _ml(
+                f"layer.{i}.norm",
+                "LayerNorm",
+                8e-6 * tokens * width,
+                1.6e-5 * tokens * width,
+                batch,
+                seq,
+            ),
+        ]
+        resid = 2e-6 * tokens * width
+        e = 1.05 * sum(k.measured_energy_j or 0.0 for k in kids) + 3e-3 * resid
+        blocks.append(
+            Node(
+                name=f"layer.{i}:Block",
+                level="module",
+                type="Block",
+                fqn=f"layer.{i}",
+                flops=sum(k.flops for k in kids),
+                mem_bytes=sum(k.mem_bytes for k in kids) + resid,
+                batch_size=batch,
+                seq_len=seq,
+                runtime=_runtime(e),
+                measured_energy_j=e,
+                children=kids,
+            )
+        )
+    e_root = sum(b.measured_energy_j or 0.0 for b in blocks)
+    root = Node(
+        name=model, level="model", type=model, flops=sum(b.flops for b in blocks),
+        mem_bytes=sum(b.mem_bytes for b in blocks), batch_size=batch, seq_len=seq,
+        runtime=_runtime(e_root), measured_energy_j=e_root, children=blocks,
+    )  # fmt: skip
+    return EnergyTree(root=root)
+
+
+def synthetic_dataset() -> Dataset:
+    trees = [
+        synthetic_tree(f"toy-{w}-{n}", w, n, b, s)
+        for w, n in ((64, 2), (96, 3), (128, 2), (160, 4))
+        for b in (2, 4, 8)
+        for s in (16, 32, 64)
+    ]
+    return Dataset(path=Path("synthetic"), trees=trees)
+
+
+@pytest.fixture(scope="module")
+def static_profile() -> Profile:
+    return train_profile(synthetic_dataset(), "static", "toy-static", description="unit test")
+
+
+def test_train_and_predict_fills_every_node(static_profile: Profile) -> None:
+    tree = synthetic_tree("toy-new", 112, 3, 4, 48)
+    static_profile.predict(tree)
+    for node in tree.walk():
+        assert node.energy_j is not None and node.energy_j > 0
+        assert node.energy_j == pytest.approx(node.measured_energy_j, rel=0.05)
+        assert not node.extrapolated
+    meta = tree.meta["profile"]
+    assert meta["name"] == "toy-static" and meta["feature_set"] == "static"
+    assert meta["counting_mode"] == "irene" and meta["version"] == FORMAT_VERSION
+
+
+def test_prediction_is_bit_identical_after_save_and_load(
+    static_profile: Profile, tmp_path: Path
+) -> None:
+    path = static_profile.save(tmp_path / "toy.irene.joblib")
+    loaded = load_profile(path)
+    a = static_profile.predict(synthetic_tree("toy-new", 112, 3, 4, 48))
+    b = loaded.predict(synthetic_tree("toy-new", 112, 3, 4, 48))
+    c = loaded.predict(synthetic_tree("toy-new", 112, 3, 4, 48))
+    ea = [n.energy_j for n in a.walk()]
+    assert ea == [n.energy_j for n in b.walk()] == [n.energy_j for n in c.walk()]
+    assert loaded.settings == static_profile.settings and loaded.description == "unit test"
+    assert static_profile.save(tmp_path / "again.irene.joblib").read_bytes() == path.read_bytes()
+
+
+def test_unseen_primitive_type_uses_the_fallback_and_is_flagged(static_profile: Profile) -> None:
+    tree = synthetic_tree("toy-new", 112, 2, 4, 48)
+    block = tree.root.children[0]
+    silu = copy.deepcopy(block.children[2])
+    silu.name, silu.type = "layer.0.act:SiLU", "SiLU"
+    block.children.append(silu)
+    static_profile.predict(tree)
+    flagged = [n.name for n in tree.walk() if n.extrapolated]
+    assert flagged == ["layer.0.act:SiLU"]
+    assert silu.energy_j is not None and 0 < silu.energy_j < 1.0
+    assert "SiLU" not in tree.meta["profile"]["known_types"]
+
+
+def test_full_profile_needs_runtime_features(tmp_path: Path) -> None:
+    full = train_profile(synthetic_dataset(), "full", "toy-full")
+    measured = synthetic_tree("toy-new", 112, 2, 4, 48)
+    full.predict(measured)
+    assert measured.root.energy_j == pytest.approx(measured.root.measured_energy_j, rel=0.02)
+    traced = synthetic_tree("toy-new", 112, 2, 4, 48)
+    for node in traced.walk():
+        node.runtime = {}
+    with pytest.raises(
+        ProfileError, match=r"'full' feature set.*no runtime features.*static profile"
+    ):
+        full.predict(traced)
+
+
+# -- refusing files it cannot trust -----------------------------------------------------------
+
+
+@pytest.fixture
+def saved(static_profile: Profile, tmp_path: Path) -> Path:
+    return static_profile.save(tmp_path / "p.irene.joblib")
+
+
+def test_refuses_garbage(tmp_path: Path) -> None:
+    bad = tmp_path / "garbage.irene.joblib"
+    bad.write_bytes(b"this is not a profile\x00\x01")
+    with pytest.raises(ProfileError, match="corrupt or truncated"):
+        load_profile(bad)
+
+
+def test_refuses_truncated(saved: Path) -> None:
+    saved.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
+    with pytest.raises(ProfileError, match="corrupt or truncated"):
+        load_profile(saved)
+
+
+def test_refuses_tampered_payload(saved: Path) -> None:
+    record = joblib.load(saved)
+    payload = json.loads(record["payload"])
+    payload["ml"]["by_type"]["Linear"]["base_coef"][0] *= 2  # doubles the Linear energies
+    record["payload"] = json.dumps(payload, sort_keys=True)
+    joblib.dump(record, saved)
+    with pytest.raises(ProfileError, match="checksum mismatch"):
+        load_profile(saved)
+
+
+def test_refuses_unknown_version(saved: Path) -> None:
+    record = joblib.load(saved)
+    record["version"] = 99
+    joblib.dump(record, saved)
+    with pytest.raises(ProfileError, match="format version 99 is not supported"):
+        load_profile(saved)
+
+
+def test_refuses_other_objects(tmp_path: Path) -> None:
+    other = tmp_path / "model.joblib"
+    joblib.dump([1, 2, 3], other)
+    with pytest.raises(ProfileError, match="not an irene-profile file"):
+        load_profile(other)
+
+
+def test_refuses_malformed_payload_with_valid_checksum(saved: Path) -> None:
+    record = joblib.load(saved)
+    payload = json.loads(record["payload"])
+    del payload["ml"]
+    record["payload"] = json.dumps(payload)
+    record["sha256"] = hashlib.sha256(record["payload"].encode()).hexdigest()
+    joblib.dump(record, saved)
+    with pytest.raises(ProfileError, match="payload is malformed"):
+        load_profile(saved)
+
+
+def test_unknown_profile_name() -> None:
+    with pytest.raises(ProfileError, match=r"no profile 'nope'.*shipped: irene-device-1"):
+        load_profile("nope")
+
+
+# -- shipped profiles -------------------------------------------------------------------------
+
+
+def test_shipped_profiles_match_their_manifest() -> None:
+    assert {"irene-device-1", "irene-device-1-full"} <= set(list_profiles())
+    manifest = json.loads((PROFILES_DIR / "manifest.json").read_text())
+    for name, entry in manifest["profiles"].items():
+        data = (PROFILES_DIR / entry["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
+        profile = load_profile(name)
+        assert profile.feature_set == entry["feature_set"]
+        assert profile.cv_error["overall_row_weighted"] == entry["cv_error"]["overall_row_weighted"]
+        assert Settings.from_dict(entry["settings"]) == profile.settings
+
+
+def test_default_profile_is_static_and_meets_its_targets() -> None:
+    profile = load_profile()
+    assert profile.name == DEFAULT_PROFILE and profile.feature_set == "static"
+    err = profile.cv_error["overall_row_weighted"]
+    assert err["ml"] <= 3.0 and err["module"] <= 8.0 and err["model"] <= 5.0
+    assert "IrEne" in profile.description and "ACL 2021" in profile.description
+    for lib in ("numpy", "joblib", "python"):
+        assert lib in profile.library_versions
+    full = load_profile("irene-device-1-full")
+    err = full.cv_error["overall_row_weighted"]
+    assert err["ml"] <= 0.6 and err["module"] <= 0.8 and err["model"] <= 1.7
