@@ -12,6 +12,13 @@ import pytest
 from predictor.cli.main import main
 
 TINY = "examples.tiny_models:tiny_bert"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Factory specs such as examples.tiny_models:tiny_bert import from the current directory."""
+    monkeypatch.chdir(REPO)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

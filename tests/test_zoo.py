@@ -13,6 +13,15 @@ from predictor.trace import primitive_type
 from predictor.zoo import build_model, build_zoo_tree, known_models
 
 BATCH, SEQ = 2, 32
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Factory specs such as examples.tiny_models:tiny_bert import from the current directory."""
+    monkeypatch.chdir(REPO)
+
+
 MATMUL_TYPES = ("Linear", "Conv1D", "MatMul")
 
 
