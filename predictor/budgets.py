@@ -657,8 +657,10 @@ def render_budgets_yaml(
     extra_globs: Iterable[str] = (),
 ) -> str:
     """An energy_budgets.yaml for predicted models: each budget is the prediction plus
-    ``headroom`` (0.1 = 10%), rounded up. ``extra_globs`` adds module globs to every model."""
+    ``headroom`` (0.1 = 10%), rounded up. ``extra_globs`` adds module globs to each model with a
+    matching module; a glob that matches no module of any model is a ConfigError."""
     extra = tuple(extra_globs)
+    used: set[str] = set()
     lines = [
         "# Energy budgets checked by `pytest --energy` (pytest-irene).",
         f"# Written by `irene budgets init` with {headroom * 100:g}% headroom over the predictions.",
@@ -687,17 +689,18 @@ def render_budgets_yaml(
             values = [
                 n.energy_j for f, n in modules.items() if regex.match(f) and n.energy_j is not None
             ]
-            if not values:
-                raise ConfigError(
-                    f"model {entry.name!r}: module glob {pattern!r} matches no module"
-                )
-            globs[pattern] = max(values)
+            if values:
+                globs[pattern] = max(values)
+                used.add(pattern)
         if globs:
             lines.append("    modules:")
             for pattern, value in globs.items():
                 lines.append(
                     f"      {_yaml_str(pattern)}: {format_budget(value * (1.0 + headroom))}"
                 )
+    unused = [p for p in extra if p not in used]
+    if unused:
+        raise ConfigError(f"module glob {unused[0]!r} matches no module of any model")
     return "\n".join(lines) + "\n"
 
 

@@ -57,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for key, text in _HELP.items():
         flag, _ = OPTIONS[key]
         group.addoption(flag, dest=f"energy_{key}", default=None, metavar="PATH", help=text)
+    from pytest_irene import metering
+
+    metering.add_options(group, parser)
     parser.addini("energy", "turn the energy gate on (like --energy)", type="bool", default=None)
     for key, text in _HELP.items():
         parser.addini(f"energy_{key}", text, type="string", default=None)
@@ -93,13 +96,23 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         if not settings.enabled:
             return
-        gate = EnergyGate.load(settings)
+        gate = EnergyGate.load(settings, metering=_metering(config))
     except IreneError as exc:
         raise pytest.UsageError(str(exc)) from None
     from pytest_irene.items import GATE_KEY
 
     config.stash[GATE_KEY] = gate
     config.pluginmanager.register(_Aggregator(gate), "irene-aggregator")
+
+
+def _metering(config: pytest.Config) -> Any | None:
+    """The metering state when --energy-meter (or energy_meter in the ini) names a meter."""
+    from pytest_irene.metering import METERING_OPTIONS, Metering, resolve_metering
+
+    cli = {key: config.getoption(f"energy_{key}") for key in METERING_OPTIONS}
+    ini = {key: config.getini(ini_key) for key, (_, ini_key) in METERING_OPTIONS.items()}
+    settings = resolve_metering(cli, ini, ini_name=str(config.inipath or "the ini file"))
+    return Metering(settings) if settings.enabled else None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -217,7 +230,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     gate = _gate(session.config)
-    if gate is None or _is_worker(session.config):
+    if gate is None:
+        return
+    if gate.metering is not None:
+        gate.metering.close()
+    if _is_worker(session.config):
         return
     from pytest_irene.report import write_files
 

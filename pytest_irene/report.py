@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 
@@ -58,14 +59,17 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
     table.add_column("model")
     table.add_column("energy", justify="right")
     table.add_column("budgets")
-    table.add_column("hottest modules")
+    table.add_column("extrapolated nodes", justify="right")
     for result in gate.results:
         status, style = _status(result)
-        hot = ", ".join(
-            f"{n.fqn} {format_energy(n.energy_j or 0.0)}" for n in hottest_modules(result)
-        )
         total = format_energy(result.energy_j) if result.energy_j is not None else "—"
-        table.add_row(result.name, total, f"[{style}]{status}[/]", hot)
+        n_extra = len(_extrapolated(result))
+        table.add_row(
+            result.name,
+            total,
+            f"[{style}]{status}[/]",
+            f"[yellow]{n_extra}[/]" if n_extra else "0",
+        )
     width = terminalreporter.config.get_terminal_writer().fullwidth
     buffer = io.StringIO()
     console = Console(
@@ -76,18 +80,29 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
         highlight=False,
     )
     console.print(table)
+    # Messages stay on one line each: CI logs are grepped for them.
+    say = functools.partial(console.print, soft_wrap=True)
+    for result in gate.results:
+        hot = ", ".join(
+            f"{n.fqn} {format_energy(n.energy_j or 0.0)}" for n in hottest_modules(result)
+        )
+        if hot:
+            say(f"{result.name} hottest modules: {hot}")
     for result in gate.results:
         extrapolated = _extrapolated(result)
         if extrapolated:
             types = sorted({n.type for n in extrapolated})
-            console.print(
+            say(
                 f"[yellow]{result.name}: {len(extrapolated)} node(s) extrapolated by the fallback "
                 f"regressor (types the profile never saw: {', '.join(types)})[/]"
             )
         for check in result.violations:
-            console.print(f"[red]{check.message()}[/]")
+            say(f"[red]{check.message()}[/]")
     for warning in (w for r in gate.results for w in r.warnings):
-        console.print(f"[yellow]warning: {warning}[/]")
+        say(f"[yellow]warning: {warning}[/]")
+    if gate.metering is not None:
+        for line in gate.metering.status_lines():
+            say(f"meter {line}")
     terminalreporter.write(buffer.getvalue())
 
 

@@ -172,11 +172,14 @@ class EnergyGate:
         budgets: Budgets,
         profile: Any,
         base: Report | None = None,
+        metering: Any | None = None,
     ) -> None:
         self.settings = settings
         self.budgets = budgets
         self.profile = profile
         self.base = base
+        #: A pytest_irene.metering.Metering when --energy-meter is on, else None.
+        self.metering = metering
         #: ModelResults reported by finished tests (on the controller under xdist).
         self.results: list[ModelResult] = []
         self.budgets_file_collected = False
@@ -188,6 +191,7 @@ class EnergyGate:
         settings: Settings,
         *,
         load_profile: Callable[[str | None], Any] | None = None,
+        metering: Any | None = None,
     ) -> EnergyGate:
         """Parse the budgets file, load the profile and the base report; ConfigError and
         ProfileError on anything wrong (the plugin turns them into a usage error)."""
@@ -209,7 +213,7 @@ class EnergyGate:
             load_profile = _load
         profile = load_profile(settings.profile or budgets.profile)
         base = load_report(settings.compare) if settings.compare is not None else None
-        return cls(settings, budgets, profile, base)
+        return cls(settings, budgets, profile, base, metering)
 
     # ------------------------------------------------------------------ predicting
 
@@ -227,11 +231,38 @@ class EnergyGate:
             if added:
                 sys.path.insert(0, str(folder))
             try:
-                self._cache[entry.name] = predict_entry(entry, self.profile)
+                tree = predict_entry(entry, self.profile)
+                if self.metering is not None and entry.inputs is not None:
+                    from predictor.zoo import build_model, model_inputs
+
+                    model = build_model(entry.spec, device="cpu")
+                    inputs = model_inputs(model, entry.inputs.batch_size, entry.inputs.seq_len)
+                    tree = self.measure(model, tree, inputs)
+                self._cache[entry.name] = tree
             finally:
                 if added:
                     sys.path.remove(str(folder))
         return self._cache[entry.name]
+
+    def measure(
+        self, model: Any, tree: EnergyTree, inputs: Sequence[Any] | Mapping[str, Any]
+    ) -> EnergyTree:
+        """With --energy-meter: the tree with measured energies beside the predicted ones (or a
+        note saying why not, kept in ``tree.meta["metering"]``); budgets then judge the energy
+        --energy-check names. Without a meter: the tree unchanged."""
+        if self.metering is None:
+            return tree
+        from pytest_irene.metering import tree_for_check
+
+        outcome = self.metering.measure(model, tree, inputs)
+        measured: EnergyTree = outcome.tree
+        measured.meta["metering"] = {
+            "measured": outcome.measured,
+            "note": outcome.note,
+            "gaps": list(outcome.gaps),
+        }
+        judged: EnergyTree = tree_for_check(measured, self.metering.settings.check)
+        return judged
 
     def predict_model(
         self,
@@ -248,7 +279,7 @@ class EnergyGate:
 
         tree = build_tree(model, *args, name=name, batch_size=batch_size, seq_len=seq_len, **kwargs)
         predicted: EnergyTree = self.profile.predict(tree)
-        return predicted
+        return self.measure(model, predicted, kwargs if kwargs else args)
 
     def evaluate(
         self,
@@ -269,6 +300,9 @@ class EnergyGate:
         result = check_tree(tree, entry, name=name, extra=extra)
         checks: list[Check] = list(result.checks)
         warnings = list(result.warnings)
+        metering = tree.meta.get("metering")
+        if isinstance(metering, dict) and not metering.get("measured", True):
+            warnings.append(str(metering.get("note", "")))
         if self.base is not None:
             from predictor.diff import compare_tree
 

@@ -286,5 +286,5 @@ def test_rendered_budgets_parse_and_hold_headroom() -> None:
 
 def test_render_rejects_glob_matching_nothing() -> None:
     entry = ModelBudget("bert", "bert", inputs=Inputs(2, 8))
-    with pytest.raises(ConfigError, match="matches no module"):
+    with pytest.raises(ConfigError, match="matches no module of any model"):
         render_budgets_yaml([(entry, small_bert())], headroom=0.1, extra_globs=["decoder.*"])

@@ -51,8 +51,12 @@ def _j(joules: float) -> str:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester folder holding the example factories, as a user's project would."""
+def project(pytester: pytest.Pytester, predicted: dict[str, EnergyTree]) -> pytest.Pytester:
+    """A pytester folder holding the example factories, as a user's project would.
+
+    Depends on ``predicted`` so that numpy, torch and the transformers models are imported
+    before any in-process run: pytester drops modules first imported inside a run, and numpy
+    cannot be imported twice in one process."""
     (pytester.path / "examples").mkdir()
     for name in ("__init__.py", "tiny_models.py"):
         shutil.copy(REPO_ROOT / "examples" / name, pytester.path / "examples" / name)
@@ -454,3 +458,35 @@ def test_compare_against_a_base_report(project: pytest.Pytester, shrink: float, 
     markdown = (project.path / "diff.md").read_text()
     assert markdown.startswith("<!-- irene-energy-diff -->")
     assert "| `encoder.layer.0` |" in markdown
+
+
+# ---------------------------------------------------------------- metering
+
+
+def _nvml_available() -> bool:
+    from predictor.meters import get_meter
+
+    meter = get_meter("nvml")
+    try:
+        return bool(meter.status().available)
+    finally:
+        meter.close()
+
+
+@pytest.mark.parametrize(("check", "code"), [("predicted", 0), ("measured", 1)])
+def test_unreadable_meter_falls_back_or_fails_with_its_reason(
+    project: pytest.Pytester, check: str, code: int
+) -> None:
+    if _nvml_available():
+        pytest.skip("NVML can read here: this test needs a meter that cannot")
+    _budgets(project, _tiny_bert_entry(budget="1 kJ"))
+    result = _run(project, "--energy", "--energy-meter", "nvml", "--energy-check", check)
+    assert result.ret == pytest.ExitCode(code)
+    if code:
+        result.stdout.fnmatch_lines(
+            ["*not metered on cpu: *--energy-check measured needs a working meter*"]
+        )
+    else:
+        result.stdout.fnmatch_lines(
+            ["warning: tiny-bert: not metered on cpu: *; budgets judge predicted energy"]
+        )

@@ -29,7 +29,10 @@ def register(subparsers: Any) -> None:
         ),
     )
     init.add_argument(
-        "models", nargs="+", metavar="MODEL", help="zoo name or package.module:factory"
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="zoo name or package.module:factory; NAME=SPEC names its entry",
     )
     init.add_argument("--batch-size", type=int, default=8, help="input batch size (default 8)")
     init.add_argument(
@@ -78,8 +81,10 @@ def run_init(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size and --seq-len must be positive")
     profile = _load_profile(args.profile)
     entries = []
-    for spec in args.models:
-        entry = ModelBudget(name=spec, spec=spec, inputs=Inputs(args.batch_size, args.seq_len))
+    for arg in args.models:
+        name, _, spec = arg.rpartition("=")
+        inputs = Inputs(args.batch_size, args.seq_len)
+        entry = ModelBudget(name=name or spec, spec=spec, inputs=inputs)
         entries.append((entry, predict_entry(entry, profile)))
     text = render_budgets_yaml(
         entries,

@@ -1,0 +1,135 @@
+"""`irene budgets init|check`: budgets from predictions, and the gate without pytest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from predictor.budgets import format_budget, load_budgets, module_nodes
+from predictor.cli.main import main
+from predictor.tree import EnergyTree
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY_BERT = "examples.tiny_models:tiny_bert"
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_tree() -> EnergyTree:
+    from predictor.profile import load_profile
+    from predictor.zoo import build_zoo_tree
+
+    return load_profile(None).predict(build_zoo_tree(TINY_BERT, 2, 16))
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT)  # the example factories import from here
+
+
+def _init(out: Path, *extra: str) -> int:
+    return main(
+        [
+            "budgets",
+            "init",
+            TINY_BERT,
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "16",
+            "-o",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_init_writes_budgets_with_headroom(
+    tmp_path: Path, tiny_bert_tree: EnergyTree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "energy_budgets.yaml"
+    assert _init(out, "--headroom", "20%", "--module", "encoder.layer.*.attention") == 0
+    assert "wrote" in capsys.readouterr().out
+    budgets = load_budgets(out)
+    entry = budgets.models[TINY_BERT]
+    assert entry.inputs is not None and (entry.inputs.batch_size, entry.inputs.seq_len) == (2, 16)
+    total = tiny_bert_tree.root.energy_j
+    assert total is not None
+    assert f"budget: {format_budget(total * 1.2)}" in out.read_text()
+    modules = {m.pattern: m.budget_j for m in entry.modules}
+    layers = module_nodes(tiny_bert_tree)
+    attention = max(layers[f"encoder.layer.{i}.attention"].energy_j or 0.0 for i in range(2))
+    assert modules["encoder.layer.*.attention"] == pytest.approx(attention * 1.2, rel=1e-2)
+    assert modules["encoder.layer.*.attention"] >= attention * 1.2
+    assert {"embeddings", "encoder", "encoder.layer.*"} <= set(modules)
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "energy_budgets.yaml"
+    out.write_text("mine\n")
+    assert _init(out) == 4
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert out.read_text() == "mine\n"
+    assert _init(out, "--force") == 0
+    assert load_budgets(out).models
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["--headroom", "ten"], 4, "percentage like '5%'"),
+        (["--seq-len", "0"], 4, "must be positive"),
+    ],
+)
+def test_init_bad_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, fragment: str
+) -> None:
+    assert _init(tmp_path / "b.yaml", *args) == code
+    assert fragment in capsys.readouterr().err
+
+
+def test_init_unknown_model_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["budgets", "init", "no-such-model", "-o", str(tmp_path / "b.yaml")])
+    assert rc == 3
+    assert "no-such-model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("factor", "code"), [(1.001, 0), (0.999, 1)], ids=["under", "over"])
+def test_check_runs_the_gate_without_pytest(
+    tmp_path: Path,
+    tiny_bert_tree: EnergyTree,
+    capsys: pytest.CaptureFixture[str],
+    factor: float,
+    code: int,
+) -> None:
+    total = tiny_bert_tree.root.energy_j
+    assert total is not None
+    path = tmp_path / "energy_budgets.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  tiny:\n"
+        f"    model: {TINY_BERT}\n    inputs: {{batch_size: 2, seq_len: 16}}\n"
+        f"    budget: {total * factor:.12g} J\n"
+    )
+    report = tmp_path / "r.json"
+    assert main(["budgets", "check", str(path), "--report", str(report)]) == code
+    out = capsys.readouterr().out
+    if code:
+        assert "tiny: " in out and "budget (+0.1%)" in out and "FAILED" in out
+    data = json.loads(report.read_text())
+    assert data["models"][0]["energy_j"] == pytest.approx(total)
+    assert data["passed"] is (code == 0)
+
+
+def test_check_bad_file_exits_4_with_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "energy_budgets.yaml"
+    path.write_text("version: 1\nmodels:\n  a:\n    budget: 1 furlong\n")
+    assert main(["budgets", "check", str(path)]) == 4
+    assert f"{path}:4: model 'a': budget unknown energy unit 'furlong'" in capsys.readouterr().err
+
+
+def test_repo_budgets_file_parses() -> None:
+    budgets = load_budgets(REPO_ROOT / "energy_budgets.yaml")
+    assert budgets.models and all(m.collected for m in budgets.models.values())
