@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -207,3 +208,63 @@ def test_hardware_description_names_gpu_driver_and_clocks() -> None:
     assert hw["gpu_name"] == "NVIDIA H100 80GB HBM3" and hw["driver"] == "580.65.06"
     assert hw["max_sm_clock_mhz"] == 1980 and hw["method"] == "counter"
     assert hw["power_limit_w"] is None  # the fake driver has no power-limit query
+
+
+class BusyGPU(FakeDriver):
+    """A fake GPU whose energy follows this process: 50 W idle plus 200 W per busy CPU second
+    (the replayed nodes run on the CPU here), so calibration sees real, positive node energy."""
+
+    def __init__(self, counter: bool) -> None:
+        super().__init__(energy_mj=0 if counter else None)
+        import time
+
+        self._time = time
+        self._t0 = time.perf_counter()
+        self._c0 = time.process_time()
+        self._last = (self._t0, self._c0)
+
+    def _energy_j(self) -> float:
+        wall = self._time.perf_counter() - self._t0
+        cpu = self._time.process_time() - self._c0
+        return 50.0 * wall + 200.0 * cpu
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
+        if self.energy_mj is None:
+            raise FakeNVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        return int(1000 * self._energy_j())
+
+    def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
+        now = (self._time.perf_counter(), self._time.process_time())
+        dt = max(now[0] - self._last[0], 1e-9)
+        busy = (now[1] - self._last[1]) / dt
+        self._last = now
+        return int(1000 * (50.0 + 200.0 * min(busy, 1.0)))
+
+
+@pytest.mark.parametrize("counter", [True, False], ids=["counter", "sampling"])
+def test_calibration_through_nvml_meter(counter: bool, tmp_path: Path) -> None:
+    """The whole NVML path of `irene calibrate` (threads, counter or sampling) on a fake GPU."""
+    from predictor.calibrate import MeasureSettings, calibrate_models
+    from predictor.data import load_dataset
+
+    meter = NvmlMeter(0, driver=BusyGPU(counter), sample_period_s=0.005)
+    assert meter.method == ("counter" if counter else "sampling")
+    settings = MeasureSettings(
+        min_window_s=0.03, min_windows=2, max_windows=3, warmup=1, idle_s=0.2, target_rel_std=0.5
+    )
+    out = calibrate_models(
+        ["examples.tiny_models:tiny_gpt2"],
+        [1],
+        [8],
+        meter=meter,
+        out_dir=tmp_path,
+        settings=settings,
+    )
+    ds = load_dataset(out)
+    assert len(ds.trees) == 1
+    root = ds.trees[0].root
+    assert root.measured_energy_j is not None and root.measured_energy_j > 0
+    assert root.runtime["gpu_clk"] == 1980.0 and root.runtime["gpu"] == 80.0
+    assert root.runtime["gpu_energy_mean"] > root.measured_energy_j  # raw includes idle
+    assert ds.hardware["method"] == ("counter" if counter else "sampling")
+    assert 40.0 < ds.hardware["idle_power_w"] < 120.0
