@@ -350,28 +350,80 @@ def _linear_dims(call: OpCall) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return x, w, b, int(w.shape[-1]), int(w.shape[0]) if w.dim() == 2 else 1
 
 
-def _irene_linear(call: OpCall) -> list[OpCount]:
-    """IrEne (torch 1.x) ran 2-D inputs as addmm and others as matmul + add_(bias)."""
-    x, _w, b, fin, fout = _linear_dims(call)
-    if x.dim() <= 2:
-        n = int(x.numel()) // max(fin, 1)
-        return [OpCount(2.0 * n * fin * fout, _FP32 * (n * fin + fin * fout + n * fout))]
-    seq = int(x.shape[-2])
-    batch = int(x.numel()) // max(seq * fin, 1)
-    flops = 2.0 * batch * seq * fin * fout
+def _linear_cost(
+    lead: tuple[int, ...], fin: int, fout: int, bias: bool, native: bool, size: int = _FP32
+) -> OpCount:
+    """A linear layer on an input of shape ``(*lead, fin)``.
+
+    irene: 2-D inputs ran as addmm (bias ignored), others as matmul + add_(bias) with the
+    weight charged once per batch row (torch 1.x, IrEne's counter); native: each tensor once.
+    """
+    n = 1
+    for d in lead:
+        n *= d
+    if native:
+        flops = 2.0 * n * fin * fout + (n * fout if bias else 0)
+        return OpCount(flops, size * (n * fin + fin * fout + (fout if bias else 0) + n * fout))
+    if len(lead) <= 1:
+        return OpCount(2.0 * n * fin * fout, _FP32 * (n * fin + fin * fout + n * fout))
+    seq = lead[-1]
+    batch = n // max(seq, 1)
+    flops = 2.0 * n * fin * fout
     nbytes = _FP32 * batch * (seq * fin + fin * fout + seq * fout)
-    if b is not None:
-        flops += batch * seq * fout
-        nbytes += 2 * _FP32 * batch * seq * fout
-    return [OpCount(flops, nbytes)]
+    if bias:
+        flops += n * fout
+        nbytes += 2 * _FP32 * n * fout
+    return OpCount(flops, nbytes)
+
+
+def _irene_linear(call: OpCall) -> list[OpCount]:
+    x, _w, b, fin, fout = _linear_dims(call)
+    return [
+        _linear_cost(tuple(int(d) for d in x.shape[:-1]), fin, fout, b is not None, native=False)
+    ]
 
 
 def _native_linear(call: OpCall) -> list[OpCount]:
-    x, w, b, fin, fout = _linear_dims(call)
-    n = int(x.numel()) // max(fin, 1)
-    flops = 2.0 * n * fin * fout + (n * fout if b is not None else 0)
-    out = _first_tensor(call.out)
-    return [OpCount(flops, _nbytes(x) + _nbytes(w) + _nbytes(b) + _nbytes(out))]
+    x, _w, b, fin, fout = _linear_dims(call)
+    return [
+        _linear_cost(
+            tuple(int(d) for d in x.shape[:-1]), fin, fout, b is not None, True, x.element_size()
+        )
+    ]
+
+
+def _mha_parts(call: OpCall, native: bool) -> list[OpCount]:
+    """``F.multi_head_attention_forward`` (nn.MultiheadAttention) as the ops it runs: q/k/v
+    projections, q scaling, ``q @ k^T``, mask add, softmax, ``p @ v``, output projection.
+    Inputs are (L, N, E) or unbatched (L, E)."""
+    q, k = call.arg(0, "query"), call.arg(1, "key")
+    heads = int(call.arg(4, "num_heads"))
+    in_bias = call.arg(6, "in_proj_bias") is not None
+    out_bias = call.arg(12, "out_proj_bias") is not None
+    mask = call.arg(16, "attn_mask")
+    e = int(q.shape[-1])
+    lq, s = int(q.shape[0]), int(k.shape[0])
+    n = int(q.shape[1]) if q.dim() == 3 else 1
+    d = e // max(heads, 1)
+    size = q.element_size() if native else _FP32
+    q_lead = (lq, n) if q.dim() == 3 else (lq,)
+    k_lead = (s, n) if k.dim() == 3 else (s,)
+    big, scores = n * heads, n * heads * lq * s
+    parts = [
+        _linear_cost(q_lead, e, e, in_bias, native, size),
+        _linear_cost(k_lead, e, e, in_bias, native, size),
+        _linear_cost(k_lead, e, e, in_bias, native, size),
+        OpCount(float(lq * n * e), 3.0 * size * lq * n * e),  # q scaling (mul)
+        OpCount(2.0 * big * lq * d * s, size * big * (lq * d + d * s + lq * s), "MatMul"),
+    ]
+    if isinstance(mask, torch.Tensor):
+        parts.append(OpCount(float(scores), 2.0 * size * scores))
+    parts += [
+        OpCount(5.0 * scores, (2.0 if native else 3.0) * size * scores, "Softmax"),
+        OpCount(2.0 * big * lq * s * d, size * big * (lq * s + s * d + lq * d), "MatMul"),
+        _linear_cost(q_lead, e, e, out_bias, native, size),
+    ]
+    return parts
 
 
 def _sdpa_parts(call: OpCall, native: bool) -> list[OpCount]:
@@ -656,6 +708,8 @@ def _register_defaults() -> None:
     set_op_handle("embedding", _native_embedding, "native")
     set_op_handle("scaled_dot_product_attention", lambda c: _sdpa_parts(c, native=False), "irene")
     set_op_handle("scaled_dot_product_attention", lambda c: _sdpa_parts(c, native=True), "native")
+    set_op_handle("multi_head_attention_forward", lambda c: _mha_parts(c, native=False), "irene")
+    set_op_handle("multi_head_attention_forward", lambda c: _mha_parts(c, native=True), "native")
     for name in ("conv1d", "conv2d", "conv3d"):
         set_op_handle(name, _irene_conv, "irene")
         set_op_handle(name, _conv_flops, "native")

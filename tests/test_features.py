@@ -142,3 +142,25 @@ def test_unknown_counting_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="counting mode"):
         set_op_handle("x", lambda call: [], mode="bogus")
     assert OpCall("x", ()).arg(0, "input", "d") == "d"
+
+
+def test_torch_multihead_attention_is_decomposed() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.attn(x, x, x, need_weights=False)[0]  # type: ignore[no-any-return]
+
+    tree = build_tree(Net(), torch.zeros(2, 5, 16))  # (L=5, N=2, E=16) inside, 2 heads of 8
+    assert tree.unsupported_ops == []
+    attn = tree.root.children[0]
+    ml = [(n.name, n.flops * 1e6) for n in attn.children]
+    assert ml == [
+        ("attn:MatMul", 2 * 4 * 5 * 8 * 5),
+        ("attn:Softmax", 5 * 4 * 5 * 5),
+        ("attn:MatMul", 2 * 4 * 5 * 5 * 8),
+    ]
+    projection = 2 * 10 * 16 * 16 + 10 * 16  # IrEne's 3-D linear: matmul + bias add
+    assert attn.flops * 1e6 == pytest.approx(4 * projection + 10 * 16 + 2 * 1600 + 500)
