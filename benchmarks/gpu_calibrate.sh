@@ -7,17 +7,20 @@
 #
 # Environment knobs (defaults in brackets):
 #   OUT                 output folder [benchmarks/results/gpu_calibrate]
-#   CAL_BUDGET_S        seconds after which no new configuration starts [300 real, 120 dry-run]
+#   CAL_BUDGET_S        seconds after which no new configuration starts [330 real, 120 dry-run]
 #   CAL_MODELS          comma-separated zoo specs [the six HF models of the IrEne dataset]
-#   CAL_BATCH_SIZES     [8,32]          CAL_SEQ_LENS  [64,256]
+#   CAL_BATCH_SIZES     [8,32]          CAL_SEQ_LENS  [64,128,256]
 #   CAL_MIN_WINDOW_S    shortest measuring window, s [0.15]
 #   CAL_MAX_WINDOWS     windows per node at most [4]
 #
-# The grid runs configuration-major (every model at (8, 64) first, then (8, 256), ...), and the
-# dataset is rewritten after every configuration, so a run cut short by the budget or by the
-# machine's time limit still leaves data for every model. Sizing: about 20 unique nodes per
-# configuration, each ~0.6 s (ramp + 3-4 windows of 0.15 s): ~15 s per configuration, so
-# 6 models x 4 configurations is ~6 min; CAL_BUDGET_S caps it.
+# The grid runs configuration-major, corners first ((8,64), (32,256), (8,256), (32,64), then
+# the rest: every model at one configuration before the next), and the dataset is rewritten
+# after every configuration, so a run cut short by the budget or by the machine's time limit
+# still leaves data for every model across the grid. Sizing: the six models have 101 unique
+# nodes per configuration (22 BERT, 15 DistilBERT, 22 RoBERTa, 14 each GPT-2 family), each
+# ~0.65 s on a GPU (a 1-call ramp window, then 3-4 windows of >= 0.15 s): ~66 s per grid point,
+# so the 330 s budget gives about 5 of the 6 grid points (~5.5 min of measuring). Run it with
+# a 540 s limit: with the machine's start-up that leaves room for one rerun of a short failure.
 #
 # Writes under $OUT: data/ (IrEne CSV layout + hardware.json, measurements.jsonl, summary.json),
 # profiles/irene-<gpu>.irene.joblib and irene-<gpu>-full.irene.joblib, evaluate_static.json,
@@ -28,7 +31,7 @@ DRY_RUN=0
 for arg in "$@"; do
     case "$arg" in
         --dry-run) DRY_RUN=1 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "gpu_calibrate.sh: unknown argument '$arg' (use --dry-run or --help)" >&2; exit 2 ;;
     esac
 done
@@ -56,8 +59,8 @@ else
     DEVICE=cuda
     MODELS="${CAL_MODELS:-bert-base-uncased,distilbert-base-uncased,roberta-base,distilgpt2,openai-gpt,gpt2}"
     BATCH_SIZES="${CAL_BATCH_SIZES:-8,32}"
-    SEQ_LENS="${CAL_SEQ_LENS:-64,256}"
-    BUDGET="${CAL_BUDGET_S:-300}"
+    SEQ_LENS="${CAL_SEQ_LENS:-64,128,256}"
+    BUDGET="${CAL_BUDGET_S:-330}"
     EXTRA=(--min-window-s "${CAL_MIN_WINDOW_S:-0.15}" --max-windows "${CAL_MAX_WINDOWS:-4}"
            --min-windows 3 --warmup 3 --idle-s 3)
     # the machine has torch, transformers, sklearn, joblib, pyyaml, rich, nvidia-ml-py and no

@@ -53,6 +53,7 @@ __all__ = [
     "NodeMeasurement",
     "NodeRecord",
     "calibrate_models",
+    "grid_order",
     "materialize",
     "measure_callable",
     "measure_idle_power",
@@ -629,8 +630,8 @@ def calibrate_models(
     four CSV files, ``hardware.json`` (device, meter, method, idle power, settings, date),
     ``measurements.jsonl`` (per node: spread, repeats, reuse, gaps) and ``summary.json``.
 
-    The grid runs configuration-major (every model at the first batch size and sequence
-    length, then the next); after ``time_budget_s`` seconds no new configuration starts (the
+    The grid runs configuration-major (every model at one batch size and sequence length,
+    then the next, corners of the grid first: :func:`grid_order`); after ``time_budget_s`` seconds no new configuration starts (the
     rest are listed as skipped). The dataset is rewritten after each configuration.
     """
     from predictor import zoo
@@ -657,7 +658,7 @@ def calibrate_models(
     gaps: list[str] = []
     skipped: list[str] = []
     seconds: dict[str, float] = {}
-    grid = [(bs, sl) for bs in batch_sizes for sl in seq_lens]
+    grid = grid_order(batch_sizes, seq_lens)
 
     def hardware() -> dict[str, Any]:
         return {
@@ -722,6 +723,20 @@ def calibrate_models(
     write_csv_dataset(trees, out, hardware=hardware())
     _atomic_write(out / "summary.json", json.dumps(summarize(out), indent=2, sort_keys=True) + "\n")
     return out
+
+
+def grid_order(batch_sizes: Sequence[int], seq_lens: Sequence[int]) -> list[tuple[int, int]]:
+    """Every (batch size, sequence length), corners first, so a run cut short by its time
+    budget still spans the grid.
+
+    >>> grid_order([8, 32], [64, 128, 256])
+    [(8, 64), (32, 256), (8, 256), (32, 64), (8, 128), (32, 128)]
+    """
+    pairs = [(bs, sl) for bs in batch_sizes for sl in seq_lens]
+    b0, b1 = min(batch_sizes), max(batch_sizes)
+    s0, s1 = min(seq_lens), max(seq_lens)
+    corners = list(dict.fromkeys([(b0, s0), (b1, s1), (b0, s1), (b1, s0)]))
+    return corners + [p for p in pairs if p not in corners]
 
 
 def _host_description(device: str) -> dict[str, Any]:

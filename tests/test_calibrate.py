@@ -438,3 +438,21 @@ def test_gpu_script_dry_run_end_to_end(tmp_path: Path) -> None:
     report = (out / "REPORT.md").read_text()
     assert "idle power: 40.00 W" in report and "Leave-one-model-out" in report
     assert len(load_dataset(out / "data").trees) == 2
+
+
+def test_calibrate_docstring_examples_run() -> None:
+    import doctest
+
+    import predictor.calibrate
+
+    result = doctest.testmod(predictor.calibrate)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_grid_order_covers_each_pair_once() -> None:
+    from predictor.calibrate import grid_order
+
+    assert grid_order([1], [8]) == [(1, 8)]
+    order = grid_order([1, 8, 16], [32, 64])
+    assert order[:4] == [(1, 32), (16, 64), (1, 64), (16, 32)]
+    assert sorted(order) == sorted((b, s) for b in (1, 8, 16) for s in (32, 64))
