@@ -203,7 +203,7 @@ class Meter(ABC):
         try:
             yield handle
         except BaseException:
-            self._abort()
+            self.abort()
             raise
         handle.measurement = self.end()
 
@@ -213,7 +213,7 @@ class Meter(ABC):
         try:
             self.sleep(duration_s)
         except BaseException:
-            self._abort()
+            self.abort()
             raise
         m = self.end()
         if m.duration_s <= 0:
@@ -239,7 +239,7 @@ class Meter(ABC):
     ) -> None:
         self.close()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         """Close a window whose body raised, discarding its reading."""
         if self._t0 is not None:
             try:

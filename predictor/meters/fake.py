@@ -98,7 +98,7 @@ class FakeMeter(Meter):
         gpu_mem_clk_mhz: float = 1593.0,
         noise_rel: float = 0.0,
         seed: int = 0,
-        min_window_s: float = 0.01,
+        min_window_s: float = 0.0,
     ) -> None:
         self._now = 0.0
         super().__init__(clock=self._virtual_clock, sleep=self._virtual_sleep, host_features=False)
