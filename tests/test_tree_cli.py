@@ -114,6 +114,15 @@ def test_bad_input_is_a_clean_error(
         assert "'matmul'" in err and "real tensors" in err
 
 
+def test_list_and_missing_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--list")
+    assert code == 0
+    assert out.splitlines()[:2] == ["bert-base-uncased", "distilbert-base-uncased"]
+    assert "llama-2-7b" in out.splitlines()
+    code, out, err = run(capsys)
+    assert code == 3 and "give a MODEL: one of bert-base-uncased" in err
+
+
 def test_bad_numbers_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["tree", "gpt2", "--batch-size", "0"])

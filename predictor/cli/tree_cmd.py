@@ -40,8 +40,9 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "model", metavar="MODEL", help="zoo name (see --list) or package.module:factory"
+        "model", metavar="MODEL", nargs="?", help="zoo name (see --list) or package.module:factory"
     )
+    parser.add_argument("--list", action="store_true", help="list the zoo's model names and exit")
     parser.add_argument(
         "--batch-size", "-b", type=_positive_int, default=1, help="batch size (default 1)"
     )
@@ -68,7 +69,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from predictor.zoo import build_zoo_tree
+    from predictor.errors import ModelError
+    from predictor.zoo import build_zoo_tree, known_models
+
+    if args.list:
+        sys.stdout.write("\n".join(known_models()) + "\n")
+        return 0
+    if args.model is None:
+        raise ModelError(
+            f"give a MODEL: one of {', '.join(known_models())}, or package.module:factory"
+        )
 
     tree = build_zoo_tree(
         args.model,
@@ -185,6 +195,8 @@ def render_text(tree: EnergyTree, *, max_depth: int | None = None, collapse: boo
         f"inputs: {inputs}; traced on {tree.meta.get('execution')} tensors",
         markup=False,
     )
+    if tree.meta.get("fallback_reason"):
+        console.print(f"note: {tree.meta['fallback_reason']}", markup=False)
     if tree.unsupported_ops:
         listed = ", ".join(f"{u.op} in {u.module} (x{u.count})" for u in tree.unsupported_ops)
         console.print(f"unsupported ops (not counted): {listed}", markup=False)
