@@ -327,13 +327,19 @@ def model_inputs(
     counting_mode: str = "irene",
     irene_position_ids: bool = False,
     causal: bool = False,
+    spec: str | None = None,
 ) -> dict[str, Any]:
     """Keyword inputs for one forward of a token model: ``input_ids`` (int64 zeros, (B, S)),
     for decoder-only (``causal``) models ``attention_mask`` (ones, as ``generate()`` passes it;
     it also keeps transformers off value-dependent packed-sequence checks, so the trace runs
     on meta tensors),
     ``decoder_input_ids`` for encoder-decoders, ``use_cache=False`` where the forward takes it
-    (a single forward, as measured in the dataset)."""
+    (a single forward, as measured in the dataset). With a zoo ``spec``, the entry's own
+    ``causal`` and ``irene_position_ids`` apply: the inputs ``build_zoo_tree`` traces."""
+    entry = _ZOO.get(spec) if spec is not None else None
+    if entry is not None:
+        causal = causal or entry.causal
+        irene_position_ids = irene_position_ids or entry.irene_position_ids
     ids = torch.zeros((batch_size, seq_len), dtype=torch.long)
     kwargs: dict[str, Any] = {"input_ids": ids}
     params = inspect.signature(model.forward).parameters
@@ -370,14 +376,7 @@ def build_zoo_tree(
             f"{spec}: seq_len {seq_len} is beyond the model's {limit} positions; "
             f"use --seq-len {limit} or less"
         )
-    kwargs = model_inputs(
-        model,
-        batch_size,
-        seq_len,
-        counting_mode=counting_mode,
-        irene_position_ids=bool(entry and entry.irene_position_ids),
-        causal=bool(entry and entry.causal),
-    )
+    kwargs = model_inputs(model, batch_size, seq_len, counting_mode=counting_mode, spec=spec)
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:
         if entry is not None:

@@ -10,7 +10,7 @@ from torch import nn
 
 from predictor.errors import ModelError
 from predictor.trace import primitive_type
-from predictor.zoo import build_model, build_zoo_tree, known_models
+from predictor.zoo import build_model, build_zoo_tree, known_models, model_inputs
 
 BATCH, SEQ = 2, 32
 REPO = Path(__file__).resolve().parent.parent
@@ -171,3 +171,17 @@ def test_factory_failing_on_meta_is_built_real_and_inputs_must_fit(
     # nn.Linear.forward takes `input`, not token ids
     with pytest.raises(ModelError, match=re.escape("inputs do not fit Linear.forward")):
         build_zoo_tree("realonly:make", 1, 4)
+
+
+def test_model_inputs_for_a_spec_are_the_traced_ones() -> None:
+    model = build_model("gpt2")
+    plain = model_inputs(model, 2, 8)
+    assert set(plain) == {"input_ids", "use_cache"}
+    assert set(model_inputs(model, 2, 8, spec="gpt2")) == {
+        "input_ids",
+        "attention_mask",
+        "use_cache",
+    }
+    distil = build_model("distilbert-base-uncased")
+    ids = model_inputs(distil, 2, 8, spec="distilbert-base-uncased")["position_ids"]
+    assert tuple(ids.shape) == (2, 8)
