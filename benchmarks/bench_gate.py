@@ -82,6 +82,7 @@ def main() -> int:
     args = parser.parse_args()
 
     results: dict[str, Any] = {}
+    load_before = os.getloadavg()
     for name, command in CASES.items():
         times: list[float] = []
         for _ in range(args.repeat):
@@ -109,6 +110,7 @@ def main() -> int:
             "processor": platform.processor() or platform.machine(),
             "python": platform.python_version(),
         },
+        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
         "commit": _git_commit(),
         "note": "wall time of a fresh process each run, measured from outside, "
         "on a machine shared with other jobs",
@@ -124,7 +126,9 @@ def main() -> int:
         f"Goal: the whole `pytest --energy` process <= {GOAL_S:g} s on 2 cores; "
         f"met: **{data['met']}** (worst gate run {gate['max_s']:.2f} s).\n\n"
         f"Machine: {data['machine']['cpus']} CPUs, {data['machine']['platform']}; "
-        f"commit {data['commit']}.\n\nModels: {', '.join(data['models'])}.\n\n"
+        f"commit {data['commit']}; 1-minute load average {load_before[0]:.1f} before, "
+        f"{data['load_average_1m']['after']:.1f} after (other jobs shared the cores).\n\n"
+        f"Models: {', '.join(data['models'])}.\n\n"
         "| command | median (s) | worst (s) | runs (s) |\n|---|---:|---:|---|\n"
         f"{rows}\n",
     )

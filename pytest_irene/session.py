@@ -71,7 +71,7 @@ def _ini_bool(value: Any, where: str) -> bool:
         return True
     if text in {"false", "0", "no", "off", ""}:
         return False
-    raise ConfigError(f"{where}: energy must be true or false (got {value!r})")
+    raise ConfigError(f"{where} must be true or false (got {value!r})")
 
 
 def resolve_settings(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -116,36 +117,40 @@ def test_parse_full_file() -> None:
     assert not only.collected and only.budget_j == 3600.0
 
 
+BAD_FILES = [
+    ("version: 1\nmodels:\n  a:\n    budget: fast\n", 4, "must be an energy like '1.5 J'"),
+    ("version: 1\nmodels:\n  a:\n    budget: 3 MJ\n", 4, "unknown energy unit 'MJ'"),
+    ("version: 1\nmodels:\n  a:\n    budget: 3\n", 4, "with a unit like '3 J'"),
+    ("version: 1\nmodels:\n  a:\n    bugdet: 1 J\n", 4, "unknown key 'bugdet' in model 'a'"),
+    ("version: 1\nmodel:\n  a: {}\n", 2, "unknown key 'model' in the budgets file"),
+    ("version: 1\ndefaults:\n  tolerence: 5%\n", 3, "unknown key 'tolerence'"),
+    ("version: 1\ndefaults:\n  tolerance: 5\n", 3, "percentage like '5%'"),
+    (
+        "version: 1\nmodels:\n  a:\n    modules:\n      'x.*': 2 Joules\n",
+        5,
+        "unknown energy unit",
+    ),
+    ("version: 1\nmodels: [\n", 3, "malformed YAML"),
+    ("version: 1\nmodels:\n  a: {budget: 1 J\n", 4, "malformed YAML"),
+    ("version: 1\nmodels:\n  a: {}\n  a: {}\n", 4, "duplicate key 'a' (first on line 3)"),
+    ("version: 2\n", 1, "version 2 is not supported"),
+    ("models: {}\n", 1, "missing 'version: 1'"),
+    ("", 1, "empty"),
+    ("- 1\n", 1, "must be a mapping"),
+    ("version: 1\nmodels:\n  a:\n    inputs: {batch_size: 8}\n", 4, "inputs needs seq_len"),
+    (
+        "version: 1\nmodels:\n  a:\n    inputs: {batch_size: 0, seq_len: 8}\n",
+        4,
+        "positive integer",
+    ),
+    ("version: 1\nmodels:\n  a:\n    modules:\n      'x.[ab': 1 J\n", 5, "unclosed '['"),
+]
+
+
 @pytest.mark.parametrize(
     ("text", "where", "fragment"),
-    [
-        ("version: 1\nmodels:\n  a:\n    budget: fast\n", 4, "must be an energy like '1.5 J'"),
-        ("version: 1\nmodels:\n  a:\n    budget: 3 MJ\n", 4, "unknown energy unit 'MJ'"),
-        ("version: 1\nmodels:\n  a:\n    budget: 3\n", 4, "with a unit like '3 J'"),
-        ("version: 1\nmodels:\n  a:\n    bugdet: 1 J\n", 4, "unknown key 'bugdet' in model 'a'"),
-        ("version: 1\nmodel:\n  a: {}\n", 2, "unknown key 'model' in the budgets file"),
-        ("version: 1\ndefaults:\n  tolerence: 5%\n", 3, "unknown key 'tolerence'"),
-        ("version: 1\ndefaults:\n  tolerance: 5\n", 3, "percentage like '5%'"),
-        (
-            "version: 1\nmodels:\n  a:\n    modules:\n      'x.*': 2 Joules\n",
-            5,
-            "unknown energy unit",
-        ),
-        ("version: 1\nmodels: [\n", 3, "malformed YAML"),
-        ("version: 1\nmodels:\n  a: {budget: 1 J\n", 4, "malformed YAML"),
-        ("version: 1\nmodels:\n  a: {}\n  a: {}\n", 4, "duplicate key 'a' (first on line 3)"),
-        ("version: 2\n", 1, "version 2 is not supported"),
-        ("models: {}\n", 1, "missing 'version: 1'"),
-        ("", 1, "empty"),
-        ("- 1\n", 1, "must be a mapping"),
-        ("version: 1\nmodels:\n  a:\n    inputs: {batch_size: 8}\n", 4, "inputs needs seq_len"),
-        (
-            "version: 1\nmodels:\n  a:\n    inputs: {batch_size: 0, seq_len: 8}\n",
-            4,
-            "positive integer",
-        ),
-        ("version: 1\nmodels:\n  a:\n    modules:\n      'x.[ab': 1 J\n", 5, "unclosed '['"),
-    ],
+    BAD_FILES,
+    ids=[re.sub(r"\W+", "-", case[2]).strip("-") for case in BAD_FILES],
 )
 def test_errors_name_file_and_line(text: str, where: int, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:

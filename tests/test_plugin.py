@@ -490,3 +490,73 @@ def test_unreadable_meter_falls_back_or_fails_with_its_reason(
         result.stdout.fnmatch_lines(
             ["warning: tiny-bert: not metered on cpu: *; budgets judge predicted energy"]
         )
+
+
+# ---------------------------------------------------------------- this repository's gate
+
+#: The README's main command, run from the repository root (also the energy-gate workflow's).
+GATE_COMMAND = ["-m", "pytest", "--energy", "-p", "no:cacheprovider", "energy_budgets.yaml"]
+
+
+def test_repo_gate_passes_on_its_own_budgets(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, *GATE_COMMAND, "--energy-report", str(tmp_path / "head.json")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == pytest.ExitCode.OK, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "head.json").read_text())
+    names = {m["name"] for m in report["models"]}
+    assert names == {"tiny-bert", "tiny-gpt2", "distilbert-base-uncased"}
+    assert report["passed"] is True
+    workflow = (REPO_ROOT / ".github" / "workflows" / "energy-gate.yml").read_text()
+    assert "python -m pytest --energy -p no:cacheprovider" in workflow
+
+
+def test_resolver_precedence_and_path_bases(tmp_path: Path) -> None:
+    from pytest_irene.session import resolve_settings
+
+    here, ini_dir, root = tmp_path / "cwd", tmp_path / "ini", tmp_path / "root"
+    kw = {"invocation_dir": here, "ini_dir": ini_dir, "rootdir": root}
+    default = resolve_settings({}, {}, **kw)  # type: ignore[arg-type]
+    assert not default.enabled
+    assert default.budgets == (root / "energy_budgets.yaml").resolve()
+    assert default.report is None and default.profile is None
+    assert set(default.sources.values()) == {"default"}
+
+    ini = {"enabled": "true", "budgets": "b.yaml", "report": "r.json", "profile": "p1"}
+    from_ini = resolve_settings({}, ini, **kw)  # type: ignore[arg-type]
+    assert from_ini.enabled
+    assert from_ini.budgets == (ini_dir / "b.yaml").resolve()
+    assert from_ini.report == (ini_dir / "r.json").resolve()
+    assert from_ini.profile == "p1"  # a name, not a path
+    assert from_ini.sources["budgets"] == "ini"
+
+    cli = {"enabled": False, "budgets": "c.yaml", "profile": "dir/p.joblib"}
+    both = resolve_settings(cli, ini, **kw)  # type: ignore[arg-type]
+    assert not both.enabled  # --no-energy beats energy = true
+    assert both.budgets == (here / "c.yaml").resolve()
+    assert both.profile == str((here / "dir" / "p.joblib").resolve())
+    assert both.report == (ini_dir / "r.json").resolve()
+    assert (both.sources["budgets"], both.sources["report"]) == ("cli", "ini")
+
+
+def test_bad_ini_bool_names_the_file(tmp_path: Path) -> None:
+    from predictor.errors import ConfigError
+    from pytest_irene.session import resolve_settings
+
+    with pytest.raises(ConfigError, match=r"tox.ini: energy must be true or false \(got 'maybe'\)"):
+        resolve_settings(
+            {},
+            {"enabled": "maybe"},
+            invocation_dir=tmp_path,
+            ini_dir=tmp_path,
+            rootdir=tmp_path,
+            ini_name="tox.ini",
+        )
