@@ -239,6 +239,8 @@ def test_chmod_000_energy_file_is_a_reason_not_a_zero(world_traversable_dir: Pat
         return
     # root reads anything, so check the real file-system denial as an unprivileged user
     outcome = _discover_as(65534, root)
+    if outcome.startswith("error:") and "Operation not permitted" in outcome:
+        pytest.skip(f"cannot drop to an unprivileged user here: {outcome}")
     assert outcome.startswith("unavailable:"), outcome
     assert "energy_uj is root-only since Linux 5.10; run as root or grant read access" in outcome
     # and as root the same tree is readable
