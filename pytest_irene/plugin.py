@@ -93,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
             ini_dir=config.inipath.parent if config.inipath else config.rootpath,
             rootdir=config.rootpath,
             ini_name=str(config.inipath or "the ini file"),
+            file_args=_file_args(config),
         )
         if not settings.enabled:
             return
@@ -103,6 +104,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.stash[GATE_KEY] = gate
     config.pluginmanager.register(_Aggregator(gate), "irene-aggregator")
+
+
+def _file_args(config: pytest.Config) -> list[str]:
+    """Paths given on the command line (not from testpaths), relative to the invocation dir."""
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        return []
+    return [str(arg) for arg in config.args]
 
 
 def _metering(config: pytest.Config) -> Any | None:

@@ -82,9 +82,12 @@ def resolve_settings(
     ini_dir: Path,
     rootdir: Path,
     ini_name: str = "the ini file",
+    file_args: Sequence[str] = (),
 ) -> Settings:
     """The one place that decides each option: the command line if given (not None), else the
-    ini/pyproject value if set (not None or empty), else the default. Relative paths are taken
+    ini/pyproject value if set (not None or empty), else the default. For the budgets file, a
+    YAML file named as a positional argument (``pytest --energy my_budgets.yaml``) comes after
+    ``--energy-budgets`` and before the ini value. Relative paths are taken
     from the invocation directory (command line) or the ini file's folder (ini)."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -106,6 +109,15 @@ def resolve_settings(
 
     enabled = values["enabled"]
     enabled = False if enabled is None else _ini_bool(enabled, f"{ini_name}: energy")
+    yaml_args = [
+        a.split("::")[0] for a in file_args if a.split("::")[0].endswith((".yaml", ".yml"))
+    ]
+    if yaml_args and sources["budgets"] != "cli":
+        if len(set(yaml_args)) > 1:
+            raise ConfigError(
+                f"one budgets file per run, got {', '.join(yaml_args)}; run them one at a time"
+            )
+        values["budgets"], sources["budgets"] = yaml_args[0], "cli"
     budgets = path("budgets") or (rootdir / DEFAULT_BUDGETS_FILE).resolve()
     profile = values["profile"]
     if profile is not None:
@@ -203,7 +215,7 @@ class EnergyGate:
         elif settings.sources.get("budgets", "default") != "default":
             raise ConfigError(
                 f"{settings.budgets}: budgets file not found (set by "
-                f"{'--energy-budgets' if settings.sources['budgets'] == 'cli' else 'energy_budgets in the ini file'})"
+                f"{'the command line' if settings.sources['budgets'] == 'cli' else 'energy_budgets in the ini file'})"
             )
         else:
             budgets = Budgets(path=None)
@@ -236,7 +248,8 @@ class EnergyGate:
                     from predictor.zoo import build_model, model_inputs
 
                     model = build_model(entry.spec, device="cpu")
-                    inputs = model_inputs(model, entry.inputs.batch_size, entry.inputs.seq_len)
+                    b, s = entry.inputs.batch_size, entry.inputs.seq_len
+                    inputs = model_inputs(model, b, s, spec=entry.spec)
                     tree = self.measure(model, tree, inputs)
                 self._cache[entry.name] = tree
             finally:

@@ -185,7 +185,7 @@ def test_budgets_file_named_but_missing_is_a_usage_error(pytester: pytest.Pytest
     result = _run(pytester, "--energy", "--energy-budgets", "nope.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: *nope.yaml: budgets file not found (set by --energy-budgets)"]
+        ["ERROR: *nope.yaml: budgets file not found (set by the command line)"]
     )
 
 
