@@ -243,7 +243,8 @@ class RaplMeter(Meter):
                     self._reason = sysfs_reason
                     return
         # pyRAPL reads the same counters at the real /sys path: with a custom root only an
-        # injected module is tried, and with no powercap at all it cannot work either
+        # injected module is tried, and with no powercap at all, or unreadable counters, it
+        # cannot work either
         if (
             backend == "pyrapl"
             or pyrapl is not None
