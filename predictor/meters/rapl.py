@@ -248,7 +248,11 @@ class RaplMeter(Meter):
         if (
             backend == "pyrapl"
             or pyrapl is not None
-            or (Path(root) == DEFAULT_POWERCAP_ROOT and self.reader.root.is_dir())
+            or (
+                Path(root) == DEFAULT_POWERCAP_ROOT
+                and self.reader.root.is_dir()
+                and "root-only" not in (sysfs_reason or "")
+            )
         ):
             py_reason = self._setup_pyrapl(pyrapl)
             if py_reason is None:
