@@ -218,6 +218,21 @@ def test_pyproject_sets_the_budgets_file_and_cli_overrides_it(
     result.assert_outcomes(passed=1)
 
 
+def test_no_args_adds_the_budgets_file_beside_testpaths(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    _budgets(project, _tiny_bert_entry(budget="1 kJ"))
+    project.makeini("[pytest]\ntestpaths = tests\n")
+    project.mkdir("tests")
+    (project.path / "tests" / "test_plain.py").write_text("def test_ok():\n    pass\n")
+    result = _run(project, "--energy", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["tests/test_plain.py::test_ok", "energy_budgets.yaml::tiny-bert"])
+    result = _run(project, "--energy", "--collect-only", "-q", "tests")  # paths given: only those
+    result.stdout.no_fnmatch_line("energy_budgets.yaml::*")
+    result = _run(project, "--collect-only", "-q")  # gate off: nothing added
+    result.stdout.no_fnmatch_line("energy_budgets.yaml::*")
+
+
 def test_default_budgets_file_is_at_the_rootdir(
     project: pytest.Pytester, predicted: dict[str, EnergyTree]
 ) -> None:
@@ -388,11 +403,15 @@ def test_xdist_aggregates_on_the_controller(
         _tiny_bert_entry(f'"encoder.layer.*": {_j(layer * 0.999)}')
         + f"  tiny-gpt2:\n    model: {TINY_GPT2}\n    inputs: {INPUTS}\n    budget: 1 kJ\n",
     )
+    # testpaths do not reach the budgets file: `pytest --energy` adds its items on every worker
+    project.makeini("[pytest]\ntestpaths = tests\n")
+    project.mkdir("tests")
+    (project.path / "tests" / "test_plain.py").write_text("def test_ok():\n    pass\n")
     result = project.runpytest_subprocess(
         "-p", "no:cacheprovider", "-n", "2", "--energy", "--energy-report", "head.json"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)
     line = Check("tiny-bert", "encoder.layer.0", None, layer, layer * 0.999).message()
     result.stdout.fnmatch_lines([f"  {line}", "*energy (IrEne prediction, profile *"])
     report = json.loads((project.path / "head.json").read_text())
