@@ -54,14 +54,19 @@ __all__ = [
     "ModelCheck",
     "ModuleBudget",
     "check_tree",
+    "format_budget",
     "format_energy",
     "format_percent",
     "glob_to_regex",
+    "iter_collected",
     "load_budgets",
     "module_nodes",
     "parse_budgets",
     "parse_energy",
     "parse_percent",
+    "predict_entry",
+    "render_budgets_yaml",
+    "suggest_module_globs",
 ]
 
 BUDGETS_VERSION = 1

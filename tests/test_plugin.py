@@ -579,3 +579,17 @@ def test_bad_ini_bool_names_the_file(tmp_path: Path) -> None:
             rootdir=tmp_path,
             ini_name="tox.ini",
         )
+
+
+def test_markdown_summary_without_a_base(
+    project: pytest.Pytester, predicted: dict[str, EnergyTree]
+) -> None:
+    limit = _total(predicted) * 0.999
+    _budgets(project, _tiny_bert_entry(budget=_j(limit)))
+    result = _run(project, "--energy", "--energy-markdown", "summary.md")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    text = (project.path / "summary.md").read_text()
+    assert text.startswith("## Energy gate (IrEne prediction)")
+    assert f"| tiny-bert | {format_energy(_total(predicted))} | ❌ 0/1 within |" in text
+    message = Check("tiny-bert", None, None, _total(predicted), limit).message()
+    assert f"- `{message}`" in text
