@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from predictor.errors import IreneError
+from pytest_irene.items import EnergyProbe
 from pytest_irene.session import OPTIONS, EnergyGate, resolve_settings
 
 __all__ = [
@@ -172,15 +173,13 @@ def pytest_collection_modifyitems(
 
 
 @pytest.fixture
-def energy(request: pytest.FixtureRequest) -> Any:
+def energy(request: pytest.FixtureRequest) -> EnergyProbe:
     """``energy(model, *example_args, name=..., **example_kwargs) -> EnergyTree``: predict a model
     built in test code and check its budgets (the budgets file's entry for ``name`` and the
     test's ``energy_budget`` markers). Skipped when the gate is off."""
     gate = _gate(request.config)
     if gate is None:
         pytest.skip("energy gate is off: run pytest with --energy (or energy = true in the ini)")
-    from pytest_irene.items import EnergyProbe
-
     return EnergyProbe(gate, request.node)
 
 

@@ -54,7 +54,6 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
     terminalreporter.write_sep("=", f"energy (IrEne prediction, profile {profile})")
     if not gate.results:
         terminalreporter.write_line("no model was predicted")
-        return
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("model")
     table.add_column("energy", justify="right")
@@ -79,7 +78,8 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
         no_color=not terminalreporter.hasmarkup,
         highlight=False,
     )
-    console.print(table)
+    if gate.results:
+        console.print(table)
     # Messages stay on one line each: CI logs are grepped for them.
     say = functools.partial(console.print, soft_wrap=True)
     for result in gate.results:
@@ -100,6 +100,13 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
             say(f"[red]{check.message()}[/]")
     for warning in (w for r in gate.results for w in r.warnings):
         say(f"[yellow]warning: {warning}[/]")
+    predicted = {r.name for r in gate.results}
+    for name, entry in gate.budgets.models.items():
+        if not entry.collected and name not in predicted:
+            say(
+                f"note: no test handed {name!r} to the `energy` fixture, so its budgets in "
+                f"{gate.budgets.path} were not checked"
+            )
     if gate.metering is not None:
         for line in gate.metering.status_lines():
             say(f"meter {line}")

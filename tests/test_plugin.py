@@ -593,3 +593,16 @@ def test_markdown_summary_without_a_base(
     assert f"| tiny-bert | {format_energy(_total(predicted))} | ❌ 0/1 within |" in text
     message = Check("tiny-bert", None, None, _total(predicted), limit).message()
     assert f"- `{message}`" in text
+
+
+def test_unused_fixture_budgets_are_noted_and_a_missing_base_is_a_usage_error(
+    project: pytest.Pytester,
+) -> None:
+    _budgets(project, "  tiny:\n    budget: 1 J\n")
+    project.makepyfile("def test_ok():\n    pass\n")
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["note: no test handed 'tiny' to the `energy` fixture*"])
+    result = _run(project, "--energy", "--energy-compare", "base.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: *base.json: energy report not found*"])
