@@ -12,8 +12,10 @@ Two aggregators, both fitted on training trees whose ML leaves carry *predicted*
   model fitted by relative least squares. ``psi`` holds what the children cannot see: the
   FLOPs and bytes of the node's own ops that are not primitives (adds, GELU functions, masks:
   the node's static features minus its children's), and with the ``full`` feature set the
-  node's own runtime measurements. It is fitted first on the true children's energies, then
-  refitted on the energies it predicts bottom-up, so training sees the errors it will compound.
+  node's own runtime measurements. It is fitted on the true children's energies ("stepwise",
+  one closed-form solve per level); ``refits > 0`` then refits it on the energies it predicts
+  bottom-up. Leave-one-model-out preferred no refit: the refit iteration does not converge
+  monotonically (benchmarks/results/ablation.md).
 
 A forest of trees is flattened once into arrays (:class:`Flat`), so prediction is a handful of
 numpy operations per depth, deterministic and bit-identical across runs.
@@ -293,7 +295,7 @@ class ResidualAggregator:
 
     terms: tuple[str, ...]
     per_level: bool = True
-    refits: int = 2
+    refits: int = 0
     ridge: float = 1e-8
     split_children: bool = False
     model_terms: tuple[str, ...] | None = None

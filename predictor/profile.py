@@ -33,7 +33,7 @@ from predictor.aggregate import (
     ResidualAggregator,
     aggregator_from_dict,
 )
-from predictor.errors import ProfileError
+from predictor.errors import DataError, ProfileError
 from predictor.regressors import FEATURE_SETS, Array, MLRegressors, feature_columns
 from predictor.tree import RUNTIME_FEATURES, EnergyTree
 
@@ -69,7 +69,7 @@ class Settings:
     aggregator: str = "residual"
     residual_terms: tuple[str, ...] = ("resid_flops", "resid_mem", "intercept")
     per_level: bool = True
-    refits: int = 2
+    refits: int = 0
     split_children: bool = False
     model_terms: tuple[str, ...] | None = None
     irene_epochs: int = 8
@@ -175,7 +175,21 @@ def attach_num_parameters(trees: Sequence[EnergyTree]) -> int:
 def fit_components(
     trees: Sequence[EnergyTree], feature_set: str, settings: Settings
 ) -> tuple[MLRegressors, Aggregator]:
-    """Fit the ML regressors, then the aggregator on the training trees' predicted leaves."""
+    """Fit the ML regressors, then the aggregator on the training trees' predicted leaves.
+
+    Every node needs a measured energy > 0 (errors are relative); a tree without one is a
+    :class:`~predictor.errors.DataError` naming the node and its configuration.
+    """
+    for tree in trees:
+        for node in tree.walk():
+            e = node.measured_energy_j
+            if e is None or not e > 0:
+                raise DataError(
+                    f"{tree.meta.get('source', tree.model_name)}: {tree.model_name} batch "
+                    f"{tree.batch_size} seq {tree.seq_len}, node {node.name!r}: measured energy "
+                    f"must be a positive number of joules to train on (got {e!r}); re-measure or "
+                    "drop that configuration"
+                )
     flat = Flat.of(trees)
     ml_nodes = [n for n in flat.nodes if n.level == "ml"]
     ml = MLRegressors.fit(ml_nodes, feature_set, method=settings.ml_method)

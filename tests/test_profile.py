@@ -9,7 +9,7 @@ import joblib
 import pytest
 
 from predictor.data import Dataset
-from predictor.errors import ProfileError
+from predictor.errors import DataError, ProfileError
 from predictor.profile import (
     DEFAULT_PROFILE,
     FORMAT_VERSION,
@@ -244,3 +244,11 @@ def test_default_profile_is_static_and_meets_its_targets() -> None:
     full = load_profile("irene-device-1-full")
     err = full.cv_error["overall_row_weighted"]
     assert err["ml"] <= 0.6 and err["module"] <= 0.8 and err["model"] <= 1.7
+
+
+def test_training_needs_positive_measured_energy() -> None:
+    ds = synthetic_dataset()
+    node = ds.trees[3].root.children[1].children[0]
+    node.measured_energy_j = 0.0
+    with pytest.raises(DataError, match=r"node 'layer.1.dense:Linear': measured energy must be a positive"):
+        train_profile(ds, "static", "bad")

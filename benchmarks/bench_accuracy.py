@@ -1,0 +1,314 @@
+"""Accuracy benchmark: leave-one-model-out MAPE of our method, IrEne's, simple baselines, and
+the ablation that chose each part of ours.
+
+    python benchmarks/bench_accuracy.py [DATA]      # default ../shared/irene-data/device_1
+
+1. The headline runs are the documented CLI, each in its own process so its wall time and peak
+   RSS are its own: ``irene evaluate DATA --cv leave-one-model-out --features static|full
+   --format json`` (ours), and ``--method irene`` (the authors' method, our implementation).
+2. Simple baselines on the same folds (static features, fit on training folds only):
+   per-type OLS at ML level; a pooled ``c*flops + d*mem_bytes`` at module level;
+   ``c*FLOPs`` at model level.
+3. The ablation: each change from IrEne's method to ours, alone and together, and the variants
+   that LOMO rejected.
+
+Writes benchmarks/results/accuracy.json, accuracy.md, ablation.json, ablation.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from predictor.data import Dataset, load_dataset  # noqa: E402
+from predictor.evaluate import NOT_A_FOLD, cross_validate  # noqa: E402
+from predictor.profile import Settings, attach_num_parameters  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+LEVELS = ("ml", "module", "model")
+TARGETS = {
+    "static": {"ml": 3.0, "module": 8.0, "model": 5.0},
+    "full": {"ml": 0.6, "module": 0.8, "model": 1.7},
+}
+
+
+def _write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def run_cli(data: str, features: str, method: str) -> dict[str, Any]:
+    """``irene evaluate`` in a child process; its own wall time and peak RSS (os.wait4)."""
+    cmd = [
+        sys.executable, "-m", "predictor.cli.main", "evaluate", data, "--cv",
+        "leave-one-model-out", "--features", features, "--format", "json", "--method", method,
+    ]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()}")
+    report: dict[str, Any] = json.loads(out)
+    report["command"] = "irene " + " ".join(cmd[3:])
+    report["process_wall_s"] = wall
+    report["process_peak_rss_mib"] = usage.ru_maxrss / 1024.0  # Linux: KiB
+    return report
+
+
+# -- simple baselines -------------------------------------------------------------------------
+
+
+def _lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.asarray(np.linalg.lstsq(a, b, rcond=None)[0])
+
+
+def simple_baselines(ds: Dataset) -> dict[str, Any]:
+    """Per-type OLS (ML), pooled c*flops + d*mem (module), c*FLOPs (model); LOMO."""
+    folds = [m for m in ds.model_names if m not in NOT_A_FOLD]
+    cols = ("batch_size", "seq_len", "flops", "mem_bytes", "input_size", "num_parameters")
+
+    def rows(trees: list[Any], level: str) -> tuple[list[Any], np.ndarray]:
+        nodes = [n for t in trees for n in t.walk() if n.level == level]
+        return nodes, np.array([n.measured_energy_j for n in nodes])
+
+    pooled: dict[str, list[np.ndarray]] = {lvl: [] for lvl in LEVELS}
+    per_fold: dict[str, dict[str, float]] = {}
+    for held in folds:
+        train = [t for t in ds.trees if t.model_name != held]
+        test = ds.by_model(held)
+        # ML: per type, standardised features + OLS with intercept
+        tr_nodes, tr_y = rows(train, "ml")
+        te_nodes, te_y = rows(test, "ml")
+        xtr = np.array([[n.feature(c) for c in cols] for n in tr_nodes])
+        xte = np.array([[n.feature(c) for c in cols] for n in te_nodes])
+        pred = np.empty(len(te_nodes))
+        types_tr = np.array([n.type for n in tr_nodes])
+        types_te = np.array([n.type for n in te_nodes])
+        for typ in set(types_te.tolist()):
+            m_tr, m_te = types_tr == typ, types_te == typ
+            mu, sd = xtr[m_tr].mean(0), xtr[m_tr].std(0)
+            sd = np.where(sd > 0, sd, 1.0)
+            z_tr = np.column_stack([(xtr[m_tr] - mu) / sd, np.ones(m_tr.sum())])
+            z_te = np.column_stack([(xte[m_te] - mu) / sd, np.ones(m_te.sum())])
+            pred[m_te] = z_te @ _lstsq(z_tr, tr_y[m_tr])
+        errs = {"ml": 100 * np.abs(pred - te_y) / te_y}
+        # module: pooled c*flops + d*mem_bytes
+        tr_nodes, tr_y = rows(train, "module")
+        te_nodes, te_y = rows(test, "module")
+        a = np.array([[n.flops, n.mem_bytes] for n in tr_nodes])
+        coef = _lstsq(a, tr_y)
+        pred = np.array([[n.flops, n.mem_bytes] for n in te_nodes]) @ coef
+        errs["module"] = 100 * np.abs(pred - te_y) / te_y
+        # model: c*FLOPs
+        tr_nodes, tr_y = rows(train, "model")
+        te_nodes, te_y = rows(test, "model")
+        c = _lstsq(np.array([[n.flops] for n in tr_nodes]), tr_y)
+        pred = np.array([[n.flops] for n in te_nodes]) @ c
+        errs["model"] = 100 * np.abs(pred - te_y) / te_y
+        per_fold[held] = {lvl: float(errs[lvl].mean()) for lvl in LEVELS}
+        for lvl in LEVELS:
+            pooled[lvl].append(errs[lvl])
+    return {
+        "what": {
+            "ml": "per-type OLS on standardised static features",
+            "module": "pooled least squares c*flops + d*mem_bytes",
+            "model": "least squares c*FLOPs",
+        },
+        "folds": per_fold,
+        "overall_row_weighted_mape": {
+            lvl: float(np.concatenate(pooled[lvl]).mean()) for lvl in LEVELS
+        },
+        "mean_over_folds_mape": {
+            lvl: float(np.mean([f[lvl] for f in per_fold.values()])) for lvl in LEVELS
+        },
+    }
+
+
+# -- ablation ---------------------------------------------------------------------------------
+
+S0 = Settings.default("static")
+F0 = Settings.default("full")
+ABLATION: list[tuple[str, str, Settings, str]] = [
+    ("static", "IrEne: per-type OLS + tanh-weighted sum", Settings.irene(), "baseline"),
+    ("static", "poly ML + IrEne aggregator", replace(Settings.irene(), ml_method="poly"), "ML change alone"),
+    ("static", "IrEne OLS ML + our aggregator", replace(S0, ml_method="irene"), "aggregator change alone"),
+    ("static", "poly ML + per-level a*sum(children)", replace(S0, residual_terms=(), split_children=False, model_terms=None), "step"),
+    ("static", "  + residual flops/bytes of own ops", replace(S0, residual_terms=("resid_flops", "resid_mem"), split_children=False, model_terms=None), "step"),
+    ("static", "  + intercept", replace(S0, split_children=False, model_terms=None), "step"),
+    ("static", "  + ML/module children apart, root = weighted sum only (ours)", S0, "ours"),
+    ("static", "ours, linear (relative LS) ML", replace(S0, ml_method="linear"), "rejected"),
+    ("static", "ours + input_size term", replace(S0, residual_terms=(*S0.residual_terms, "input_size")), "rejected"),
+    ("static", "ours, residual terms at the root too", replace(S0, model_terms=None), "rejected"),
+    ("static", "ours, one model for module and model levels", replace(S0, per_level=False, model_terms=None), "rejected"),
+    ("static", "ours, refit once on own bottom-up predictions", replace(S0, refits=1), "rejected"),
+    ("static", "ours, refit twice on own bottom-up predictions", replace(S0, refits=2), "rejected"),
+    ("static", "ours, refit 4 times on own bottom-up predictions", replace(S0, refits=4), "rejected"),
+    ("full", "IrEne: per-type OLS + tanh-weighted sum", Settings.irene(), "baseline"),
+    ("full", "ours (relative linear ML; children sums + residual + own runtime)", F0, "ours"),
+    ("full", "ours, poly ML", replace(F0, ml_method="poly"), "rejected"),
+    ("full", "ours, without own runtime terms", replace(F0, residual_terms=("resid_flops", "resid_mem")), "rejected"),
+    ("full", "ours, ML/module children apart", replace(F0, split_children=True), "rejected"),
+    ("full", "ours, refit twice on own bottom-up predictions", replace(F0, refits=2), "rejected"),
+]  # fmt: skip
+
+
+def ablation(ds: Dataset) -> list[dict[str, Any]]:
+    out = []
+    for features, label, settings, role in ABLATION:
+        report = cross_validate(ds, features, settings)
+        out.append(
+            {
+                "features": features,
+                "variant": label,
+                "role": role,
+                "settings": settings.to_dict(),
+                "overall": report.overall,
+                "mean_over_folds": report.mean_over_folds,
+                "per_fold": {f.model: f.mape for f in report.folds},
+                "wall_s": report.wall_s,
+            }
+        )
+        print(
+            f"{features:6} {label:70} " + " ".join(f"{report.overall[lvl]:6.2f}" for lvl in LEVELS),
+            flush=True,
+        )
+    return out
+
+
+# -- markdown ---------------------------------------------------------------------------------
+
+
+def _fold_table(report: dict[str, Any]) -> list[str]:
+    lines = ["| left-out model | ML % | module % | model % |", "|---|---|---|---|"]
+    for f in report["folds"]:
+        m = f["mape"]
+        lines.append(f"| {f['model']} | {m['ml']:.2f} | {m['module']:.2f} | {m['model']:.2f} |")
+    o, mf = report["overall_row_weighted_mape"], report["mean_over_folds_mape"]
+    lines.append(
+        f"| **overall (row-weighted)** | **{o['ml']:.2f}** | **{o['module']:.2f}** | **{o['model']:.2f}** |"
+    )
+    lines.append(f"| mean over folds | {mf['ml']:.2f} | {mf['module']:.2f} | {mf['model']:.2f} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    data = args[0] if args else str(REPO.parent / "shared" / "irene-data" / "device_1")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    env = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+    headline: dict[str, Any] = {}
+    for features in ("static", "full"):
+        for method in ("ours", "irene"):
+            key = f"{method}-{features}"
+            headline[key] = run_cli(data, features, method)
+            r = headline[key]
+            print(
+                f"{key}: {r['overall_row_weighted_mape']} wall {r['process_wall_s']:.1f}s "
+                f"rss {r['process_peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
+    ds = load_dataset(data)
+    attach_num_parameters(ds.trees)
+    baselines = simple_baselines(ds)
+    abl = ablation(ds)
+
+    _write(
+        RESULTS / "accuracy.json",
+        json.dumps(
+            {
+                "environment": env,
+                "targets": TARGETS,
+                "runs": headline,
+                "simple_baselines": baselines,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
+    _write(
+        RESULTS / "ablation.json",
+        json.dumps({"environment": env, "variants": abl}, indent=2) + "\n",
+    )
+
+    md = [
+        "# Accuracy: leave-one-model-out on IrEne device_1",
+        "",
+        "Produced by `python benchmarks/bench_accuracy.py`. Protocol: IrEne's leave-one-model-out "
+        "without its leaks (every scaler and regressor fit on the training folds only; "
+        "sshleifer/tiny-ctrl trains every fold but is never one). MAPE %, overall = row-weighted "
+        f"over all folds, also the mean over the six folds. Machine: {env['cpus']} CPUs, "
+        "shared with other jobs, so wall times are upper bounds.",
+        "",
+        "| run | features | ML | module | model | target (ML/module/model) | CV wall s | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in headline.items():
+        o = r["overall_row_weighted_mape"]
+        t = TARGETS[r["feature_set"]] if key.startswith("ours") else None
+        target = f"{t['ml']} / {t['module']} / {t['model']}" if t else "(reference)"
+        md.append(
+            f"| {key} | {r['feature_set']} | {o['ml']:.2f} | {o['module']:.2f} | {o['model']:.2f} | "
+            f"{target} | {r['process_wall_s']:.1f} | {r['process_peak_rss_mib']:.0f} |"
+        )
+    b = baselines["overall_row_weighted_mape"]
+    md += [
+        f"| simple baselines | static | {b['ml']:.2f} | {b['module']:.2f} | {b['model']:.2f} | "
+        "(per-type OLS / c*flops+d*mem / c*FLOPs) | | |",
+        "",
+        "Wall time and peak RSS are of the whole `irene evaluate` process (Python start, imports, "
+        "reading the CSVs, tracing the seven zoo models for num_parameters, six folds).",
+        "",
+    ]
+    for key, r in headline.items():
+        md += [f"## {key}", "", f"`{r['command']}`", "", *_fold_table(r), ""]
+    _write(RESULTS / "accuracy.md", "\n".join(md))
+
+    amd = [
+        "# Ablation: what each change does under leave-one-model-out",
+        "",
+        "Produced by `python benchmarks/bench_accuracy.py` (same folds and protocol as accuracy.md). "
+        "A change was kept only where it lowered the LOMO error; rejected variants are listed too. "
+        "Overall row-weighted MAPE %, then mean over folds in brackets.",
+        "",
+        "| features | variant | role | ML | module | model |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in abl:
+        o, m = v["overall"], v["mean_over_folds"]
+        amd.append(
+            f"| {v['features']} | {v['variant'].strip()} | {v['role']} | "
+            + " | ".join(f"{o[lvl]:.2f} ({m[lvl]:.2f})" for lvl in LEVELS)
+            + " |"
+        )
+    _write(RESULTS / "ablation.md", "\n".join(amd) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
