@@ -244,13 +244,9 @@ class EnergyGate:
                 sys.path.insert(0, str(folder))
             try:
                 tree = predict_entry(entry, self.profile)
-                if self.metering is not None and entry.inputs is not None:
-                    from predictor.zoo import build_model, model_inputs
-
-                    model = build_model(entry.spec, device="cpu")
-                    b, s = entry.inputs.batch_size, entry.inputs.seq_len
-                    inputs = model_inputs(model, b, s, spec=entry.spec)
-                    tree = self.measure(model, tree, inputs)
+                if self.metering is not None:
+                    # predicted on the meta device: metering rebuilds it with real weights
+                    tree = self._judge(self.metering.measure_spec(entry.spec, tree))
                 self._cache[entry.name] = tree
             finally:
                 if added:
@@ -265,9 +261,13 @@ class EnergyGate:
         --energy-check names. Without a meter: the tree unchanged."""
         if self.metering is None:
             return tree
+        return self._judge(self.metering.measure(model, tree, inputs))
+
+    def _judge(self, outcome: Any) -> EnergyTree:
+        """A metering Outcome -> the tree the budgets judge (per --energy-check)."""
         from pytest_irene.metering import tree_for_check
 
-        outcome = self.metering.measure(model, tree, inputs)
+        assert self.metering is not None
         measured: EnergyTree = outcome.tree
         measured.meta["metering"] = {
             "measured": outcome.measured,
