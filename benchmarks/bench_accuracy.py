@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Produced by `python benchmarks/bench_accuracy.py` (same folds and protocol as accuracy.md). "
         "A change was kept only where it lowered the LOMO error; rejected variants are listed too. "
-        "Overall row-weighted MAPE %, then mean over folds in brackets.",
+        "Overall row-weighted MAPE %, then mean over folds in brackets. Differences under 0.1 "
+        "point are treated as noise, and there the simpler model is kept (e.g. the input_size term).",
         "",
         "| features | variant | role | ML | module | model |",
         "|---|---|---|---|---|---|",
