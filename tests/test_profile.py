@@ -250,5 +250,7 @@ def test_training_needs_positive_measured_energy() -> None:
     ds = synthetic_dataset()
     node = ds.trees[3].root.children[1].children[0]
     node.measured_energy_j = 0.0
-    with pytest.raises(DataError, match=r"node 'layer.1.dense:Linear': measured energy must be a positive"):
+    with pytest.raises(
+        DataError, match=r"node 'layer.1.dense:Linear': measured energy must be a positive"
+    ):
         train_profile(ds, "static", "bad")
