@@ -38,7 +38,7 @@ def test_predict_json_is_complete_and_bit_identical(capsys: pytest.CaptureFixtur
 
 
 def test_predict_text_shows_tree_and_bottlenecks(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["predict", "bert-base-uncased", "--batch-size", "1", "--seq-len", "8"]) == 0
+    assert main(["predict", "bert-base-uncased", "-b", "1", "-s", "8"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
         "bert-base-uncased  batch 1  seq 8  profile irene-device-1 (static features)"

@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="zoo name or package.module:factory")
-    parser.add_argument("--batch-size", type=int, required=True, help="input batch size")
-    parser.add_argument("--seq-len", type=int, required=True, help="input sequence length")
+    parser.add_argument("-b", "--batch-size", type=int, required=True, help="input batch size")
+    parser.add_argument("-s", "--seq-len", type=int, required=True, help="input sequence length")
     parser.add_argument(
         "--profile", help="shipped profile name or profile file (default: irene-device-1, static)"
     )
