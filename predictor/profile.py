@@ -50,6 +50,7 @@ __all__ = [
     "list_profiles",
     "load_profile",
     "predict_flat",
+    "runtime_columns",
     "train_profile",
 ]
 
@@ -191,17 +192,22 @@ def fit_components(
                     "drop that configuration"
                 )
     flat = Flat.of(trees)
+    runtime = runtime_columns(trees) if feature_set == "full" else ()
     ml_nodes = [n for n in flat.nodes if n.level == "ml"]
-    ml = MLRegressors.fit(ml_nodes, feature_set, method=settings.ml_method)
+    ml = MLRegressors.fit(ml_nodes, feature_set, method=settings.ml_method, runtime=runtime)
     leaf_pred, _ = _leaf_predictions(flat, ml)
+    # Terms on runtime columns the data lacks are dropped (a CPU-metered dataset has no gpu_*).
+    terms = tuple(
+        t for t in settings.residual_terms if not t.startswith("own:") or t[4:] in runtime
+    )
     agg: Aggregator
     if settings.aggregator == "irene":
-        agg = IreneAggregator(columns=feature_columns(feature_set)).fit(
+        agg = IreneAggregator(columns=feature_columns(feature_set, runtime)).fit(
             trees, leaf_pred, epochs=settings.irene_epochs, seed=settings.seed
         )
     elif settings.aggregator == "residual":
         agg = ResidualAggregator(
-            terms=settings.residual_terms,
+            terms=terms,
             per_level=settings.per_level,
             refits=settings.refits,
             split_children=settings.split_children,
@@ -210,6 +216,26 @@ def fit_components(
     else:
         raise ValueError(f"unknown aggregator {settings.aggregator!r}")
     return ml, agg
+
+
+def runtime_columns(trees: Sequence[EnergyTree]) -> tuple[str, ...]:
+    """The runtime columns every node of ``trees`` has (in the IrEne layout's order).
+
+    A ``full`` profile uses these; none at all is a :class:`DataError`.
+    """
+    present = set(RUNTIME_FEATURES)
+    for tree in trees:
+        for node in tree.walk():
+            present &= node.runtime.keys()
+    cols = tuple(c for c in RUNTIME_FEATURES if c in present)
+    if not cols:
+        source = trees[0].meta.get("source", "the dataset") if trees else "the dataset"
+        raise DataError(
+            f"{source}: the 'full' feature set needs runtime columns "
+            f"({', '.join(RUNTIME_FEATURES)}) on every node, and no column is present on all of "
+            "them; train with --features static"
+        )
+    return cols
 
 
 def _leaf_predictions(flat: Flat, ml: MLRegressors) -> tuple[Array, npt.NDArray[np.bool_]]:
@@ -251,6 +277,8 @@ class Profile:
     training_data: dict[str, Any] = field(default_factory=dict)
     cv_error: dict[str, Any] = field(default_factory=dict)
     library_versions: dict[str, str] = field(default_factory=dict)
+    #: Runtime columns a ``full`` profile needs on every node (empty for ``static``).
+    runtime_columns: tuple[str, ...] = ()
     version: int = FORMAT_VERSION
     path: Path | None = None
 
@@ -260,7 +288,7 @@ class Profile:
         if self.feature_set != "full":
             return
         for node in tree.walk():
-            missing = [c for c in RUNTIME_FEATURES if c not in node.runtime]
+            missing = [c for c in self.runtime_columns if c not in node.runtime]
             if missing:
                 raise ProfileError(
                     f"profile {self.name!r} uses the 'full' feature set (static + runtime), but "
@@ -295,6 +323,7 @@ class Profile:
             "cv_error": self.cv_error,
             "unseen_types_fallback": "pooled linear regressor; such nodes are flagged extrapolated",
             "known_types": sorted(self.ml.by_type),
+            "runtime_columns": list(self.runtime_columns),
         }
 
     # -- persistence --------------------------------------------------------------------------
@@ -309,6 +338,7 @@ class Profile:
             "training_data": self.training_data,
             "cv_error": self.cv_error,
             "library_versions": self.library_versions,
+            "runtime_columns": list(self.runtime_columns),
             "settings": self.settings.to_dict(),
             "ml": self.ml.to_dict(),
             "aggregator": self.aggregator.to_dict(),
@@ -357,6 +387,7 @@ class Profile:
             training_data=dict(data.get("training_data", {})),
             cv_error=dict(data.get("cv_error", {})),
             library_versions={str(k): str(v) for k, v in data.get("library_versions", {}).items()},
+            runtime_columns=tuple(str(c) for c in data["runtime_columns"]),
             path=path,
         )
 
@@ -470,4 +501,5 @@ def train_profile(
         },
         cv_error=dict(cv_error or {}),
         library_versions=_library_versions(),
+        runtime_columns=runtime_columns(trees) if feature_set == "full" else (),
     )

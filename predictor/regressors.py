@@ -60,12 +60,13 @@ STATIC_COLUMNS: tuple[str, ...] = (
 Array = npt.NDArray[np.float64]
 
 
-def feature_columns(feature_set: str) -> tuple[str, ...]:
-    """The feature columns of a feature set: ``static``, or ``full`` (static + runtime)."""
+def feature_columns(feature_set: str, runtime: Sequence[str] = RUNTIME_FEATURES) -> tuple[str, ...]:
+    """The feature columns of a feature set: ``static``, or ``full`` (static + ``runtime``, by
+    default every runtime column of the IrEne layout)."""
     if feature_set == "static":
         return STATIC_COLUMNS
     if feature_set == "full":
-        return STATIC_COLUMNS + RUNTIME_FEATURES
+        return STATIC_COLUMNS + tuple(runtime)
     raise ProfileError(f"unknown feature set {feature_set!r}; use one of {', '.join(FEATURE_SETS)}")
 
 
@@ -313,11 +314,17 @@ class MLRegressors:
     method: str = "poly"
 
     @classmethod
-    def fit(cls, nodes: Sequence[Node], feature_set: str, method: str = "poly") -> MLRegressors:
-        """Fit on ML nodes with measured energy."""
+    def fit(
+        cls,
+        nodes: Sequence[Node],
+        feature_set: str,
+        method: str = "poly",
+        runtime: Sequence[str] = RUNTIME_FEATURES,
+    ) -> MLRegressors:
+        """Fit on ML nodes with measured energy (``runtime``: the runtime columns of ``full``)."""
         if method not in ML_METHODS:
             raise ValueError(f"unknown ML method {method!r}; use one of {', '.join(ML_METHODS)}")
-        columns = feature_columns(feature_set)
+        columns = feature_columns(feature_set, runtime)
         by_type_nodes: dict[str, list[Node]] = {}
         for node in nodes:
             by_type_nodes.setdefault(node.type, []).append(node)

@@ -254,3 +254,28 @@ def test_training_needs_positive_measured_energy() -> None:
         DataError, match=r"node 'layer.1.dense:Linear': measured energy must be a positive"
     ):
         train_profile(ds, "static", "bad")
+
+
+def test_full_profile_uses_the_runtime_columns_the_data_has() -> None:
+    ds = synthetic_dataset()
+    for tree in ds.trees:  # a CPU-metered dataset: no GPU columns
+        for node in tree.walk():
+            node.runtime = {k: v for k, v in node.runtime.items() if not k.startswith("gpu")}
+    full = train_profile(ds, "full", "cpu-full")
+    assert full.runtime_columns == ("cpu", "mem", "times_mean")
+    tree = synthetic_tree("toy-new", 112, 2, 4, 48)  # has every column: extra ones are ignored
+    full.predict(tree)
+    assert tree.root.energy_j == pytest.approx(tree.root.measured_energy_j, rel=0.02)
+    for node in tree.walk():
+        del node.runtime["times_mean"]
+    with pytest.raises(ProfileError, match="lacks times_mean"):
+        full.predict(tree)
+
+
+def test_full_training_without_runtime_columns_is_a_data_error() -> None:
+    ds = synthetic_dataset()
+    for tree in ds.trees:
+        for node in tree.walk():
+            node.runtime = {}
+    with pytest.raises(DataError, match=r"needs runtime columns.*train with --features static"):
+        train_profile(ds, "full", "nothing")
