@@ -104,8 +104,8 @@ def test_per_type_regressors_and_flagged_fallback() -> None:
     probe = [_ml("Linear", 3, 6), _ml("SiLU", 3, 6), _ml("Softmax", 3, 3)]
     energy, extrapolated = ml.predict(probe)
     assert extrapolated.tolist() == [False, True, False]
-    assert energy[0] == pytest.approx(3.1e-3, rel=1e-3)
-    assert energy[2] == pytest.approx(1.6e-2, rel=1e-3)
+    assert energy[0] == pytest.approx(3.1e-3, rel=1e-2)
+    assert energy[2] == pytest.approx(1.6e-2, rel=1e-2)
     assert np.isfinite(energy[1]) and energy[1] > 0
     back = MLRegressors.from_dict(ml.to_dict())
     assert back.predict(probe)[0].tolist() == energy.tolist()
@@ -119,3 +119,31 @@ def test_feature_sets_and_missing_runtime() -> None:
     node = _ml("Linear", 1, 1)
     with pytest.raises(ProfileError, match=r"no runtime feature 'cpu'.*static profile"):
         feature_matrix([node], feature_columns("full"))
+
+
+def test_correction_on_chosen_columns_in_log_space() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.uniform(1, 100, size=(200, 3))  # flops, batch_size (a grid axis), mem
+    x[:, 1] = rng.choice([8.0, 24.0, 32.0], size=200)
+    y = x[:, 0] * (1 + 0.2 * np.log(x[:, 0])) + x[:, 2]
+    reg = fit_regressor(
+        x, y, ["flops", "batch_size", "mem_bytes"], degree=3, physical_base=True,
+        log_features=True, corr_columns=("flops", "mem_bytes"), ridge=0.0,
+    )  # fmt: skip
+    assert reg.corr_idx == [0, 2] and reg.base_idx == [0, 2]
+    assert np.abs(reg.predict_matrix(x) / y - 1).mean() < 0.01
+    # batch_size plays no part: an unseen batch gives the same energy
+    probe = np.array([[50.0, 16.0, 20.0], [50.0, 8.0, 20.0]])
+    a, b = reg.predict_matrix(probe)
+    assert a == b
+    # the physical base is non-negative: more work never predicts less energy
+    assert np.all(reg.base_coef >= 0)
+    back = PolyRegressor.from_dict(reg.to_dict())
+    assert back.predict_matrix(probe).tolist() == reg.predict_matrix(probe).tolist()
+
+
+def test_degree_drops_for_rare_types() -> None:
+    x = np.linspace(1, 10, 12)[:, None] * np.array([[1.0, 2.0, 0.5]]) + np.arange(12)[:, None] % 3
+    y = x.sum(axis=1)
+    reg = fit_regressor(x, y, ["a", "b", "c"], degree=3, rows_per_term=5.0)
+    assert reg.degree == 1  # 10 terms for degree 2 would need 50 rows
