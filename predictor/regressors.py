@@ -348,8 +348,9 @@ ML_METHODS: dict[str, dict[str, Any]] = {
         "ridge": 1e-2,
     },
 }
-#: The fallback for unseen types is linear: a cubic fitted on other types would be a guess.
-FALLBACK_SETTINGS: dict[str, Any] = {"degree": 1, "relative": True}
+#: The fallback for unseen types is the physical base alone, pooled over every type: monotone
+#: in work and linear outside the data (a cubic fitted on other types would be a guess).
+FALLBACK_SETTINGS: dict[str, Any] = {"degree": 1, "relative": True, "physical_base": True}
 
 
 @dataclass
