@@ -22,7 +22,16 @@ from predictor.errors import IreneError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Command modules, in the order ``irene --help`` lists them.
-COMMANDS: tuple[str, ...] = ("tree", "diff", "budgets", "meters", "calibrate", "train", "evaluate", "predict")
+COMMANDS: tuple[str, ...] = (
+    "tree",
+    "diff",
+    "budgets",
+    "meters",
+    "calibrate",
+    "train",
+    "evaluate",
+    "predict",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
