@@ -17,6 +17,11 @@ Two aggregators, both fitted on training trees whose ML leaves carry *predicted*
   bottom-up. Leave-one-model-out preferred no refit: the refit iteration does not converge
   monotonically (benchmarks/results/ablation.md).
 
+Both end with :func:`reconcile`, which makes the prediction hierarchically consistent: for every
+node the children's energies sum to at most the node's (a parent runs all of its children plus
+its own ops). The default, ``top-down``, keeps the root (the most accurate level under
+leave-one-model-out) and cuts each overrun from the children's own-op energy first.
+
 A forest of trees is flattened once into arrays (:class:`Flat`), so prediction is a handful of
 numpy operations per depth, deterministic and bit-identical across runs.
 """
@@ -35,11 +40,15 @@ from predictor.tree import EnergyTree, Node
 
 __all__ = [
     "AGGREGATORS",
+    "DEFAULT_RECONCILE",
+    "RECONCILE_MODES",
     "RESIDUAL_TERMS",
     "Flat",
     "IreneAggregator",
     "ResidualAggregator",
     "aggregator_from_dict",
+    "reconcile",
+    "reconcile_mode",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -108,6 +117,77 @@ class Flat:
         return np.flatnonzero(mask)
 
 
+# -- hierarchical consistency -----------------------------------------------------------------
+
+#: How :func:`reconcile` makes children sum to at most their parent (see its docstring).
+RECONCILE_MODES: tuple[str, ...] = ("top-down", "bottom-up", "scale", "none")
+#: What a profile saved before reconciliation existed gets: its predictions are made consistent.
+DEFAULT_RECONCILE = "top-down"
+
+
+def reconcile_mode(data: dict[str, Any]) -> str:
+    """The ``reconcile`` entry of a saved aggregator/settings dict (absent: the default)."""
+    mode = str(data.get("reconcile", DEFAULT_RECONCILE))
+    if mode not in RECONCILE_MODES:
+        raise ValueError(f"unknown reconcile mode {mode!r} (one of {', '.join(RECONCILE_MODES)})")
+    return mode
+
+
+def reconcile(flat: Flat, energy: Array, mode: str = DEFAULT_RECONCILE) -> Array:
+    """Make ``energy`` (one value per node of ``flat``) hierarchically consistent.
+
+    Afterwards every energy is >= 0 and, for every node, the sum of its children's energies is
+    at most its own (up to float rounding, ~1e-16 relative). Modes:
+
+    - ``top-down`` (default): the root keeps its prediction. Where a node's children overrun its
+      (possibly already cut) energy by ``X``, each child is cut by ``X * E(c) / sum E(children)``
+      (the same relative cut for every child: nothing says which one is wrong), and a child
+      absorbs its cut from its own-op energy first (``E(c) - sum E(its children)``, the part its
+      children do not explain); only the rest is passed to its children, the same way. Nodes that
+      are consistent with their parent are left exactly as predicted.
+    - ``bottom-up``: a parent is raised to its children's sum where it is below it (the root can
+      only grow).
+    - ``scale``: the root keeps its prediction; an overrun scales the whole subtree under the
+      node by ``E(n) / sum E(children)``.
+    - ``none``: unchanged (IrEne's method; children may exceed their parent).
+
+    Negative predictions (a linear model far outside its data) are set to 0 first, except with
+    ``none``.
+    """
+    if mode == "none":
+        return energy
+    if mode not in RECONCILE_MODES:
+        raise ValueError(f"unknown reconcile mode {mode!r} (one of {', '.join(RECONCILE_MODES)})")
+    e = np.maximum(np.asarray(energy, dtype=np.float64), 0.0)
+    if mode == "bottom-up":
+        for idx in flat.depths_bottom_up():
+            e[idx] = np.maximum(e[idx], flat.child_sum(e)[idx])
+        return e
+    sums = flat.child_sum(e)
+    # Fraction of each inner node's children's sum that must go: X / sum, X = overrun.
+    fraction = np.zeros(len(e), dtype=np.float64)
+    if mode == "scale":
+        factor = np.ones(len(e), dtype=np.float64)  # cumulative scale of each node's subtree
+        for d in range(int(flat.depth.max(initial=0)) + 1):
+            idx = np.flatnonzero((flat.depth == d) & ~flat.is_leaf)
+            over = sums[idx] > e[idx]
+            fraction[idx] = np.where(over, e[idx] / np.where(over, sums[idx], 1.0), 1.0)
+            kids = flat.children_of(idx)
+            factor[kids] = factor[flat.parent[kids]] * fraction[flat.parent[kids]]
+        return e * factor
+    cut = np.zeros(len(e), dtype=np.float64)
+    for d in range(int(flat.depth.max(initial=0)) + 1):
+        idx = np.flatnonzero((flat.depth == d) & ~flat.is_leaf)
+        if idx.size == 0:
+            continue
+        overrun = np.maximum(sums[idx] - (e[idx] - cut[idx]), 0.0)
+        positive = sums[idx] > 0
+        fraction[idx] = np.where(positive, overrun / np.where(positive, sums[idx], 1.0), 0.0)
+        kids = flat.children_of(idx)
+        cut[kids] = e[kids] * fraction[flat.parent[kids]]
+    return np.asarray(e - cut, dtype=np.float64)
+
+
 # -- IrEne's aggregator -----------------------------------------------------------------------
 
 
@@ -122,6 +202,7 @@ class IreneAggregator:
     scale: Array = field(default_factory=lambda: np.zeros(0))
     weight: Array = field(default_factory=lambda: np.zeros(0))
     bias: float = 0.0
+    reconcile: str = "none"
     kind: str = "irene"
 
     def _phi(self, nodes: Sequence[Node]) -> Array:
@@ -183,7 +264,7 @@ class IreneAggregator:
         for idx in flat.depths_bottom_up():
             kids = flat.children_of(idx)
             np.add.at(energy, flat.parent[kids], w[kids] * energy[kids])
-        return energy
+        return reconcile(flat, energy, self.reconcile)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +276,7 @@ class IreneAggregator:
             "scale": self.scale.tolist(),
             "weight": self.weight.tolist(),
             "bias": self.bias,
+            "reconcile": self.reconcile,
         }
 
     @classmethod
@@ -207,6 +289,7 @@ class IreneAggregator:
             scale=np.asarray(data["scale"], dtype=np.float64),
             weight=np.asarray(data["weight"], dtype=np.float64),
             bias=float(data["bias"]),
+            reconcile=reconcile_mode(data),
         )
 
 
@@ -299,6 +382,7 @@ class ResidualAggregator:
     ridge: float = 1e-8
     split_children: bool = False
     model_terms: tuple[str, ...] | None = None
+    reconcile: str = DEFAULT_RECONCILE
     coef: dict[str, Array] = field(default_factory=dict)
     scale: dict[str, Array] = field(default_factory=dict)
     kind: str = "residual"
@@ -372,7 +456,7 @@ class ResidualAggregator:
         return energy
 
     def predict_flat(self, flat: Flat, leaf_pred: Array) -> Array:
-        return self._bottom_up(flat, leaf_pred)
+        return reconcile(flat, self._bottom_up(flat, leaf_pred), self.reconcile)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -383,6 +467,7 @@ class ResidualAggregator:
             "refits": self.refits,
             "ridge": self.ridge,
             "split_children": self.split_children,
+            "reconcile": self.reconcile,
             "coef": {k: v.tolist() for k, v in sorted(self.coef.items())},
             "scale": {k: v.tolist() for k, v in sorted(self.scale.items())},
         }
@@ -397,6 +482,7 @@ class ResidualAggregator:
             refits=int(data["refits"]),
             ridge=float(data["ridge"]),
             split_children=bool(data["split_children"]),
+            reconcile=reconcile_mode(data),
             coef={str(k): np.asarray(v, dtype=np.float64) for k, v in data["coef"].items()},
             scale={str(k): np.asarray(v, dtype=np.float64) for k, v in data["scale"].items()},
         )

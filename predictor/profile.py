@@ -27,11 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from predictor.aggregate import (
+    DEFAULT_RECONCILE,
     Aggregator,
     Flat,
     IreneAggregator,
     ResidualAggregator,
     aggregator_from_dict,
+    reconcile_mode,
 )
 from predictor.errors import DataError, ProfileError
 from predictor.regressors import FEATURE_SETS, Array, MLRegressors, feature_columns
@@ -73,6 +75,8 @@ class Settings:
     refits: int = 0
     split_children: bool = False
     model_terms: tuple[str, ...] | None = None
+    #: Hierarchical consistency of predictions (:func:`predictor.aggregate.reconcile`).
+    reconcile: str = DEFAULT_RECONCILE
     irene_epochs: int = 8
     seed: int = 0
 
@@ -94,8 +98,9 @@ class Settings:
 
     @classmethod
     def irene(cls) -> Settings:
-        """The authors' method: per-type standardised OLS + tanh-weighted sum."""
-        return cls(ml_method="irene", aggregator="irene", residual_terms=())
+        """The authors' method: per-type standardised OLS + tanh-weighted sum, as published
+        (no reconciliation: a child may exceed its parent)."""
+        return cls(ml_method="irene", aggregator="irene", residual_terms=(), reconcile="none")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +111,7 @@ class Settings:
             "refits": self.refits,
             "split_children": self.split_children,
             "model_terms": None if self.model_terms is None else list(self.model_terms),
+            "reconcile": self.reconcile,
             "irene_epochs": self.irene_epochs,
             "seed": self.seed,
         }
@@ -122,6 +128,7 @@ class Settings:
             model_terms=None
             if data["model_terms"] is None
             else tuple(str(t) for t in data["model_terms"]),
+            reconcile=reconcile_mode(data),
             irene_epochs=int(data["irene_epochs"]),
             seed=int(data["seed"]),
         )
@@ -202,9 +209,9 @@ def fit_components(
     )
     agg: Aggregator
     if settings.aggregator == "irene":
-        agg = IreneAggregator(columns=feature_columns(feature_set, runtime)).fit(
-            trees, leaf_pred, epochs=settings.irene_epochs, seed=settings.seed
-        )
+        agg = IreneAggregator(
+            columns=feature_columns(feature_set, runtime), reconcile=settings.reconcile
+        ).fit(trees, leaf_pred, epochs=settings.irene_epochs, seed=settings.seed)
     elif settings.aggregator == "residual":
         agg = ResidualAggregator(
             terms=terms,
@@ -212,6 +219,7 @@ def fit_components(
             refits=settings.refits,
             split_children=settings.split_children,
             model_terms=settings.model_terms,
+            reconcile=settings.reconcile,
         ).fit(trees, leaf_pred)
     else:
         raise ValueError(f"unknown aggregator {settings.aggregator!r}")
@@ -324,6 +332,7 @@ class Profile:
             "unseen_types_fallback": "pooled linear regressor; such nodes are flagged extrapolated",
             "known_types": sorted(self.ml.by_type),
             "runtime_columns": list(self.runtime_columns),
+            "reconcile": self.aggregator.reconcile,
         }
 
     # -- persistence --------------------------------------------------------------------------

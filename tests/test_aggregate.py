@@ -5,7 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from predictor.aggregate import Flat, IreneAggregator, ResidualAggregator, aggregator_from_dict
+from predictor.aggregate import (
+    RECONCILE_MODES,
+    Flat,
+    IreneAggregator,
+    ResidualAggregator,
+    aggregator_from_dict,
+    reconcile,
+)
 from predictor.tree import EnergyTree, Node
 
 
@@ -109,3 +116,110 @@ def test_residual_uses_predicted_children_at_test_time() -> None:
 def test_unknown_aggregator_kind() -> None:
     with pytest.raises(ValueError, match="unknown aggregator kind 'magic'"):
         aggregator_from_dict({"kind": "magic"})
+
+
+# -- hierarchical consistency -----------------------------------------------------------------
+
+
+def assert_children_within_parent(flat: Flat, energy: np.ndarray) -> None:
+    """The invariant: for every node, sum(children energy) <= node energy (1e-9 relative)."""
+    sums = flat.child_sum(energy)
+    inner = np.flatnonzero(~flat.is_leaf)
+    bad = inner[sums[inner] > energy[inner] * (1 + 1e-9)]
+    assert bad.size == 0, [(flat.nodes[i].name, energy[i], sums[i]) for i in bad[:5]]
+
+
+def test_reconcile_top_down_by_hand() -> None:
+    # toy -> (block -> (a, b), c), pre-order [toy, block, a, b, c]
+    flat = Flat.of([_tree()])
+    # Children overrun the root by 1 J (9 + 2 > 10) and the block by 1 J (6 + 4 > 9).
+    out = reconcile(flat, np.array([10.0, 9.0, 6.0, 4.0, 2.0]))
+    # Root kept; its overrun cut evenly (1/11 of each child); the block, now 90/11 J, is overrun
+    # by its children's 10 J: they lose 20/11 J in proportion (2/11 each).
+    np.testing.assert_allclose(out, [10.0, 90 / 11, 54 / 11, 36 / 11, 20 / 11], rtol=1e-15)
+    assert_children_within_parent(flat, out)
+    # The block's own-op energy (9 - 7 = 2 J) absorbs its 9/11 J cut: a and b stay as predicted.
+    pred = np.array([10.0, 9.0, 3.0, 4.0, 2.0])
+    out = reconcile(flat, pred)
+    assert out.tolist()[2:4] == [3.0, 4.0]
+    np.testing.assert_allclose(out[:2], [10.0, 90 / 11], rtol=1e-15)
+    assert out[4] == pytest.approx(20 / 11, rel=1e-15)
+    # Already consistent: returned exactly as predicted.
+    pred = np.array([12.0, 9.0, 3.0, 4.0, 2.0])
+    assert reconcile(flat, pred).tolist() == pred.tolist()
+
+
+def test_reconcile_other_modes_by_hand() -> None:
+    flat = Flat.of([_tree()])
+    pred = np.array([10.0, 9.0, 6.0, 4.0, 2.0])
+    # bottom-up: block raised to 10 J, then the root to 10 + 2 J.
+    assert reconcile(flat, pred, "bottom-up").tolist() == [12.0, 10.0, 6.0, 4.0, 2.0]
+    # scale: the root's subtree x 10/11; the block's children further x 9/10 (their raw sum
+    # overran the block's raw 9 J): every primitive moves, unlike top-down's absorption.
+    np.testing.assert_allclose(
+        reconcile(flat, pred, "scale"), [10.0, 90 / 11, 54 / 11, 36 / 11, 20 / 11], rtol=1e-15
+    )
+    out = reconcile(flat, np.array([10.0, 9.0, 3.0, 4.0, 2.0]), "scale")
+    np.testing.assert_allclose(out, [10.0, 90 / 11, 30 / 11, 40 / 11, 20 / 11], rtol=1e-15)
+    assert reconcile(flat, pred, "none") is pred
+    # Negative predictions are no energy: set to 0 before reconciling.
+    out = reconcile(flat, np.array([10.0, 9.0, -1.0, 4.0, 2.0]))
+    assert out[2] == 0.0 and out[3] == 4.0
+    with pytest.raises(ValueError, match="unknown reconcile mode 'sideways'"):
+        reconcile(flat, pred, "sideways")
+
+
+def _random_tree(rng: np.random.Generator, depth: int = 0) -> Node:
+    """A random tree (fan-out 0-4, depth <= 4) with random energies, often inconsistent."""
+    energy = float(rng.uniform(0.1, 10.0))
+    n_kids = int(rng.integers(1, 5)) if depth == 0 else int(rng.integers(0, 5)) if depth < 4 else 0
+    kids = [_random_tree(rng, depth + 1) for _ in range(n_kids)]
+    level = "model" if depth == 0 else "module" if kids else "ml"
+    return Node(name=f"n{depth}", level=level, type="T", energy_j=energy, children=kids)
+
+
+@pytest.mark.parametrize("mode", [m for m in RECONCILE_MODES if m != "none"])
+def test_reconcile_invariant_on_random_trees(mode: str) -> None:
+    rng = np.random.default_rng(7)
+    trees = [EnergyTree(root=_random_tree(rng)) for _ in range(300)]
+    flat = Flat.of(trees)
+    pred = np.asarray([n.energy_j for n in flat.nodes], dtype=np.float64)
+    assert (flat.child_sum(pred) > pred)[~flat.is_leaf].mean() > 0.3  # mostly inconsistent
+    out = reconcile(flat, pred, mode)
+    assert_children_within_parent(flat, out)
+    assert np.all(out >= 0)
+    roots = flat.parent < 0
+    if mode == "bottom-up":
+        assert np.all(out >= pred)
+    else:  # the root keeps its prediction; nothing grows
+        assert out[roots].tolist() == pred[roots].tolist()
+        assert np.all(out <= pred)
+    assert reconcile(flat, pred, mode).tolist() == out.tolist()  # deterministic
+    np.testing.assert_allclose(reconcile(flat, out, mode), out, rtol=1e-9)  # idempotent
+
+
+def test_aggregators_reconcile_their_predictions() -> None:
+    flat = Flat.of([_tree()])
+    leaf = np.array([0.0, 0.0, 1.0, 2.0, 4.0])
+    # A module level that undercuts its children: block = 0.5 * children.
+    agg = ResidualAggregator(terms=(), reconcile="none")
+    agg.coef = {"module": np.array([0.5]), "model": np.array([1.0])}
+    agg.scale = {"module": np.ones(1), "model": np.ones(1)}
+    raw = agg.predict_flat(flat, leaf)
+    assert raw.tolist() == [5.5, 1.5, 1.0, 2.0, 4.0]  # block (1.5) < a + b (3)
+    data = agg.to_dict()
+    data["reconcile"] = "top-down"
+    fixed = aggregator_from_dict(data).predict_flat(flat, leaf)
+    assert_children_within_parent(flat, fixed)
+    assert fixed[0] == 5.5 and fixed[4] == 4.0 and fixed[1] == 1.5
+    np.testing.assert_allclose(fixed[2:4], [0.5, 1.0], rtol=1e-15)
+    del data["reconcile"]  # a profile saved before reconciliation: reconciled too
+    assert aggregator_from_dict(data).predict_flat(flat, leaf).tolist() == fixed.tolist()
+    data["reconcile"] = "sideways"
+    with pytest.raises(ValueError, match="unknown reconcile mode"):
+        aggregator_from_dict(data)
+    irene = IreneAggregator(columns=("flops",), degree=1, bias=-5.0, reconcile="top-down")
+    irene.mean, irene.scale, irene.weight = np.zeros(1), np.ones(1), np.zeros(1)
+    out = irene.predict_flat(flat, leaf)  # w = 1 + tanh(-5) / 10 < 1 for every child
+    assert out[0] == pytest.approx((3.0 * 0.9 + 4.0) * 0.9, rel=1e-3)
+    assert_children_within_parent(flat, out)

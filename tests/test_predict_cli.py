@@ -25,6 +25,16 @@ def _energies(node: dict[str, object]) -> list[float]:
     return out
 
 
+def _assert_children_within_parent(node: dict[str, object]) -> None:
+    """For every node of a JSON tree: sum(children energy_j) <= energy_j (1e-9 relative)."""
+    kids: list[dict[str, object]] = node["children"]  # type: ignore[assignment]
+    total = sum(float(k["energy_j"]) for k in kids)  # type: ignore[arg-type]
+    own = float(node["energy_j"])  # type: ignore[arg-type]
+    assert total <= own * (1 + 1e-9), (node["name"], own, total)
+    for kid in kids:
+        _assert_children_within_parent(kid)
+
+
 def test_predict_json_is_complete_and_bit_identical(capsys: pytest.CaptureFixture[str]) -> None:
     args = ("distilgpt2", "--batch-size", "2", "--seq-len", "16")
     first = _predict_json(capsys, *args)
@@ -55,6 +65,23 @@ def test_every_zoo_model_predicts_with_the_static_profile(
     out = _predict_json(capsys, model, "--batch-size", "1", "--seq-len", "16")
     energies = _energies(out["root"])  # type: ignore[arg-type]
     assert all(e > 0 for e in energies) and len(energies) > 3
+    _assert_children_within_parent(out["root"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("model", "container"),
+    [("bert-base-uncased", "encoder"), ("distilbert-base-uncased", "transformer")],
+)
+def test_no_child_exceeds_its_parent_in_the_reported_cases(
+    model: str, container: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before reconciliation the single big container was predicted above the whole model."""
+    first = _predict_json(capsys, model, "-b", "8", "-s", "128")
+    root: dict[str, object] = first["root"]  # type: ignore[assignment]
+    _assert_children_within_parent(root)
+    (big,) = [c for c in root["children"] if c["name"].startswith(f"{container}:")]  # type: ignore[attr-defined]
+    assert float(big["energy_j"]) <= float(root["energy_j"])  # type: ignore[arg-type]
+    assert _predict_json(capsys, model, "-b", "8", "-s", "128") == first  # bit-identical
 
 
 def test_full_profile_on_a_traced_model_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

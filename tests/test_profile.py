@@ -156,6 +156,69 @@ def test_full_profile_needs_runtime_features(tmp_path: Path) -> None:
         full.predict(traced)
 
 
+def _children_overrun(tree: EnergyTree) -> list[tuple[str, float, float]]:
+    """Nodes whose children's predicted energies sum to more than their own (1e-9 relative)."""
+    out = []
+    for node in tree.walk():
+        total = sum(c.energy_j or 0.0 for c in node.children)
+        if node.children and total > (node.energy_j or 0.0) * (1 + 1e-9):
+            out.append((node.name, node.energy_j or 0.0, total))
+    return out
+
+
+def test_settings_record_the_reconciliation() -> None:
+    assert Settings.default("static").reconcile == "top-down"
+    assert Settings.default("full").reconcile == "top-down"
+    assert Settings.irene().reconcile == "none"  # the authors' method, as published
+    data = Settings.default("static").to_dict()
+    assert Settings.from_dict(data) == Settings.default("static")
+    del data["reconcile"]  # saved before reconciliation existed
+    assert Settings.from_dict(data).reconcile == "top-down"
+    data["reconcile"] = "sideways"
+    with pytest.raises(ValueError, match="unknown reconcile mode 'sideways'"):
+        Settings.from_dict(data)
+
+
+def test_profile_saved_before_reconciliation_loads_and_predicts_consistently(
+    static_profile: Profile, tmp_path: Path
+) -> None:
+    payload = static_profile.payload()
+    del payload["settings"]["reconcile"], payload["aggregator"]["reconcile"]
+    # Make its root undercut its blocks, as an unreconciled profile could.
+    payload["aggregator"]["coef"]["model"] = [
+        0.9 * c for c in payload["aggregator"]["coef"]["model"]
+    ]
+    text = json.dumps(payload, sort_keys=True)
+    old = tmp_path / "old.irene.joblib"
+    joblib.dump(
+        {"format": "irene-profile", "version": FORMAT_VERSION, "payload": text,
+         "sha256": hashlib.sha256(text.encode()).hexdigest()},
+        old,
+    )  # fmt: skip
+    loaded = load_profile(old)
+    assert loaded.settings.reconcile == "top-down"
+    tree = loaded.predict(synthetic_tree("toy-new", 112, 3, 4, 48))
+    assert _children_overrun(tree) == []
+    unreconciled = copy.deepcopy(loaded)
+    unreconciled.aggregator.reconcile = "none"
+    raw = unreconciled.predict(synthetic_tree("toy-new", 112, 3, 4, 48))
+    assert _children_overrun(raw)  # the 0.9 root does undercut: the check can fail
+    assert tree.root.energy_j == raw.root.energy_j  # top-down keeps the root
+
+
+def test_shipped_profiles_never_predict_a_child_above_its_parent(irene_device_1: Path) -> None:
+    """On every tree of the training data, both shipped profiles; repeated runs bit-identical."""
+    from predictor.data import load_dataset
+
+    dataset = load_dataset(irene_device_1)
+    for name in ("irene-device-1", "irene-device-1-full"):
+        profile = load_profile(name)
+        for tree in dataset.trees:
+            first = [n.energy_j for n in profile.predict(tree).walk()]
+            assert _children_overrun(tree) == [], (name, tree.model_name, tree.batch_size)
+            assert [n.energy_j for n in profile.predict(tree).walk()] == first
+
+
 # -- refusing files it cannot trust -----------------------------------------------------------
 
 
