@@ -383,6 +383,11 @@ class ResidualAggregator:
     split_children: bool = False
     model_terms: tuple[str, ...] | None = None
     reconcile: str = DEFAULT_RECONCILE
+    #: Strength of the prior that each children-sum weight is 1 (a parent is its children plus
+    #: its own ops). A weight the data barely identifies (e.g. the root's few ML children in
+    #: the IrEne trees) stays near 1 instead of taking an extreme value that a model of
+    #: another shape (a root made of primitives) would pay for. 0 = plain least squares.
+    weight_prior: float = 0.0
     coef: dict[str, Array] = field(default_factory=dict)
     scale: dict[str, Array] = field(default_factory=dict)
     kind: str = "residual"
@@ -422,9 +427,16 @@ class ResidualAggregator:
             w = 1.0 / y[idx]
             a = (design / sc) * w[:, None]
             b = y[idx] * w
-            n = a.shape[1]
+            n, n_sums = a.shape[1], sums.shape[1]
             a = np.vstack([a, np.sqrt(self.ridge) * np.eye(n)])
             b = np.concatenate([b, np.zeros(n)])
+            if self.weight_prior > 0:
+                # One row per children-sum column: sqrt(prior) * (weight - 1), where
+                # weight = scaled coefficient / column scale.
+                rows = np.zeros((n_sums, n))
+                rows[np.arange(n_sums), np.arange(n_sums)] = np.sqrt(self.weight_prior) / sc[:n_sums]
+                a = np.vstack([a, rows])
+                b = np.concatenate([b, np.full(n_sums, np.sqrt(self.weight_prior))])
             self.coef[lvl] = np.asarray(np.linalg.lstsq(a, b, rcond=None)[0], dtype=np.float64)
             self.scale[lvl] = sc
 
@@ -468,6 +480,7 @@ class ResidualAggregator:
             "ridge": self.ridge,
             "split_children": self.split_children,
             "reconcile": self.reconcile,
+            "weight_prior": self.weight_prior,
             "coef": {k: v.tolist() for k, v in sorted(self.coef.items())},
             "scale": {k: v.tolist() for k, v in sorted(self.scale.items())},
         }
@@ -483,6 +496,7 @@ class ResidualAggregator:
             ridge=float(data["ridge"]),
             split_children=bool(data["split_children"]),
             reconcile=reconcile_mode(data),
+            weight_prior=float(data.get("weight_prior", 0.0)),
             coef={str(k): np.asarray(v, dtype=np.float64) for k, v in data["coef"].items()},
             scale={str(k): np.asarray(v, dtype=np.float64) for k, v in data["scale"].items()},
         )

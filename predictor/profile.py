@@ -77,6 +77,8 @@ class Settings:
     model_terms: tuple[str, ...] | None = None
     #: Hierarchical consistency of predictions (:func:`predictor.aggregate.reconcile`).
     reconcile: str = DEFAULT_RECONCILE
+    #: Pull of each children-sum weight toward 1 (:class:`ResidualAggregator`).
+    weight_prior: float = 0.0
     irene_epochs: int = 8
     seed: int = 0
 
@@ -92,9 +94,12 @@ class Settings:
                     *(f"own:{c}" for c in RUNTIME_FEATURES),
                 ),
             )
-        # Static: ML and module children weighed apart; the root is a weighted sum of its
-        # children only (residual terms at the root overfit its ~160 training rows).
-        return cls(split_children=True, model_terms=())
+        # Static: ML and module children weighed apart, each weight pulled toward 1; the root
+        # is its children plus the memory traffic of its own ops (embedding adds, masks).
+        # Without the pull, the root's weight on its few ML children (GPT's wte/wpe/ln_f)
+        # came out near 6.7 and stood in for the root's own ops: a model whose root holds
+        # only primitives (a plain MLP) was then predicted at 6.7x its children.
+        return cls(split_children=True, model_terms=("resid_mem",), weight_prior=1.0)
 
     @classmethod
     def irene(cls) -> Settings:
@@ -112,6 +117,7 @@ class Settings:
             "split_children": self.split_children,
             "model_terms": None if self.model_terms is None else list(self.model_terms),
             "reconcile": self.reconcile,
+            "weight_prior": self.weight_prior,
             "irene_epochs": self.irene_epochs,
             "seed": self.seed,
         }
@@ -129,6 +135,7 @@ class Settings:
             if data["model_terms"] is None
             else tuple(str(t) for t in data["model_terms"]),
             reconcile=reconcile_mode(data),
+            weight_prior=float(data.get("weight_prior", 0.0)),
             irene_epochs=int(data["irene_epochs"]),
             seed=int(data["seed"]),
         )
@@ -220,6 +227,7 @@ def fit_components(
             split_children=settings.split_children,
             model_terms=settings.model_terms,
             reconcile=settings.reconcile,
+            weight_prior=settings.weight_prior,
         ).fit(trees, leaf_pred)
     else:
         raise ValueError(f"unknown aggregator {settings.aggregator!r}")

@@ -342,3 +342,32 @@ def test_full_training_without_runtime_columns_is_a_data_error() -> None:
             node.runtime = {}
     with pytest.raises(DataError, match=r"needs runtime columns.*train with --features static"):
         train_profile(ds, "full", "nothing")
+
+
+def test_a_root_made_of_primitives_costs_about_its_children() -> None:
+    """A plain MLP's root holds only primitives and runs no op of its own, so the shipped
+    static profile must put it at its children's sum (weight ~1), not at a multiple of it."""
+    import torch
+    from torch import nn
+
+    from predictor.profile import load_profile
+    from predictor.trace import build_tree
+
+    model = nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256))
+    tree = load_profile("irene-device-1").predict(
+        build_tree(model, torch.zeros(8, 128, 256), name="mlp")
+    )
+    children = sum(c.energy_j or 0.0 for c in tree.root.children)
+    assert [c.level for c in tree.root.children] == ["ml", "ml", "ml"]
+    assert tree.root.energy_j is not None
+    assert children <= tree.root.energy_j <= 1.1 * children
+
+
+def test_children_weight_prior_is_recorded_and_pulls_weights_to_one() -> None:
+    from predictor.profile import load_profile
+
+    profile = load_profile("irene-device-1")
+    agg = profile.aggregator
+    assert getattr(agg, "weight_prior", 0.0) == 1.0
+    weights = agg.coef["model"][:2] / agg.scale["model"][:2]  # type: ignore[union-attr]
+    assert all(0.8 < w < 1.25 for w in weights), weights
