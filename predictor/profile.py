@@ -7,17 +7,27 @@ loads under any scikit-learn/numpy version; the sha256 of the payload text detec
 or tampering. Loading refuses, with a :class:`~predictor.errors.ProfileError`, a file that is
 truncated, not a profile, of an unknown version, or whose checksum does not match.
 
-Note: joblib files are pickles; load only profiles you trust (the shipped ones are checked
-against the sha256 in ``predictor/profiles/manifest.json`` by the tests).
+Loading never executes code from the file. A joblib file is a pickle (compressed: zlib for
+``compress=3``; gzip, bz2, lzma/xz also read), and unpickling can call any importable function.
+So :func:`load_profile` does not call ``joblib.load``: it decompresses the container itself
+(output capped at :data:`MAX_PAYLOAD_BYTES`) and unpickles with an unpickler that refuses every
+global (class or function reference). The record holds only a dict, strings and an int, which
+need none; a file that names any global (a crafted ``__reduce__``, a numpy array, a pickled
+estimator) is refused with a :class:`~predictor.errors.ProfileError` before anything runs.
 """
 
 from __future__ import annotations
 
+import bz2
 import hashlib
+import io
 import json
+import lzma
 import os
+import pickle
 import platform
 import tempfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +53,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "FORMAT",
     "FORMAT_VERSION",
+    "MAX_PAYLOAD_BYTES",
     "PROFILES_DIR",
     "SUFFIX",
     "Profile",
@@ -60,6 +71,9 @@ FORMAT = "irene-profile"
 FORMAT_VERSION = 1
 SUFFIX = ".irene.joblib"
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+#: Largest decompressed profile record read (a shipped profile is well under 1 MiB); a larger
+#: one is refused instead of exhausting memory (a "zip bomb").
+MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
 #: The profile used when none is named: static features, so it works on any CPU-only runner.
 DEFAULT_PROFILE = "irene-device-1"
 
@@ -409,13 +423,57 @@ class Profile:
         )
 
 
-def _read(path: Path) -> Profile:
-    import joblib
+class _PlainDataUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: any global (class, function) is refused, so no code runs."""
 
+    def find_class(self, module: str, name: str) -> Any:
+        raise ProfileError(
+            f"profile files hold only plain data; refusing {module}.{name} (the file asks to "
+            "import and call code, which loading a profile never does)"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise ProfileError("profile files hold only plain data; refusing a persistent reference")
+
+
+def _decompress(data: bytes) -> bytes:
+    """The pickle inside a joblib file: raw (not compressed) or a zlib/gzip/bz2/xz/lzma stream,
+    recognised by joblib's magic prefixes; at most :data:`MAX_PAYLOAD_BYTES` of output."""
+    limit = MAX_PAYLOAD_BYTES
+    decomp: Any
+    if data[:1] == b"\x80":  # pickle protocol >= 2 opcode: joblib.dump without compression
+        return data
+    if data[:1] == b"\x78":  # zlib (joblib compress=3, the default compressor)
+        decomp = zlib.decompressobj(zlib.MAX_WBITS)
+    elif data[:2] == b"\x1f\x8b":
+        decomp = zlib.decompressobj(31)  # gzip
+    elif data[:2] == b"BZ":
+        decomp = bz2.BZ2Decompressor()
+    elif data[:5] == b"\xfd7zXZ" or data[:2] == b"\x5d\x00":
+        decomp = lzma.LZMADecompressor()  # xz or legacy .lzma
+    else:
+        raise ValueError("unrecognised file header (not a joblib pickle)")
+    out = decomp.decompress(data, limit + 1)
+    if len(out) > limit:
+        raise ValueError(f"decompresses to more than {limit} bytes")
+    if not decomp.eof:
+        raise ValueError("compressed stream ends early")
+    return bytes(out)
+
+
+def _load_record(path: Path) -> Any:
+    """``joblib.load`` without its code execution: decompress, then unpickle plain data only."""
+    raw = path.read_bytes()
+    return _PlainDataUnpickler(io.BytesIO(_decompress(raw))).load()
+
+
+def _read(path: Path) -> Profile:
     hint = "re-create it with `irene train DATA -o PROFILE` or use a shipped profile"
     try:
-        record = joblib.load(path)
-    except Exception as exc:  # joblib/pickle raise many types on garbage or truncation
+        record = _load_record(path)
+    except ProfileError as exc:
+        raise ProfileError(f"{path}: {exc}; {hint}") from None
+    except Exception as exc:  # zlib/pickle raise many types on garbage or truncation
         raise ProfileError(
             f"{path}: not a readable profile file (corrupt or truncated: {type(exc).__name__}: {exc}); {hint}"
         ) from None

@@ -3,11 +3,15 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import joblib
+import numpy as np
 import pytest
 
+import predictor.profile as profile_module
 from predictor.data import Dataset
 from predictor.errors import DataError, ProfileError
 from predictor.profile import (
@@ -273,6 +277,52 @@ def test_refuses_malformed_payload_with_valid_checksum(saved: Path) -> None:
     record["sha256"] = hashlib.sha256(record["payload"].encode()).hexdigest()
     joblib.dump(record, saved)
     with pytest.raises(ProfileError, match="payload is malformed"):
+        load_profile(saved)
+
+
+class _RunsAShellCommand:
+    """What an attacker pickles: unpickling it calls ``os.system(command)``."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("compress", [3, 0], ids=["zlib", "uncompressed"])
+def test_refuses_a_file_that_would_run_code_without_running_it(
+    tmp_path: Path, compress: int
+) -> None:
+    marker = tmp_path / "pwned.txt"
+    evil = tmp_path / "evil.irene.joblib"
+    record = {"format": "irene-profile", "version": FORMAT_VERSION, "sha256": "0" * 64}
+    record["payload"] = _RunsAShellCommand(f"echo PWNED > {marker}")  # type: ignore[assignment]
+    joblib.dump(record, evil, compress=compress)
+    with pytest.raises(ProfileError, match=r"only plain data; refusing (posix|nt|os)\.system"):
+        load_profile(evil)
+    assert not marker.exists()
+
+
+def test_refuses_any_pickled_class(tmp_path: Path) -> None:
+    other = tmp_path / "arrays.irene.joblib"
+    joblib.dump({"format": "irene-profile", "payload": np.zeros(3)}, other, compress=3)
+    with pytest.raises(ProfileError, match="only plain data; refusing"):
+        load_profile(other)
+
+
+@pytest.mark.parametrize("compress", [0, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)])
+def test_loads_profiles_joblib_wrote_with_any_standard_compressor(
+    saved: Path, compress: Any
+) -> None:
+    record = joblib.load(saved)  # the test's own trusted file
+    joblib.dump(record, saved, compress=compress)
+    assert load_profile(saved).payload() == json.loads(record["payload"])
+
+
+def test_refuses_a_decompression_bomb(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(profile_module, "MAX_PAYLOAD_BYTES", 1000)
+    with pytest.raises(ProfileError, match="decompresses to more than 1000 bytes"):
         load_profile(saved)
 
 
