@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from predictor.budgets import Check, format_energy, format_percent, module_nodes
-from predictor.report_json import Report
+from predictor.report_json import ModelResult, Report
 from predictor.tree import EnergyTree
 
 __all__ = [
@@ -117,15 +117,49 @@ def diff_trees(name: str, base: EnergyTree | None, head: EnergyTree | None) -> M
     return ModelDiff(name, total, changes)
 
 
+_Key = tuple[str, str | None, int]
+
+
+def _keyed(report: Report) -> dict[_Key, ModelResult]:
+    """Each model by (name, inputs, occurrence): nothing is dropped, even exact repeats."""
+    out: dict[_Key, ModelResult] = {}
+    for m in report.models:
+        n = 1
+        while (m.name, m.inputs, n) in out:
+            n += 1
+        out[(m.name, m.inputs, n)] = m
+    return out
+
+
 def diff_reports(base: Report, head: Report) -> ReportDiff:
-    """Diff every model of two reports, in head order, then models only in base."""
-    names = [m.name for m in head.models] + [
-        m.name for m in base.models if head.model(m.name) is None
-    ]
+    """Diff every model of two reports, in head order, then models only in base.
+
+    Models are matched by name and inputs (see :attr:`ModelResult.key`): a name predicted with
+    several inputs gives one row per inputs, labelled ``name (inputs)``. A model recorded
+    without inputs (an older report) matches the only model of its name on the other side."""
+    b, h = _keyed(base), _keyed(head)
+    pairs: list[tuple[_Key, ModelResult | None, ModelResult | None]] = []
+    used: set[_Key] = set()
+    for key, hm in h.items():
+        bkey: _Key | None = key if key in b else None
+        if bkey is None:
+            same_b = [k for k in b if k[0] == key[0]]
+            same_h = [k for k in h if k[0] == key[0]]
+            if len(same_b) == 1 and len(same_h) == 1 and None in (same_b[0][1], key[1]):
+                bkey = same_b[0]
+        if bkey is not None:
+            used.add(bkey)
+        pairs.append((key, b[bkey] if bkey is not None else None, hm))
+    pairs += [(key, bm, None) for key, bm in b.items() if key not in used]
+    keys_per_name: dict[str, set[tuple[str | None, int]]] = {}
+    for key, _, _ in pairs:
+        keys_per_name.setdefault(key[0], set()).add(key[1:])
     out: list[ModelDiff] = []
-    for name in dict.fromkeys(names):
-        b, h = base.model(name), head.model(name)
-        out.append(diff_trees(name, b.tree if b else None, h.tree if h else None))
+    for (name, inputs, n), bm, hm in pairs:
+        label = name
+        if len(keys_per_name[name]) > 1:
+            label = f"{name} ({inputs or 'no inputs'})" + (f" #{n}" if n > 1 else "")
+        out.append(diff_trees(label, bm.tree if bm else None, hm.tree if hm else None))
     return ReportDiff(
         out,
         base_profile=_profile_name(base.profile),

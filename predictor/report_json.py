@@ -42,7 +42,10 @@ class ModelResult:
     """One predicted model: where it came from, its tree, and what was checked.
 
     ``source`` is ``"budgets"`` (an item collected from the budgets file) or ``"fixture"`` (a
-    model a test handed to the ``energy`` fixture); ``nodeid`` is the owning test.
+    model a test handed to the ``energy`` fixture); ``nodeid`` is the owning test. ``inputs``
+    describes the example inputs (``"input_ids=int64[2, 16]"``): a model is identified by its
+    name *and* inputs, so one name predicted with different inputs (parametrized tests) stays
+    two results. ``entry`` is the budgets file entry that was checked, if any.
     """
 
     name: str
@@ -52,6 +55,13 @@ class ModelResult:
     nodeid: str | None = None
     checks: list[Check] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    inputs: str | None = None
+    entry: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """What identifies the model across reports: its name and its inputs."""
+        return self.name, self.inputs
 
     @property
     def energy_j(self) -> float | None:
@@ -71,6 +81,8 @@ class ModelResult:
             "source": self.source,
             "spec": self.spec,
             "nodeid": self.nodeid,
+            "inputs": self.inputs,
+            "entry": self.entry,
             "batch_size": self.tree.batch_size,
             "seq_len": self.tree.seq_len,
             "energy_j": self.energy_j,
@@ -90,6 +102,8 @@ class ModelResult:
             nodeid=None if data.get("nodeid") is None else str(data["nodeid"]),
             checks=[Check.from_dict(c) for c in data.get("checks", [])],
             warnings=[str(w) for w in data.get("warnings", [])],
+            inputs=None if data.get("inputs") is None else str(data["inputs"]),
+            entry=None if data.get("entry") is None else str(data["entry"]),
         )
 
 
@@ -108,10 +122,18 @@ class Report:
     def passed(self) -> bool:
         return all(m.passed for m in self.models)
 
-    def model(self, name: str) -> ModelResult | None:
-        for m in self.models:
-            if m.name == name:
+    def model(self, name: str, inputs: str | None = None) -> ModelResult | None:
+        """The model called ``name`` predicted with ``inputs``; None when there is none.
+
+        A model recorded without inputs (budgets-file items, older reports) matches any
+        inputs when it is the only one of that name; a name predicted with several inputs only
+        matches the same inputs, so nothing is compared with a different configuration."""
+        named = [m for m in self.models if m.name == name]
+        for m in named:
+            if m.inputs == inputs:
                 return m
+        if len(named) == 1 and (named[0].inputs is None or inputs is None):
+            return named[0]
         return None
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,13 +3,13 @@ and the ``energy`` fixture's callable for models built in test code."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
 
 from predictor.budgets import ModelBudget, iter_collected
-from predictor.errors import IreneError
+from predictor.errors import IreneError, ModelError, TraceError
 from predictor.report_json import ModelResult
 from predictor.tree import EnergyTree
 from pytest_irene.session import EnergyGate, MarkerBudget, properties, violation_text
@@ -21,6 +21,7 @@ __all__ = [
     "BudgetItem",
     "BudgetsFile",
     "EnergyProbe",
+    "describe_inputs",
     "marker_budgets",
     "record",
 ]
@@ -124,16 +125,54 @@ class EnergyProbe:
         seq_len: int | None = None,
         **kwargs: Any,
     ) -> EnergyTree:
-        label = name or type(model).__name__
-        tree = self._gate.predict_model(
-            model, args, kwargs, name=label, batch_size=batch_size, seq_len=seq_len
-        )
+        # Without name=, the class name alone would merge different tests' models (and a
+        # compare would pit one against the other): the default is unique per test.
+        label = name or f"{type(model).__name__}[{self._item.nodeid}]"
+        try:
+            tree = self._gate.predict_model(
+                model, args, kwargs, name=label, batch_size=batch_size, seq_len=seq_len
+            )
+        except (ModelError, TraceError) as exc:
+            pytest.fail(f"energy({label!r}): {exc}", pytrace=False)
         result = self._gate.evaluate(
             label,
             tree,
             source="fixture",
             nodeid=self._item.nodeid,
             markers=marker_budgets(self._item),
+            entry_names=(label,) if name else (label, type(model).__name__),
+            inputs=describe_inputs(args, kwargs, batch_size=batch_size, seq_len=seq_len),
         )
         record(self._item, result)
         return tree
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{str(dtype).removeprefix('torch.')}{list(shape)}"
+    if isinstance(value, list | tuple):
+        inner = ", ".join(_describe(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_describe(v)}" for k, v in value.items()) + "}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def describe_inputs(
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
+) -> str:
+    """A short, stable description of example inputs: ``"int64[2, 16], mask=int64[2, 16]"``;
+    with ``name`` it identifies a fixture model in reports, diffs and comparisons."""
+    parts = [_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
+    if batch_size is not None:
+        parts.append(f"batch_size={batch_size}")
+    if seq_len is not None:
+        parts.append(f"seq_len={seq_len}")
+    return ", ".join(parts)

@@ -100,7 +100,7 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
             say(f"[red]{check.message()}[/]")
     for warning in (w for r in gate.results for w in r.warnings):
         say(f"[yellow]warning: {warning}[/]")
-    predicted = {r.name for r in gate.results}
+    predicted = {r.name for r in gate.results} | {r.entry for r in gate.results if r.entry}
     for name, entry in gate.budgets.models.items():
         if not entry.collected and name not in predicted:
             say(

@@ -303,10 +303,15 @@ class EnergyGate:
         nodeid: str,
         spec: str | None = None,
         markers: Sequence[MarkerBudget] = (),
+        entry_names: Sequence[str] = (),
+        inputs: str | None = None,
     ) -> ModelResult:
-        """Check a predicted tree: the budgets file's entry for ``name``, the markers, and the
-        base report when comparing."""
-        entry = self.budgets.get(name)
+        """Check a predicted tree: the budgets file's entry (the first of ``entry_names``, by
+        default ``name``, that the file has), the markers, and the base report when comparing
+        (the base model of the same name and ``inputs``)."""
+        entry = next(
+            (e for e in map(self.budgets.get, entry_names or (name,)) if e is not None), None
+        )
         extra: list[tuple[str | None, float]] = [
             (m.module, m.budget_j) for m in markers if m.applies_to(name)
         ]
@@ -319,14 +324,25 @@ class EnergyGate:
         if self.base is not None:
             from predictor.diff import compare_tree
 
-            base = self.base.model(name)
+            base = self.base.model(name, inputs)
             if base is None:
-                warnings.append(f"{name}: not in the base report {self.settings.compare}")
+                with_inputs = f" with inputs {inputs}" if inputs else ""
+                warnings.append(
+                    f"{name}: not in the base report {self.settings.compare}{with_inputs}"
+                )
             else:
                 tolerance = entry.tolerance if entry is not None else self.budgets.tolerance
                 checks += compare_tree(name, tree, base.tree, tolerance)
         return ModelResult(
-            name, tree, source=source, spec=spec, nodeid=nodeid, checks=checks, warnings=warnings
+            name,
+            tree,
+            source=source,
+            spec=spec,
+            nodeid=nodeid,
+            checks=checks,
+            warnings=warnings,
+            inputs=inputs,
+            entry=entry.name if entry is not None else None,
         )
 
     # ------------------------------------------------------------------ aggregating

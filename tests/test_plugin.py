@@ -606,3 +606,69 @@ def test_unused_fixture_budgets_are_noted_and_a_missing_base_is_a_usage_error(
     result = _run(project, "--energy", "--energy-compare", "base.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: *base.json: energy report not found*"])
+
+
+# ---------------------------------------------------------------- model identity
+
+MLP_TESTS = """
+import pytest
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def test_small(energy):
+    energy(MLP(), torch.ones(1, 2, 8))
+
+
+def test_big(energy):
+    energy(MLP(), torch.ones(16, 32, 8))
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_named(energy, batch):
+    energy(MLP(), torch.ones(batch, 4, 8), name="my-mlp")
+"""
+
+
+def test_models_are_told_apart_by_test_and_inputs(project: pytest.Pytester) -> None:
+    """Two tests predicting one class without name=, and one name= with two inputs: the
+    report keeps four models, comparing with itself passes, and the diff has four rows."""
+    project.makepyfile(test_mlp=MLP_TESTS)
+    assert _run(project, "--energy", "--energy-report", "base.json").ret == pytest.ExitCode.OK
+    report = json.loads((project.path / "base.json").read_text())
+    names = sorted(m["name"] for m in report["models"])
+    assert names == [
+        "MLP[test_mlp.py::test_big]",
+        "MLP[test_mlp.py::test_small]",
+        "my-mlp",
+        "my-mlp",
+    ]
+    assert {m["inputs"] for m in report["models"] if m["name"] == "my-mlp"} == {
+        "float32[1, 4, 8]",
+        "float32[16, 4, 8]",
+    }
+    result = _run(project, "--energy", "--energy-compare", "base.json", "--energy-report", "h.json")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.no_fnmatch_line("*not in the base report*")
+    from predictor.diff import diff_reports
+    from predictor.report_json import load_report
+
+    diff = diff_reports(
+        load_report(project.path / "base.json"), load_report(project.path / "h.json")
+    )
+    assert sorted(m.name for m in diff.models) == [
+        "MLP[test_mlp.py::test_big]",
+        "MLP[test_mlp.py::test_small]",
+        "my-mlp (float32[1, 4, 8])",
+        "my-mlp (float32[16, 4, 8])",
+    ]
+    assert all(m.status == "same" for m in diff.models)
