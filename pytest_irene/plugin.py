@@ -151,8 +151,13 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def _should_add_budgets(config: pytest.Config) -> bool:
+    """Run the budgets file's models: always when the file is named (--energy-budgets or the
+    ini's energy_budgets), else only when no paths were given (``pytest --energy``)."""
     if _is_worker(config):
         return bool(config.workerinput.get("irene_add_budgets", False))  # type: ignore[attr-defined]
+    gate = _gate(config)
+    if gate is not None and gate.settings.sources.get("budgets") in ("cli", "ini"):
+        return True
     return config.args_source is not pytest.Config.ArgsSource.ARGS
 
 
@@ -160,7 +165,7 @@ def _should_add_budgets(config: pytest.Config) -> bool:
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """`pytest --energy` without paths: also run the budgets file's models, wherever it is."""
+    """Also run the budgets file's models, wherever it is (see :func:`_should_add_budgets`)."""
     gate = _gate(config)
     if gate is None or gate.budgets_file_collected or gate.budgets.path is None:
         return

@@ -107,6 +107,15 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
                 f"note: no test handed {name!r} to the `energy` fixture, so its budgets in "
                 f"{gate.budgets.path} were not checked"
             )
+    ran = {r.name for r in gate.results if r.source == "budgets"}
+    skipped = [e.name for e in gate.budgets.models.values() if e.collected and e.name not in ran]
+    if skipped:
+        file = gate.budgets.path
+        say(
+            f"note: {len(skipped)} model(s) of {file} were not run ({', '.join(skipped)}): "
+            f"the gate runs them when no paths are given, or name the file: "
+            f"pytest --energy {file} ... (or --energy-budgets {file})"
+        )
     if gate.metering is not None:
         for line in gate.metering.status_lines():
             say(f"meter {line}")

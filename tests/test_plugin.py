@@ -672,3 +672,19 @@ def test_models_are_told_apart_by_test_and_inputs(project: pytest.Pytester) -> N
         "my-mlp (float32[16, 4, 8])",
     ]
     assert all(m.status == "same" for m in diff.models)
+
+
+def test_named_budgets_file_runs_its_models_beside_paths(project: pytest.Pytester) -> None:
+    """--energy-budgets with a test path still runs the file's models; a default budgets file
+    beside a path is not run, and the summary says so and how to include it."""
+    _budgets(project, _tiny_bert_entry(budget="1 kJ"), name="b.yaml")
+    project.makepyfile(test_ok="def test_ok():\n    pass\n")
+    result = _run(project, "--energy", "--energy-budgets", "b.yaml", "test_ok.py")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=2)
+    _budgets(project, _tiny_bert_entry(budget="1 kJ"))
+    result = _run(project, "--energy", "test_ok.py")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["note: 1 model(s) of *energy_budgets.yaml were not run (tiny-bert): *pytest --energy *"]
+    )
