@@ -207,6 +207,14 @@ def pytest_runtest_makereport(
                 f"{item.nodeid}: @pytest.mark.energy_budget needs the test to predict a model "
                 "with the `energy` fixture: energy(model, input_ids, name=...)"
             )
+        elif unmatched := _unmatched_marker_models(item, results):
+            report.outcome = "failed"
+            names = ", ".join(repr(r.name) for r in results)
+            report.longrepr = (
+                f"{item.nodeid}: @pytest.mark.energy_budget(model={unmatched[0]!r}) matched no "
+                f"model this test predicted ({names}); use one of these names or pass "
+                f"name={unmatched[0]!r} to the `energy` fixture"
+            )
         elif any(not r.passed for r in results):
             report.outcome = "failed"
             report.longrepr = violation_text(results)
@@ -215,6 +223,17 @@ def pytest_runtest_makereport(
         payload = json.dumps([r.to_dict() for r in results], allow_nan=False)
         report.irene_energy = payload  # type: ignore[attr-defined]
     return report
+
+
+def _unmatched_marker_models(item: pytest.Item, results: list[Any]) -> list[str]:
+    """``model=`` values of the test's energy_budget markers that name no predicted model."""
+    names = {r.name for r in results}
+    out = []
+    for mark in item.iter_markers("energy_budget"):
+        model = mark.kwargs.get("model")
+        if isinstance(model, str) and model not in names:
+            out.append(model)
+    return out
 
 
 class _Aggregator:

@@ -688,3 +688,16 @@ def test_named_budgets_file_runs_its_models_beside_paths(project: pytest.Pyteste
     result.stdout.fnmatch_lines(
         ["note: 1 model(s) of *energy_budgets.yaml were not run (tiny-bert): *pytest --energy *"]
     )
+
+
+def test_marker_for_a_model_the_test_did_not_predict_fails(project: pytest.Pytester) -> None:
+    marks = '@pytest.mark.energy_budget("1 kJ", model="typo-name")'
+    project.makepyfile(FIXTURE_TEST.format(marks=marks))
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.energy_budget(model='typo-name') matched no model this test "
+            "predicted ('tiny'); use one of these names or pass name='typo-name'*"
+        ]
+    )
