@@ -13,6 +13,7 @@ __all__ = [
     "HardwareUnavailable",
     "IreneError",
     "ModelError",
+    "OutputError",
     "ProfileError",
     "TraceError",
 ]
@@ -60,3 +61,17 @@ class HardwareUnavailable(IreneError):
     """A meter was demanded but its hardware is absent or unreadable; the message says why."""
 
     exit_code = 8
+
+
+class OutputError(IreneError):
+    """A file cannot be written or read for a reason outside the library (a missing folder, no
+    permission, a full disk); the message names the file and the system's reason."""
+
+    exit_code = 9
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, action: str = "write", path: object = None) -> OutputError:
+        """``cannot write /x/r.json: No such file or directory``."""
+        target = path if path is not None else exc.filename
+        reason = exc.strerror or str(exc)
+        return cls(f"cannot {action} {target}: {reason}")

@@ -7,6 +7,7 @@ options and marker: it imports no torch, collects nothing and changes no test.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -269,4 +270,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     from pytest_irene.report import write_files
 
-    write_files(session.config, gate)
+    error = write_files(session.config, gate)
+    if error is not None:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = f"ERROR: energy gate: {error}"
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(text, red=True)
+        else:
+            print(text, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from predictor.budgets import format_energy, module_nodes
+from predictor.errors import IreneError
 from predictor.report_json import ModelResult, Report, write_report, write_text_atomic
 from predictor.tree import Node
 from pytest_irene.session import EnergyGate
@@ -149,24 +150,37 @@ def render_summary_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_files(config: pytest.Config, gate: EnergyGate) -> None:
-    """Write the JSON report and the Markdown summary (controller only, once per run)."""
+def write_files(config: pytest.Config, gate: EnergyGate) -> str | None:
+    """Write the JSON report and the Markdown summary (controller only, once per run).
+
+    Returns None, or the message of a file that could not be written (the plugin reports it
+    and ends the run with a usage error); each written file gets its own line."""
     settings = gate.settings
     if settings.report is None and settings.markdown is None:
-        return
+        return None
     report = gate.report()
     written: list[str] = []
-    if settings.report is not None:
-        written.append(str(write_report(report, settings.report)))
-    if settings.markdown is not None:
-        if gate.base is not None:
-            from predictor.diff import diff_reports, render_markdown
+    try:
+        if settings.report is not None:
+            path = write_report(report, settings.report)
+            written.append(f"energy JSON report written to {path}")
+        if settings.markdown is not None:
+            if gate.base is not None:
+                from predictor.diff import diff_reports, render_markdown
 
-            text = render_markdown(diff_reports(gate.base, report))
-        else:
-            text = render_summary_markdown(report)
-        written.append(str(write_text_atomic(settings.markdown, text)))
+                text = render_markdown(diff_reports(gate.base, report))
+                what = "energy Markdown diff"
+            else:
+                text = render_summary_markdown(report)
+                what = "energy Markdown summary"
+            written.append(f"{what} written to {write_text_atomic(settings.markdown, text)}")
+    except IreneError as exc:
+        error: str | None = str(exc)
+    else:
+        error = None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        for path in written:
-            reporter.write_line(f"energy report written to {path}")
+        reporter.ensure_newline()
+        for line in written:
+            reporter.write_line(line)
+    return error

@@ -197,3 +197,40 @@ def test_cli_diff_missing_report_exits_4(
     rc = main(["diff", str(tmp_path / "nope.json"), str(tmp_path / "nope.json")])
     assert rc == 4
     assert "energy report not found" in capsys.readouterr().err
+
+
+def test_cli_diff_io_errors_are_one_line_with_exit_9(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An output that cannot be written: one line naming the file, exit 9; a step summary that
+    cannot be appended to: a warning, and the diff still succeeds."""
+    write_report(_report(ModelResult("bert", small_bert())), tmp_path / "r.json")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    target = blocker / "x.md"  # a path under a regular file can never be created
+    rc = main(["diff", str(tmp_path / "r.json"), str(tmp_path / "r.json"), "-o", str(target)])
+    err = capsys.readouterr().err
+    assert rc == 9
+    assert err.startswith(f"irene diff: error: cannot write {target}: ")
+    assert len(err.splitlines()) == 1
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "nonexistent" / "s.md"))
+    rc = main(["diff", str(tmp_path / "r.json"), str(tmp_path / "r.json")])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "| bert |" not in captured.err and "bert" in captured.out
+    assert captured.err.startswith(
+        f"irene diff: warning: cannot append to $GITHUB_STEP_SUMMARY {tmp_path}/nonexistent/s.md: "
+    )
+
+
+def test_written_files_get_the_umask_mode(tmp_path: Path) -> None:
+    import os
+
+    from predictor.report_json import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "r.md", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -701,3 +701,24 @@ def test_marker_for_a_model_the_test_did_not_predict_fails(project: pytest.Pytes
             "predicted ('tiny'); use one of these names or pass name='typo-name'*"
         ]
     )
+
+
+def test_unwritable_report_is_a_usage_error_without_traceback(project: pytest.Pytester) -> None:
+    _budgets(project, _tiny_bert_entry(budget="1 kJ"))
+    (project.path / "file").write_text("")
+    result = _run(
+        project, "--energy", "--energy-report", "file/r.json", "--energy-markdown", "s.md"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["ERROR: energy gate: cannot write *file/r.json: *"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_written_files_are_named_on_their_own_lines(project: pytest.Pytester) -> None:
+    _budgets(project, _tiny_bert_entry(budget="1 kJ"))
+    result = _run(project, "--energy", "--energy-report", "r.json", "--energy-markdown", "s.md")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["energy JSON report written to *r.json", "energy Markdown summary written to *s.md"]
+    )

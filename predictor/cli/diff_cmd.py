@@ -49,5 +49,12 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomic(args.output, text)
     else:
         sys.stdout.write(text)
-    append_step_summary(markdown)
+    try:
+        append_step_summary(markdown)
+    except OSError as exc:  # the diff itself succeeded: a broken summary file must not fail it
+        print(
+            f"irene diff: warning: cannot append to $GITHUB_STEP_SUMMARY "
+            f"{exc.filename}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
     return 0

@@ -6,7 +6,8 @@ Each command lives in ``predictor/cli/<name>_cmd.py`` and exposes
 inside the handlers, so ``irene --help`` stays fast.
 
 Errors derived from :class:`predictor.errors.IreneError` are printed as one line on stderr
-(no traceback) and give the error's distinct exit status.
+(no traceback) and give the error's distinct exit status; an OSError the command did not
+turn into one (a file it cannot read or write) is an OutputError (exit 9).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from predictor import __version__
-from predictor.errors import IreneError
+from predictor.errors import IreneError, OutputError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -54,11 +55,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IreneError as exc:
         print(f"irene {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `irene tree ... | head`
+        return 0
+    except OSError as exc:  # a file the command reads or writes: one line, OutputError's code
+        error = OutputError.from_os_error(exc, "access")
+        print(f"irene {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print(f"irene {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `irene tree ... | head`
-        return 0
 
 
 if __name__ == "__main__":
