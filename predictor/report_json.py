@@ -93,18 +93,77 @@ class ModelResult:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelResult:
+    def from_dict(cls, data: Mapping[str, Any], where: str = "") -> ModelResult:
+        """Parse one model; a missing or mistyped key is a ValueError naming it (``where`` is
+        its path in the report, e.g. ``models[2].``)."""
+        tree = _get(data, "tree", dict, where, required=True)
+        try:
+            energy_tree = EnergyTree.from_dict(tree)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(
+                f"{where}tree: not an energy tree ({type(exc).__name__}: {exc})"
+            ) from None
+        checks = []
+        for i, check in enumerate(_get(data, "checks", list, where, default=[])):
+            if not isinstance(check, dict):
+                raise ValueError(f"{where}checks[{i}]: expected an object, got {_json_type(check)}")
+            try:
+                checks.append(Check.from_dict(check))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{where}checks[{i}]: invalid check ({type(exc).__name__}: {exc})"
+                ) from None
+        inputs = _get(data, "inputs", str, where)
+        entry = _get(data, "entry", str, where)
+        spec = _get(data, "spec", str, where)
+        nodeid = _get(data, "nodeid", str, where)
         return cls(
-            name=str(data["name"]),
-            tree=EnergyTree.from_dict(data["tree"]),
-            source=str(data.get("source", "budgets")),
-            spec=None if data.get("spec") is None else str(data["spec"]),
-            nodeid=None if data.get("nodeid") is None else str(data["nodeid"]),
-            checks=[Check.from_dict(c) for c in data.get("checks", [])],
-            warnings=[str(w) for w in data.get("warnings", [])],
-            inputs=None if data.get("inputs") is None else str(data["inputs"]),
-            entry=None if data.get("entry") is None else str(data["entry"]),
+            name=_get(data, "name", str, where, required=True),
+            tree=energy_tree,
+            source=_get(data, "source", str, where, default="budgets"),
+            spec=spec,
+            nodeid=nodeid,
+            checks=checks,
+            warnings=[str(w) for w in _get(data, "warnings", list, where, default=[])],
+            inputs=inputs,
+            entry=entry,
         )
+
+
+_JSON_TYPES: dict[type, str] = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _get(
+    data: Mapping[str, Any],
+    key: str,
+    kind: type,
+    where: str,
+    *,
+    required: bool = False,
+    default: Any = None,
+) -> Any:
+    """``data[key]`` checked to be of JSON type ``kind``; absent/null gives ``default``."""
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"{where}{key}: missing (expected {_JSON_TYPES[kind]})")
+        return default
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ValueError(f"{where}{key}: expected {_JSON_TYPES[kind]}, got {_json_type(value)}")
+    return value
 
 
 @dataclass
@@ -150,19 +209,27 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """Parse a report; an unknown schema, or a missing or mistyped key, is a ValueError
+        naming the key (``models[1].tree: missing (expected an object)``)."""
         schema = data.get("schema")
         if schema != REPORT_SCHEMA:
             raise ValueError(
                 f"report schema {schema!r} is not supported (expected {REPORT_SCHEMA!r}); "
                 "re-run the gate with this version of pytest-irene"
             )
+        models = []
+        for i, m in enumerate(_get(data, "models", list, "", default=[])):
+            if not isinstance(m, dict):
+                raise ValueError(f"models[{i}]: expected an object, got {_json_type(m)}")
+            models.append(ModelResult.from_dict(m, f"models[{i}]."))
+        versions = _get(data, "versions", dict, "", default={})
         return cls(
-            models=[ModelResult.from_dict(m) for m in data.get("models", [])],
-            profile=dict(data.get("profile", {})),
-            versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
-            budgets_file=data.get("budgets_file"),
-            warnings=[str(w) for w in data.get("warnings", [])],
-            created_utc=str(data.get("created_utc", "")),
+            models=models,
+            profile=dict(_get(data, "profile", dict, "", default={})),
+            versions={str(k): str(v) for k, v in versions.items()},
+            budgets_file=_get(data, "budgets_file", str, ""),
+            warnings=[str(w) for w in _get(data, "warnings", list, "", default=[])],
+            created_utc=str(_get(data, "created_utc", str, "", default="")),
         )
 
 

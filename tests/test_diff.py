@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -146,12 +147,25 @@ def test_report_round_trip_is_atomic_and_versioned(tmp_path: Path) -> None:
         ('{"schema": "irene-report/0"}', "schema 'irene-report/0' is not supported"),
         ('{\n  "schema": \n', "head.json:3: not a JSON energy report"),
         ("[]", "expected a JSON object"),
+        (
+            '{"schema": "irene-report/1", "versions": []}',
+            "head.json: invalid energy report: versions: expected an object, got an array",
+        ),
+        (
+            '{"schema": "irene-report/1", "models": [{"name": "bert"}]}',
+            "head.json: invalid energy report: models[0].tree: missing (expected an object)",
+        ),
+        (
+            '{"schema": "irene-report/1", "models": [{"name": "bert", "tree": {}}]}',
+            "head.json: invalid energy report: models[0].tree: not an energy tree",
+        ),
+        ('{"schema": "irene-report/1", "models": {}}', "models: expected an array, got an object"),
     ],
 )
 def test_bad_reports_are_config_errors(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "head.json"
     path.write_text(content)
-    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
         load_report(path)
 
 
@@ -234,3 +248,17 @@ def test_written_files_get_the_umask_mode(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_cli_diff_malformed_report_is_one_line_exit_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "irene-report/1", "models": [{"name": "m"}]}')
+    rc = main(["diff", str(bad), str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 4
+    assert err == (
+        f"irene diff: error: {bad}: invalid energy report: models[0].tree: missing "
+        "(expected an object)\n"
+    )

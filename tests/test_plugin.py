@@ -722,3 +722,13 @@ def test_written_files_are_named_on_their_own_lines(project: pytest.Pytester) ->
     result.stdout.fnmatch_lines(
         ["energy JSON report written to *r.json", "energy Markdown summary written to *s.md"]
     )
+
+
+def test_malformed_base_report_is_a_usage_error(project: pytest.Pytester) -> None:
+    (project.path / "bad.json").write_text('{"schema": "irene-report/1", "versions": []}')
+    result = _run(project, "--energy", "--energy-compare", "bad.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: *bad.json: invalid energy report: versions: expected an object, got an array"]
+    )
+    result.stderr.no_fnmatch_line("*INTERNALERROR*")
