@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from predictor.errors import ConfigError
+from predictor.errors import ConfigError, ModelError, TraceError
 from predictor.tree import EnergyTree, Node
 
 __all__ = [
@@ -594,9 +594,13 @@ def iter_collected(budgets: Budgets) -> Iterator[ModelBudget]:
 # --------------------------------------------------------------------------- prediction
 
 
-def predict_entry(entry: ModelBudget, profile: Any) -> EnergyTree:
+def predict_entry(entry: ModelBudget, profile: Any, where: str | None = None) -> EnergyTree:
     """Build a collected entry's model from its spec and inputs and predict it with ``profile``
-    (a :class:`predictor.profile.Profile`). Imports torch lazily."""
+    (a :class:`predictor.profile.Profile`). Imports torch lazily.
+
+    With ``where`` (the entry's ``file:line``), a model that cannot be built or traced is a
+    ConfigError at that place, worded for the budgets file (``inputs.seq_len: 100000 exceeds
+    the model's 512 positions``) rather than for command-line options."""
     if entry.inputs is None:
         raise ConfigError(
             f"model {entry.name!r} has no inputs; add inputs: {{batch_size: N, seq_len: N}} "
@@ -604,10 +608,31 @@ def predict_entry(entry: ModelBudget, profile: Any) -> EnergyTree:
         )
     from predictor.zoo import build_zoo_tree
 
-    tree = build_zoo_tree(entry.spec, entry.inputs.batch_size, entry.inputs.seq_len)
+    try:
+        tree = build_zoo_tree(entry.spec, entry.inputs.batch_size, entry.inputs.seq_len)
+    except (ModelError, TraceError) as exc:
+        if where is None:
+            raise
+        raise ConfigError(f"{where}: model {entry.name!r}: {_yaml_wording(exc, entry)}") from None
     tree.root.name = entry.name
     predicted: EnergyTree = profile.predict(tree)
     return predicted
+
+
+_POSITIONS_RE = re.compile(r"beyond the model's (\d+) positions")
+
+
+def _yaml_wording(exc: Exception, entry: ModelBudget) -> str:
+    """A model error's message with its command-line advice turned into the budgets file's."""
+    text = str(exc)
+    match = _POSITIONS_RE.search(text)
+    if match is not None and entry.inputs is not None:
+        limit = match.group(1)
+        return (
+            f"inputs.seq_len: {entry.inputs.seq_len} exceeds the model's {limit} positions; "
+            f"set inputs.seq_len to {limit} or less"
+        )
+    return text
 
 
 # --------------------------------------------------------------------------- writing

@@ -76,6 +76,12 @@ class BudgetItem(pytest.Item):
         super().__init__(**kwargs)
         self.entry = entry
 
+    def setup(self) -> None:
+        """Build and predict the model: an entry that cannot be built is a configuration error,
+        reported as this item's error (not as a budget failure)."""
+        gate: EnergyGate = self.config.stash[GATE_KEY]
+        gate.predict_entry(self.entry)
+
     def runtest(self) -> None:
         gate: EnergyGate = self.config.stash[GATE_KEY]
         tree = gate.predict_entry(self.entry)
@@ -133,7 +139,11 @@ class EnergyProbe:
                 model, args, kwargs, name=label, batch_size=batch_size, seq_len=seq_len
             )
         except (ModelError, TraceError) as exc:
-            pytest.fail(f"energy({label!r}): {exc}", pytrace=False)
+            error = f"energy({label!r}): {exc}"
+        else:
+            error = None
+        if error is not None:  # outside the except: no "during handling" chain in the report
+            pytest.fail(error, pytrace=False)
         result = self._gate.evaluate(
             label,
             tree,

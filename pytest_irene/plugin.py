@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from predictor.errors import IreneError
+from predictor.errors import ConfigError, IreneError
 from pytest_irene.items import EnergyProbe
 from pytest_irene.session import OPTIONS, EnergyGate, resolve_settings
 
@@ -195,9 +195,18 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     gate = _gate(item.config)
-    if gate is None or call.when != "call":
+    if gate is None:
         return report
     from pytest_irene.items import RESULTS_KEY, BudgetItem
+
+    if isinstance(item, BudgetItem):  # strings on the report: pytest-xdist carries them as is
+        report.irene_budget_entry = item.entry.name  # type: ignore[attr-defined]
+    error = call.excinfo.value if call.excinfo is not None else None
+    if call.when == "setup" and isinstance(error, ConfigError):
+        report.irene_config_error = str(error)  # type: ignore[attr-defined]
+        report.longrepr = str(error)
+    if call.when != "call":
+        return report
     from pytest_irene.session import violation_text
 
     results = item.stash.get(RESULTS_KEY, [])
@@ -245,6 +254,12 @@ class _Aggregator:
         self.gate = gate
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = getattr(report, "irene_budget_entry", None)
+        if entry:
+            self.gate.entries_run.add(str(entry))
+        error = getattr(report, "irene_config_error", None)
+        if error:
+            self.gate.config_errors.append(str(error))
         payload = getattr(report, "irene_energy", None)
         if payload and report.when == "call":
             self.gate.add(json.loads(payload))
@@ -270,6 +285,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     from pytest_irene.report import write_files
 
+    if gate.config_errors:  # budgets-file entries that could not be built: a usage error
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
     error = write_files(session.config, gate)
     if error is not None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

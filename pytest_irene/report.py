@@ -108,7 +108,7 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
                 f"note: no test handed {name!r} to the `energy` fixture, so its budgets in "
                 f"{gate.budgets.path} were not checked"
             )
-    ran = {r.name for r in gate.results if r.source == "budgets"}
+    ran = gate.entries_run | {r.name for r in gate.results if r.source == "budgets"}
     skipped = [e.name for e in gate.budgets.models.values() if e.collected and e.name not in ran]
     if skipped:
         file = gate.budgets.path

@@ -195,6 +195,11 @@ class EnergyGate:
         #: ModelResults reported by finished tests (on the controller under xdist).
         self.results: list[ModelResult] = []
         self.budgets_file_collected = False
+        #: Configuration errors met while running items (budgets-file entries that cannot be
+        #: built): the run ends with a usage error (exit 4).
+        self.config_errors: list[str] = []
+        #: Names of the budgets-file entries whose items ran (passed, failed or errored).
+        self.entries_run: set[str] = set()
         self._cache: dict[str, EnergyTree] = {}
 
     @classmethod
@@ -243,7 +248,7 @@ class EnergyGate:
             if added:
                 sys.path.insert(0, str(folder))
             try:
-                tree = predict_entry(entry, self.profile)
+                tree = predict_entry(entry, self.profile, self.budgets.location(entry.line))
                 if self.metering is not None:
                     # predicted on the meta device: metering rebuilds it with real weights
                     tree = self._judge(self.metering.measure_spec(entry.spec, tree))

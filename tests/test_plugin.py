@@ -135,12 +135,52 @@ def test_every_violation_is_listed(
     )
 
 
-def test_unknown_model_fails_its_item_with_the_reason(project: pytest.Pytester) -> None:
-    _budgets(project, f"  nope:\n    model: examples.tiny_models:nope\n    inputs: {INPUTS}\n")
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (
+            f"  nope:\n    model: examples.tiny_models:nope\n    inputs: {INPUTS}\n",
+            "*energy_budgets.yaml:3: model 'nope': *has no attribute 'nope'*",
+        ),
+        (
+            f"  long:\n    model: {TINY_BERT}\n    inputs: {{batch_size: 1, seq_len: 100000}}\n",
+            "*energy_budgets.yaml:3: model 'long': inputs.seq_len: 100000 exceeds the model's "
+            "* positions; set inputs.seq_len to * or less",
+        ),
+    ],
+    ids=["unknown-factory", "seq-len"],
+)
+def test_unbuildable_entry_is_a_configuration_error_at_its_line(
+    project: pytest.Pytester, entry: str, expected: str
+) -> None:
+    _budgets(project, entry)
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([expected])
+    result.stdout.no_fnmatch_line("*--seq-len*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*budget exceeded*")
+
+
+def test_fixture_model_error_is_a_one_line_failure(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        """
+        import torch
+        from torch import nn
+
+        class Broken(nn.Module):
+            def forward(self, x):
+                raise RuntimeError("boom")
+
+        def test_broken(energy):
+            energy(Broken(), torch.ones(2, 3), name="broken")
+        """
+    )
     result = _run(project, "--energy")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*has no attribute 'nope'*"])
-    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.fnmatch_lines(["*energy('broken'): *boom*"])
+    result.stdout.no_fnmatch_line("*def __call__*")  # no traceback through the plugin
 
 
 def test_glob_matching_nothing_is_a_warning(
