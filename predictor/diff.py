@@ -90,9 +90,22 @@ class ModelDiff:
 
 @dataclass
 class ReportDiff:
+    """``base_profile``/``head_profile`` are profile names; ``*_profile_id`` a longer label
+    (name, feature set, digest) that differs whenever the profiles' identities differ."""
+
     models: list[ModelDiff]
     base_profile: str | None = None
     head_profile: str | None = None
+    base_profile_id: str | None = None
+    head_profile_id: str | None = None
+
+    @property
+    def profile_changed(self) -> bool:
+        return (
+            self.base_profile_id is not None
+            and self.head_profile_id is not None
+            and self.base_profile_id != self.head_profile_id
+        )
 
 
 def _energies(tree: EnergyTree | None) -> dict[str, float | None]:
@@ -164,12 +177,25 @@ def diff_reports(base: Report, head: Report) -> ReportDiff:
         out,
         base_profile=_profile_name(base.profile),
         head_profile=_profile_name(head.profile),
+        base_profile_id=_profile_label(base.profile),
+        head_profile_id=_profile_label(head.profile),
     )
 
 
 def _profile_name(profile: Mapping[str, object]) -> str | None:
     name = profile.get("name")
     return None if name is None else str(name)
+
+
+def _profile_label(profile: Mapping[str, object]) -> str | None:
+    """``irene-device-1 (static, sha256 3f2a9c1b0d4e)``; None when the report names none."""
+    name = _profile_name(profile)
+    if name is None:
+        return None
+    details = [str(profile["feature_set"])] if profile.get("feature_set") else []
+    if profile.get("sha256"):
+        details.append(f"sha256 {str(profile['sha256'])[:12]}")
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float) -> list[Check]:
@@ -239,10 +265,10 @@ def render_markdown(diff: ReportDiff, top: int = 10) -> str:
     profiles = {p for p in (diff.base_profile, diff.head_profile) if p}
     if profiles:
         lines += [f"Profile: {', '.join(f'`{p}`' for p in sorted(profiles))}", ""]
-    if diff.base_profile and diff.head_profile and diff.base_profile != diff.head_profile:
+    if diff.profile_changed:
         lines += [
-            f"> **Note:** base used profile `{diff.base_profile}` and head `{diff.head_profile}`;"
-            " part of the change comes from the profile.",
+            f"> **Note:** profile changed: `{diff.base_profile_id}` -> `{diff.head_profile_id}`"
+            " (base used one, head the other); part of the change comes from the profile.",
             "",
         ]
     if not diff.models:
@@ -299,8 +325,8 @@ def _table(rows: list[tuple[str, str, str, str]]) -> list[str]:
 def render_table(diff: ReportDiff, top: int = 10) -> str:
     """A plain-text rendering for terminals: totals, then the largest module changes."""
     lines: list[str] = []
-    if diff.base_profile and diff.head_profile and diff.base_profile != diff.head_profile:
-        lines.append(f"note: base used profile {diff.base_profile}, head {diff.head_profile}")
+    if diff.profile_changed:
+        lines.append(f"note: profile changed: {diff.base_profile_id} -> {diff.head_profile_id}")
     header = ("model", "base", "head", "change")
     rows = [header] + [
         (m.name, _fmt(m.total.base_j), _fmt(m.total.head_j), format_delta(m.total))

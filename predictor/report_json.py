@@ -29,6 +29,7 @@ __all__ = [
     "Report",
     "library_versions",
     "load_report",
+    "profile_identity",
     "write_report",
     "write_text_atomic",
 ]
@@ -168,7 +169,7 @@ def _get(
 
 @dataclass
 class Report:
-    """A run's report. ``profile`` holds the predicting profile's name and feature set."""
+    """A run's report. ``profile`` identifies the predicting profile (:func:`profile_identity`)."""
 
     models: list[ModelResult] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)
@@ -247,6 +248,31 @@ def library_versions(
             out[name] = version(name)
         except PackageNotFoundError:
             out[name] = "absent"
+    return out
+
+
+def profile_identity(profile: Any) -> dict[str, Any]:
+    """What identifies the profile that predicted: name, feature set, counting mode, format
+    version, the file it came from, and ``sha256``, the digest of its payload (the checksum a
+    saved profile file carries), so two same-named but retrained profiles are told apart."""
+    out: dict[str, Any] = {
+        "name": getattr(profile, "name", None),
+        "feature_set": getattr(profile, "feature_set", None),
+        "counting_mode": getattr(profile, "counting_mode", None),
+        "version": getattr(profile, "version", None),
+        "path": None if getattr(profile, "path", None) is None else str(profile.path),
+        "sha256": None,
+    }
+    payload = getattr(profile, "payload", None)
+    if callable(payload):
+        import hashlib
+
+        try:
+            text = json.dumps(payload(), sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError):  # not JSON: identify by name only
+            pass
+        else:
+            out["sha256"] = hashlib.sha256(text.encode()).hexdigest()
     return out
 
 

@@ -24,7 +24,7 @@ from predictor.budgets import (
     parse_energy,
 )
 from predictor.errors import ConfigError
-from predictor.report_json import ModelResult, Report, library_versions
+from predictor.report_json import ModelResult, Report, library_versions, profile_identity
 from predictor.tree import EnergyTree
 
 __all__ = [
@@ -361,10 +361,7 @@ class EnergyGate:
         warnings = [w for r in self.results for w in r.warnings]
         return Report(
             models=list(self.results),
-            profile={
-                "name": getattr(self.profile, "name", None),
-                "feature_set": getattr(self.profile, "feature_set", None),
-            },
+            profile=profile_identity(self.profile),
             versions=library_versions(),
             budgets_file=str(self.budgets.path) if self.budgets.path is not None else None,
             warnings=warnings,

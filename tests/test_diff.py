@@ -78,8 +78,38 @@ def test_markdown_notes_a_profile_change() -> None:
         _report(ModelResult("bert", tree), profile="a"),
         _report(ModelResult("bert", tree), profile="b"),
     )
-    assert "base used profile `a` and head `b`" in render_markdown(diff)
+    assert "profile changed: `a (static)` -> `b (static)`" in render_markdown(diff)
+    assert "note: profile changed: a (static) -> b (static)" in render_table(diff)
     assert "No module changed." in render_markdown(diff)
+
+
+def test_retrained_profile_of_the_same_name_is_a_profile_change() -> None:
+    """Same name and feature set, another payload: the digest tells them apart."""
+    tree = small_bert()
+    base, head = _report(ModelResult("bert", tree)), _report(ModelResult("bert", tree))
+    base.profile["sha256"], head.profile["sha256"] = "a" * 64, "b" * 64
+    markdown = render_markdown(diff_reports(base, head))
+    assert (
+        "profile changed: `irene-device-1 (static, sha256 aaaaaaaaaaaa)` -> "
+        "`irene-device-1 (static, sha256 bbbbbbbbbbbb)`" in markdown
+    )
+    head.profile["sha256"] = "a" * 64
+    assert "profile changed" not in render_markdown(diff_reports(base, head))
+
+
+def test_report_records_the_profile_identity() -> None:
+    from predictor.profile import load_profile
+    from predictor.report_json import profile_identity
+
+    profile = load_profile(None)
+    identity = profile_identity(profile)
+    assert identity["name"] == profile.name
+    assert identity["feature_set"] == profile.feature_set
+    assert identity["path"] == str(profile.path)
+    import hashlib
+
+    text = json.dumps(profile.payload(), sort_keys=True, allow_nan=False)
+    assert identity["sha256"] == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_table_rendering() -> None:

@@ -100,12 +100,12 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from predictor.budgets import check_tree, iter_collected, load_budgets, predict_entry
-    from predictor.report_json import ModelResult, Report, write_report
+    from predictor.report_json import ModelResult, Report, profile_identity, write_report
 
     budgets = load_budgets(args.file)
     profile = _load_profile(args.profile or budgets.profile)
     report = Report(
-        profile={"name": profile.name, "feature_set": getattr(profile, "feature_set", None)},
+        profile=profile_identity(profile),
         budgets_file=str(args.file),
     )
     failed = 0
