@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -235,6 +237,29 @@ class Budgets:
 
     def location(self, line: int) -> str:
         return f"{self.path if self.path is not None else '<budgets>'}:{line}"
+
+    def profile_ref(self) -> str | None:
+        """The ``profile:`` value for :func:`predictor.profile.load_profile`: a file relative
+        to the budgets file's folder when one exists there, else the value as written (a
+        shipped profile's name, or a path from the working directory)."""
+        if self.profile is None or self.path is None:
+            return self.profile
+        candidate = self.path.parent / Path(self.profile).expanduser()
+        return str(candidate.resolve()) if candidate.is_file() else self.profile
+
+    @contextmanager
+    def import_path(self) -> Iterator[None]:
+        """While building its models, ``package.module:factory`` specs also import from the
+        budgets file's folder (the pytest gate and ``irene budgets check`` alike)."""
+        folder = str(self.path.parent.resolve()) if self.path is not None else None
+        added = folder is not None and folder not in sys.path
+        if added:
+            sys.path.insert(0, str(folder))
+        try:
+            yield
+        finally:
+            if added and str(folder) in sys.path:
+                sys.path.remove(str(folder))
 
 
 # --------------------------------------------------------------------------- checks

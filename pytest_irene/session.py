@@ -10,7 +10,6 @@ JSON/Markdown reports. Nothing here imports torch at import time.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +227,7 @@ class EnergyGate:
             from predictor.profile import load_profile as _load
 
             load_profile = _load
-        profile = load_profile(settings.profile or budgets.profile)
+        profile = load_profile(settings.profile or budgets.profile_ref())
         base = load_report(settings.compare) if settings.compare is not None else None
         return cls(settings, budgets, profile, base, metering)
 
@@ -242,20 +241,12 @@ class EnergyGate:
         from predictor.budgets import predict_entry
 
         if entry.name not in self._cache:
-            # "package.module:factory" specs resolve from the budgets file's folder too.
-            folder = str(self.budgets.path.parent.resolve()) if self.budgets.path else None
-            added = folder is not None and folder not in sys.path
-            if added:
-                sys.path.insert(0, str(folder))
-            try:
+            with self.budgets.import_path():
                 tree = predict_entry(entry, self.profile, self.budgets.location(entry.line))
                 if self.metering is not None:
                     # predicted on the meta device: metering rebuilds it with real weights
                     tree = self._judge(self.metering.measure_spec(entry.spec, tree))
                 self._cache[entry.name] = tree
-            finally:
-                if added:
-                    sys.path.remove(str(folder))
         return self._cache[entry.name]
 
     def measure(

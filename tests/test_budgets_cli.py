@@ -133,3 +133,35 @@ def test_check_bad_file_exits_4_with_line(
 def test_repo_budgets_file_parses() -> None:
     budgets = load_budgets(REPO_ROOT / "energy_budgets.yaml")
     assert budgets.models and all(m.collected for m in budgets.models.values())
+
+
+def test_check_resolves_factories_and_profile_from_the_files_folder(
+    tmp_path: Path, tiny_bert_tree: EnergyTree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A factory module and a profile file beside the budgets file, checked from elsewhere:
+    both resolve from the file's folder, as in the pytest gate."""
+    import shutil
+
+    from predictor.profile import load_profile
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "ha_local_factories.py").write_text(
+        "from examples.tiny_models import tiny_bert as make\n"
+    )
+    shipped = load_profile(None).path
+    assert shipped is not None
+    shutil.copy(shipped, sub / "mine.irene.joblib")
+    path = sub / "s.yaml"
+    path.write_text(
+        "version: 1\nprofile: mine.irene.joblib\nmodels:\n  tiny:\n"
+        "    model: ha_local_factories:make\n    inputs: {batch_size: 2, seq_len: 16}\n"
+        "    budget: 1 kJ\n"
+    )
+    report = tmp_path / "r.json"
+    assert main(["budgets", "check", str(path), "--report", str(report)]) == 0, (
+        capsys.readouterr().err
+    )
+    data = json.loads(report.read_text())
+    assert data["profile"]["path"] == str((sub / "mine.irene.joblib").resolve())
+    assert data["models"][0]["energy_j"] == pytest.approx(tiny_bert_tree.root.energy_j)

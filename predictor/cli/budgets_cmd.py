@@ -103,14 +103,15 @@ def run_check(args: argparse.Namespace) -> int:
     from predictor.report_json import ModelResult, Report, profile_identity, write_report
 
     budgets = load_budgets(args.file)
-    profile = _load_profile(args.profile or budgets.profile)
+    profile = _load_profile(args.profile or budgets.profile_ref())
     report = Report(
         profile=profile_identity(profile),
         budgets_file=str(args.file),
     )
     failed = 0
     for entry in iter_collected(budgets):
-        tree = predict_entry(entry, profile)
+        with budgets.import_path():
+            tree = predict_entry(entry, profile, budgets.location(entry.line))
         result = check_tree(tree, entry)
         report.models.append(
             ModelResult(
