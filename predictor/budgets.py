@@ -19,7 +19,8 @@ A model entry with ``inputs`` is built and checked as its own test item; an entr
 ``inputs`` only holds budgets for a model that a test builds itself and hands to the ``energy``
 fixture under that name.
 
-Energies are strings with a unit: ``J``, ``mJ``, ``kJ`` or ``Wh`` (``1 Wh = 3600 J``). Module
+Energies are strings with a unit: ``µJ`` (or ``uJ``), ``mJ``, ``J``, ``kJ`` or ``Wh``
+(``1 Wh = 3600 J``). Module
 globs match a module's fully qualified name (``encoder.layer.3.attention``): ``*`` matches within
 one dotted segment, ``**`` across segments, ``?`` one character, ``[ab]`` a character class.
 
@@ -76,9 +77,18 @@ BUDGETS_VERSION = 1
 DEFAULT_TOLERANCE = 0.05
 
 #: Joules per unit. Lower-case keys; parsing is case-sensitive on the prefix (mJ vs MJ).
-ENERGY_UNITS: dict[str, float] = {"J": 1.0, "mJ": 1e-3, "kJ": 1e3, "Wh": 3600.0}
+#: ``µJ`` (micro sign, as the reports print it), ``μJ`` (Greek mu) and ``uJ`` are one unit.
+ENERGY_UNITS: dict[str, float] = {
+    "µJ": 1e-6,
+    "μJ": 1e-6,
+    "uJ": 1e-6,
+    "mJ": 1e-3,
+    "J": 1.0,
+    "kJ": 1e3,
+    "Wh": 3600.0,
+}
 
-_ENERGY_RE = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]+)\s*$")
+_ENERGY_RE = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-zµμ]+)\s*$")
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
 
 
@@ -88,7 +98,7 @@ _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
 def parse_energy(text: str) -> float:
     """``"150 mJ"`` -> 0.15 (joules). Raises ValueError with the accepted units."""
     match = _ENERGY_RE.match(text)
-    units = ", ".join(ENERGY_UNITS)
+    units = ", ".join(u for u in ENERGY_UNITS if u != "μJ")
     if match is None:
         raise ValueError(f"must be an energy like '1.5 J' ({units}) (got {text!r})")
     number, unit = match.groups()
@@ -428,10 +438,31 @@ def _located(node: yaml.Node, loader: yaml.SafeLoader, where: str) -> _Y:
     raise ConfigError(f"{where}:{line}: unsupported YAML node {node.tag!r}")
 
 
+_YAML_TYPES: dict[type, str] = {
+    dict: "a mapping",
+    list: "a sequence",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+}
+
+
+def _yaml_kind(value: Any) -> str:
+    """``a sequence``, ``the string 'x'``: a parsed YAML value as the user wrote it."""
+    if value is None:
+        return "nothing (null)"
+    kind = _YAML_TYPES.get(type(value), type(value).__name__)
+    if isinstance(value, dict | list):
+        return kind
+    return f"{kind.split(' ', 1)[1]} {value!r}"
+
+
 def _mapping(y: _Y, what: str, where: str) -> dict[str, tuple[_Y, int]]:
     if not isinstance(y.value, dict):
         raise ConfigError(
-            f"{where}:{y.line}: {what} must be a mapping (got {type(y.value).__name__} {y.value!r})"
+            f"{where}:{y.line}: {what} must be a mapping of keys to values "
+            f"(got {_yaml_kind(y.value)})"
         )
     return y.value
 

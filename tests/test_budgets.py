@@ -53,10 +53,20 @@ models:
         ("1 Wh", 3600.0),
         ("1e-3 J", 1e-3),
         (".5 mJ", 5e-4),
+        ("12 µJ", 1.2e-5),
+        ("12 μJ", 1.2e-5),
+        ("12 uJ", 1.2e-5),
+        ("12uJ", 1.2e-5),
     ],
 )
 def test_parse_energy_units(text: str, joules: float) -> None:
     assert parse_energy(text) == pytest.approx(joules)
+
+
+def test_printed_energies_parse_back() -> None:
+    """What the reports print (µJ included) is accepted in a budgets file."""
+    for joules in (1.2e-5, 3.4e-3, 1.5, 2.5e3):
+        assert parse_energy(format_energy(joules)) == pytest.approx(joules)
 
 
 @pytest.mark.parametrize(
@@ -136,7 +146,17 @@ BAD_FILES = [
     ("version: 2\n", 1, "version 2 is not supported"),
     ("models: {}\n", 1, "missing 'version: 1'"),
     ("", 1, "empty"),
-    ("- 1\n", 1, "must be a mapping"),
+    ("- 1\n", 1, "must be a mapping of keys to values (got a sequence)"),
+    (
+        "version: 1\nmodels:\n  - a\n",
+        3,
+        "models must be a mapping of keys to values (got a sequence)",
+    ),
+    (
+        "version: 1\nmodels:\n  a: fast\n",
+        3,
+        "model 'a' must be a mapping of keys to values (got string 'fast')",
+    ),
     ("version: 1\nmodels:\n  a:\n    inputs: {batch_size: 8}\n", 4, "inputs needs seq_len"),
     (
         "version: 1\nmodels:\n  a:\n    inputs: {batch_size: 0, seq_len: 8}\n",

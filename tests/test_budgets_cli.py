@@ -115,7 +115,7 @@ def test_check_runs_the_gate_without_pytest(
     assert main(["budgets", "check", str(path), "--report", str(report)]) == code
     out = capsys.readouterr().out
     if code:
-        assert "tiny: " in out and "budget (+0.1%)" in out and "FAILED" in out
+        assert "budget (+0.1%)" in out and "tiny: 1 of 1 checks failed" in out
     data = json.loads(report.read_text())
     assert data["models"][0]["energy_j"] == pytest.approx(total)
     assert data["passed"] is (code == 0)
@@ -165,3 +165,32 @@ def test_check_resolves_factories_and_profile_from_the_files_folder(
     data = json.loads(report.read_text())
     assert data["profile"]["path"] == str((sub / "mine.irene.joblib").resolve())
     assert data["models"][0]["energy_j"] == pytest.approx(tiny_bert_tree.root.energy_j)
+
+
+def test_init_rejects_duplicate_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "b.yaml"
+    rc = main(
+        ["budgets", "init", f"a={TINY_BERT}", "a=examples.tiny_models:tiny_gpt2", "-o", str(out)]
+    )
+    assert rc == 4
+    assert "two models named 'a'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_check_counts_failed_checks_and_names_the_cli_argument(
+    tmp_path: Path, tiny_bert_tree: EnergyTree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    total = tiny_bert_tree.root.energy_j
+    assert total is not None
+    path = tmp_path / "energy_budgets.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  tiny:\n"
+        f"    model: {TINY_BERT}\n    inputs: {{batch_size: 2, seq_len: 16}}\n"
+        f"    budget: {total / 2:.12g} J\n    modules:\n      'encoder.layer.*': 1 kJ\n"
+    )
+    assert main(["budgets", "check", str(path)]) == 1
+    assert "tiny: 1 of 3 checks failed" in capsys.readouterr().out
+    missing = tmp_path / "nope.yaml"
+    assert main(["budgets", "check", str(missing)]) == 4
+    err = capsys.readouterr().err
+    assert "irene budgets check PATH" in err and "--energy-budgets" not in err

@@ -80,6 +80,15 @@ def run_init(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.seq_len < 1:
         raise ConfigError("--batch-size and --seq-len must be positive")
     profile = _load_profile(args.profile)
+    seen: dict[str, str] = {}
+    for arg in args.models:
+        name = arg.rpartition("=")[0] or arg.rpartition("=")[2]
+        if name in seen:
+            raise ConfigError(
+                f"two models named {name!r} ({seen[name]} and {arg}): each entry of a budgets "
+                "file needs its own name; name them apart with NAME=SPEC"
+            )
+        seen[name] = arg
     entries = []
     for arg in args.models:
         name, _, spec = arg.rpartition("=")
@@ -100,8 +109,14 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     from predictor.budgets import check_tree, iter_collected, load_budgets, predict_entry
+    from predictor.errors import ConfigError
     from predictor.report_json import ModelResult, Report, profile_identity, write_report
 
+    if not Path(args.file).exists():
+        raise ConfigError(
+            f"{args.file}: budgets file not found; create one with "
+            f"`irene budgets init MODEL -o {args.file}` or pass its path: irene budgets check PATH"
+        )
     budgets = load_budgets(args.file)
     profile = _load_profile(args.profile or budgets.profile_ref())
     report = Report(
@@ -128,8 +143,11 @@ def run_check(args: argparse.Namespace) -> int:
         for violation in result.violations:
             print(violation.message())
         failed += bool(result.violations)
-        status = "FAILED" if result.violations else "ok"
-        print(f"{entry.name}: {len(result.checks)} check(s) {status}")
+        bad, total = len(result.violations), len(result.checks)
+        if bad:
+            print(f"{entry.name}: {bad} of {total} checks failed")
+        else:
+            print(f"{entry.name}: {total} of {total} checks passed")
     if args.report:
         write_report(report, args.report)
     return 1 if failed else 0
