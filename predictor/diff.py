@@ -29,6 +29,7 @@ __all__ = [
     "format_delta",
     "render_markdown",
     "render_table",
+    "unsupported_ops_text",
 ]
 
 #: First line of the Markdown diff: lets a workflow find and update its own PR comment.
@@ -98,6 +99,8 @@ class ReportDiff:
     head_profile: str | None = None
     base_profile_id: str | None = None
     head_profile_id: str | None = None
+    #: Head models' ops without a formula (not counted): model label -> text.
+    unsupported: dict[str, str] = field(default_factory=dict)
 
     @property
     def profile_changed(self) -> bool:
@@ -168,18 +171,31 @@ def diff_reports(base: Report, head: Report) -> ReportDiff:
     for key, _, _ in pairs:
         keys_per_name.setdefault(key[0], set()).add(key[1:])
     out: list[ModelDiff] = []
+    unsupported: dict[str, str] = {}
     for (name, inputs, n), bm, hm in pairs:
         label = name
         if len(keys_per_name[name]) > 1:
             label = f"{name} ({inputs or 'no inputs'})" + (f" #{n}" if n > 1 else "")
         out.append(diff_trees(label, bm.tree if bm else None, hm.tree if hm else None))
+        text = unsupported_ops_text(hm.tree) if hm is not None else None
+        if text:
+            unsupported[label] = text
     return ReportDiff(
         out,
+        unsupported=unsupported,
         base_profile=_profile_name(base.profile),
         head_profile=_profile_name(head.profile),
         base_profile_id=_profile_label(base.profile),
         head_profile_id=_profile_label(head.profile),
     )
+
+
+def unsupported_ops_text(tree: EnergyTree) -> str | None:
+    """``fft_fft x1 in encoder.fft, ...``: the ops the tracer has no formula for (their energy
+    is not in the prediction), or None when there are none."""
+    if not tree.unsupported_ops:
+        return None
+    return ", ".join(f"{u.op} x{u.count} in {u.module or '(root)'}" for u in tree.unsupported_ops)
 
 
 def _profile_name(profile: Mapping[str, object]) -> str | None:
@@ -278,6 +294,10 @@ def render_markdown(diff: ReportDiff, top: int = 10) -> str:
         t = m.total
         lines.append(f"| {m.name} | {_fmt(t.base_j)} | {_fmt(t.head_j)} | {format_delta(t)} |")
     lines.append("")
+    if diff.unsupported:
+        lines += ["**Unsupported ops (not counted in the prediction):**", ""]
+        lines += [f"- {label}: {text}" for label, text in diff.unsupported.items()]
+        lines.append("")
     for m in diff.models:
         if m.status in ("new", "removed"):
             lines += [f"### {m.name}: model {m.status}", ""]

@@ -14,7 +14,13 @@ from predictor.report_json import ModelResult, Report, write_report, write_text_
 from predictor.tree import Node
 from pytest_irene.session import EnergyGate
 
-__all__ = ["hottest_modules", "render_summary_markdown", "write_files", "write_terminal_summary"]
+__all__ = [
+    "hottest_modules",
+    "render_summary_markdown",
+    "unsupported_text",
+    "write_files",
+    "write_terminal_summary",
+]
 
 
 def hottest_modules(result: ModelResult, top: int = 3) -> list[Node]:
@@ -29,6 +35,13 @@ def hottest_modules(result: ModelResult, top: int = 3) -> list[Node]:
     if not innermost:
         innermost = [n for n in module_nodes(result.tree).values() if n.energy_j is not None]
     return sorted(innermost, key=lambda n: -(n.energy_j or 0.0))[:top]
+
+
+def unsupported_text(result: ModelResult) -> str | None:
+    """``fft_fft x1 in encoder.fft, ...`` (see :func:`predictor.diff.unsupported_ops_text`)."""
+    from predictor.diff import unsupported_ops_text
+
+    return unsupported_ops_text(result.tree)
 
 
 def _extrapolated(result: ModelResult) -> list[Node]:
@@ -97,6 +110,9 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
                 f"[yellow]{result.name}: {len(extrapolated)} node(s) extrapolated by the fallback "
                 f"regressor (types the profile never saw: {', '.join(types)})[/]"
             )
+        unsupported = unsupported_text(result)
+        if unsupported:
+            say(f"[yellow]{result.name}: unsupported ops (not counted): {unsupported}[/]")
         for check in result.violations:
             say(f"[red]{check.message()}[/]")
     for warning in (w for r in gate.results for w in r.warnings):
@@ -145,6 +161,10 @@ def render_summary_markdown(report: Report) -> str:
     violations = [c.message() for m in report.models for c in m.violations]
     if violations:
         lines += ["", "**Over budget:**", "", *(f"- `{v}`" for v in violations)]
+    unsupported = [(m.name, unsupported_text(m)) for m in report.models]
+    if any(text for _, text in unsupported):
+        lines += ["", "**Unsupported ops (not counted in the prediction):**", ""]
+        lines += [f"- {name}: {text}" for name, text in unsupported if text]
     if report.warnings:
         lines += ["", "**Warnings:**", "", *(f"- {w}" for w in report.warnings)]
     return "\n".join(lines) + "\n"

@@ -292,3 +292,14 @@ def test_cli_diff_malformed_report_is_one_line_exit_4(
         f"irene diff: error: {bad}: invalid energy report: models[0].tree: missing "
         "(expected an object)\n"
     )
+
+
+def test_markdown_lists_head_models_unsupported_ops() -> None:
+    from predictor.tree import UnsupportedOp
+
+    head = small_bert()
+    head.unsupported_ops = [UnsupportedOp("fft_fft", "encoder", 2)]
+    markdown = render_markdown(
+        diff_reports(_report(ModelResult("bert", small_bert())), _report(ModelResult("bert", head)))
+    )
+    assert "- bert: fft_fft x2 in encoder" in markdown

@@ -772,3 +772,29 @@ def test_malformed_base_report_is_a_usage_error(project: pytest.Pytester) -> Non
         ["ERROR: *bad.json: invalid energy report: versions: expected an object, got an array"]
     )
     result.stderr.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_unsupported_ops_are_listed_per_model(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        """
+        import torch
+        from torch import nn
+
+        class F(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+
+            def forward(self, x):
+                return torch.fft.fft(self.fc(x)).real
+
+        def test_fft(energy):
+            energy(F(), torch.ones(2, 4, 8), name="fft-model")
+        """
+    )
+    result = _run(project, "--energy", "--energy-markdown", "s.md")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["fft-model: unsupported ops (not counted): fft_fft x1 in *"])
+    text = (project.path / "s.md").read_text()
+    assert "**Unsupported ops (not counted in the prediction):**" in text
+    assert "- fft-model: fft_fft x1 in " in text
