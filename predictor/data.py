@@ -302,6 +302,9 @@ def _atomic_write_csv(path: Path, rows: list[list[str]]) -> None:
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             csv.writer(fh).writerows(rows)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -303,3 +303,17 @@ def test_markdown_lists_head_models_unsupported_ops() -> None:
         diff_reports(_report(ModelResult("bert", small_bert())), _report(ModelResult("bert", head)))
     )
     assert "- bert: fft_fft x2 in encoder" in markdown
+
+
+def test_dataset_csv_files_get_the_umask_mode(tmp_path: Path) -> None:
+    """predictor.data's atomic CSV writer, like write_text_atomic: not mkstemp's 0600."""
+    import os
+
+    from predictor.data import _atomic_write_csv
+
+    old = os.umask(0o022)
+    try:
+        _atomic_write_csv(tmp_path / "a.csv", [["x"], ["1"]])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o644
