@@ -62,6 +62,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     from pytest_irene import metering
 
     metering.add_options(group, parser)
+    # A bool, so TOML's native `energy = true` works; a bad value is reported by
+    # pytest_configure naming the file and the key (pytest's own error names neither).
     parser.addini("energy", "turn the energy gate on (like --energy)", type="bool", default=None)
     for key, text in _HELP.items():
         parser.addini(f"energy_{key}", text, type="string", default=None)
@@ -86,7 +88,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     cli = {key: config.getoption(f"energy_{key}") for key in OPTIONS if key != "enabled"}
     cli["enabled"] = config.getoption("energy")
-    ini = {key: config.getini(ini_key) for key, (_, ini_key) in OPTIONS.items()}
+    ini_name = str(config.inipath or "the ini file")
+    ini = {key: config.getini(ini_key) for key, (_, ini_key) in OPTIONS.items() if key != "enabled"}
+    try:
+        ini["enabled"] = config.getini("energy")
+    except (ValueError, pytest.UsageError) as exc:  # `energy = maybe`: pytest's bool parsing
+        raise pytest.UsageError(f"{ini_name}: energy must be true or false ({exc})") from None
     try:
         settings = resolve_settings(
             cli,
@@ -94,7 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
             invocation_dir=config.invocation_params.dir,
             ini_dir=config.inipath.parent if config.inipath else config.rootpath,
             rootdir=config.rootpath,
-            ini_name=str(config.inipath or "the ini file"),
+            ini_name=ini_name,
             file_args=_file_args(config),
         )
         if not settings.enabled:

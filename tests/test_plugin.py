@@ -606,19 +606,32 @@ def test_resolver_precedence_and_path_bases(tmp_path: Path) -> None:
     assert (both.sources["budgets"], both.sources["report"]) == ("cli", "ini")
 
 
-def test_bad_ini_bool_names_the_file(tmp_path: Path) -> None:
-    from predictor.errors import ConfigError
-    from pytest_irene.session import resolve_settings
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_bad_ini_bool_names_the_file(pytester: pytest.Pytester, value: str) -> None:
+    pytester.makefile(".ini", tox=f"[pytest]\nenergy = {value}\n")
+    result = _run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: *tox.ini: energy must be true or false (invalid truth value '{value}')"]
+    )
 
-    with pytest.raises(ConfigError, match=r"tox.ini: energy must be true or false \(got 'maybe'\)"):
-        resolve_settings(
-            {},
-            {"enabled": "maybe"},
-            invocation_dir=tmp_path,
-            ini_dir=tmp_path,
-            rootdir=tmp_path,
-            ini_name="tox.ini",
-        )
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ("tox", ".ini", "[pytest]\nenergy = yes\n", True),
+        ("tox", ".ini", "[pytest]\nenergy = False\n", False),
+        ("pyproject", ".toml", "[tool.pytest]\nenergy = true\n", True),  # native TOML bool
+    ],
+    ids=["ini-yes", "ini-False", "toml-true"],
+)
+def test_ini_bool_spellings(pytester: pytest.Pytester, config: tuple[str, str, str, bool]) -> None:
+    name, ext, text, gate_on = config
+    pytester.makefile(ext, **{name: text})
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = _run(pytester)
+    assert result.ret == pytest.ExitCode.OK
+    assert ("energy (IrEne prediction" in result.stdout.str()) is gate_on
 
 
 def test_markdown_summary_without_a_base(
