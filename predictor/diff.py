@@ -133,17 +133,24 @@ def diff_trees(name: str, base: EnergyTree | None, head: EnergyTree | None) -> M
     return ModelDiff(name, total, changes)
 
 
-_Key = tuple[str, str | None, int]
+_Key = tuple[str, str | None, str]
 
 
 def _keyed(report: Report) -> dict[_Key, ModelResult]:
-    """Each model by (name, inputs, occurrence): nothing is dropped, even exact repeats."""
-    out: dict[_Key, ModelResult] = {}
+    """Each model by (name, inputs, test): nothing is dropped. The test (nodeid) only tells
+    apart models that share a name and inputs; exact repeats get ``#2``, ``#3``."""
+    groups: dict[tuple[str, str | None], list[ModelResult]] = {}
     for m in report.models:
-        n = 1
-        while (m.name, m.inputs, n) in out:
-            n += 1
-        out[(m.name, m.inputs, n)] = m
+        groups.setdefault((m.name, m.inputs), []).append(m)
+    out: dict[_Key, ModelResult] = {}
+    for (name, inputs), members in groups.items():
+        for m in members:
+            tag = (m.nodeid or "") if len(members) > 1 else ""
+            key, n = (name, inputs, tag), 1
+            while key in out:
+                n += 1
+                key = (name, inputs, f"{tag} #{n}".strip())
+            out[key] = m
     return out
 
 
@@ -167,15 +174,17 @@ def diff_reports(base: Report, head: Report) -> ReportDiff:
             used.add(bkey)
         pairs.append((key, b[bkey] if bkey is not None else None, hm))
     pairs += [(key, bm, None) for key, bm in b.items() if key not in used]
-    keys_per_name: dict[str, set[tuple[str | None, int]]] = {}
+    inputs_per_name: dict[str, set[str | None]] = {}
     for key, _, _ in pairs:
-        keys_per_name.setdefault(key[0], set()).add(key[1:])
+        inputs_per_name.setdefault(key[0], set()).add(key[1])
     out: list[ModelDiff] = []
     unsupported: dict[str, str] = {}
-    for (name, inputs, n), bm, hm in pairs:
+    for (name, inputs, tag), bm, hm in pairs:
         label = name
-        if len(keys_per_name[name]) > 1:
-            label = f"{name} ({inputs or 'no inputs'})" + (f" #{n}" if n > 1 else "")
+        if len(inputs_per_name[name]) > 1:
+            label += f" ({inputs or 'no inputs'})"
+        if tag:
+            label += f" [{tag}]"
         out.append(diff_trees(label, bm.tree if bm else None, hm.tree if hm else None))
         text = unsupported_ops_text(hm.tree) if hm is not None else None
         if text:

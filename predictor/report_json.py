@@ -182,16 +182,23 @@ class Report:
     def passed(self) -> bool:
         return all(m.passed for m in self.models)
 
-    def model(self, name: str, inputs: str | None = None) -> ModelResult | None:
+    def model(
+        self, name: str, inputs: str | None = None, nodeid: str | None = None
+    ) -> ModelResult | None:
         """The model called ``name`` predicted with ``inputs``; None when there is none.
 
         A model recorded without inputs (budgets-file items, older reports) matches any
         inputs when it is the only one of that name; a name predicted with several inputs only
-        matches the same inputs, so nothing is compared with a different configuration."""
+        matches the same inputs; a name and inputs recorded by several tests (one name reused
+        for different models) only match the same test. So nothing is compared with a
+        different configuration."""
         named = [m for m in self.models if m.name == name]
-        for m in named:
-            if m.inputs == inputs:
-                return m
+        exact = [m for m in named if m.inputs == inputs]
+        if len(exact) > 1:
+            same_test = [m for m in exact if m.nodeid == nodeid]
+            return same_test[0] if len(same_test) == 1 else None
+        if exact:
+            return exact[0]
         if len(named) == 1 and (named[0].inputs is None or inputs is None):
             return named[0]
         return None

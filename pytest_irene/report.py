@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 from typing import Any
 
@@ -16,6 +15,7 @@ from pytest_irene.session import EnergyGate
 
 __all__ = [
     "hottest_modules",
+    "name_collisions",
     "render_summary_markdown",
     "unsupported_text",
     "write_files",
@@ -44,6 +44,36 @@ def unsupported_text(result: ModelResult) -> str | None:
     return unsupported_ops_text(result.tree)
 
 
+def name_collisions(results: list[ModelResult]) -> list[str]:
+    """One warning per name that several tests used, with the same inputs, for models that
+    predict differently: reports keep them apart by test, but the name no longer says which
+    is which, and a renamed test loses its comparison."""
+    groups: dict[tuple[str, str | None], list[ModelResult]] = {}
+    for r in results:
+        groups.setdefault((r.name, r.inputs), []).append(r)
+    out = []
+    for (name, inputs), members in groups.items():
+        tests = sorted({m.nodeid or "?" for m in members})
+        if len(tests) > 1 and len({m.energy_j for m in members}) > 1:
+            out.append(
+                f"name {name!r} names different models with the same inputs "
+                f"({inputs or 'none recorded'}) in {', '.join(tests)}; give each its own "
+                "name= (e.g. name=f'" + name + "-{param}')"
+            )
+    return out
+
+
+def _labels(results: list[ModelResult]) -> list[str]:
+    """Each result's name, with its inputs where one name was predicted with several."""
+    inputs: dict[str, set[str | None]] = {}
+    for r in results:
+        inputs.setdefault(r.name, set()).add(r.inputs)
+    return [
+        f"{r.name} ({r.inputs or 'no inputs'})" if len(inputs[r.name]) > 1 else r.name
+        for r in results
+    ]
+
+
 def _extrapolated(result: ModelResult) -> list[Node]:
     return [n for n in result.tree.walk() if n.extrapolated]
 
@@ -63,6 +93,7 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
     Only writes; the run's outcome is decided by the test items, never here."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     profile = getattr(gate.profile, "name", "?")
     terminalreporter.write_sep("=", f"energy (IrEne prediction, profile {profile})")
@@ -73,15 +104,16 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
     table.add_column("energy", justify="right")
     table.add_column("budgets")
     table.add_column("extrapolated nodes", justify="right")
-    for result in gate.results:
+    labels = _labels(gate.results)
+    for result, label in zip(gate.results, labels, strict=True):
         status, style = _status(result)
         total = format_energy(result.energy_j) if result.energy_j is not None else "—"
         n_extra = len(_extrapolated(result))
-        table.add_row(
-            result.name,
+        table.add_row(  # Text: names and fqns are never read as rich markup ("MLP[test]")
+            Text(label),
             total,
-            f"[{style}]{status}[/]",
-            f"[yellow]{n_extra}[/]" if n_extra else "0",
+            Text(status, style=style),
+            Text(str(n_extra), style="yellow" if n_extra else ""),
         )
     width = terminalreporter.config.get_terminal_writer().fullwidth
     buffer = io.StringIO()
@@ -94,29 +126,35 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
     )
     if gate.results:
         console.print(table)
+
     # Messages stay on one line each: CI logs are grepped for them.
-    say = functools.partial(console.print, soft_wrap=True)
-    for result in gate.results:
+    def say(text: str, style: str = "") -> None:
+        console.print(Text(text, style=style), soft_wrap=True)
+
+    for result, label in zip(gate.results, labels, strict=True):
         hot = ", ".join(
             f"{n.fqn} {format_energy(n.energy_j or 0.0)}" for n in hottest_modules(result)
         )
         if hot:
-            say(f"{result.name} hottest modules: {hot}")
-    for result in gate.results:
+            say(f"{label} hottest modules: {hot}")
+    for result, label in zip(gate.results, labels, strict=True):
         extrapolated = _extrapolated(result)
         if extrapolated:
             types = sorted({n.type for n in extrapolated})
             say(
-                f"[yellow]{result.name}: {len(extrapolated)} node(s) extrapolated by the fallback "
-                f"regressor (types the profile never saw: {', '.join(types)})[/]"
+                f"{label}: {len(extrapolated)} node(s) extrapolated by the fallback "
+                f"regressor (types the profile never saw: {', '.join(types)})",
+                "yellow",
             )
         unsupported = unsupported_text(result)
         if unsupported:
-            say(f"[yellow]{result.name}: unsupported ops (not counted): {unsupported}[/]")
+            say(f"{label}: unsupported ops (not counted): {unsupported}", "yellow")
         for check in result.violations:
-            say(f"[red]{check.message()}[/]")
+            say(check.message(), "red")
     for warning in (w for r in gate.results for w in r.warnings):
-        say(f"[yellow]warning: {warning}[/]")
+        say(f"warning: {warning}", "yellow")
+    for warning in name_collisions(gate.results):
+        say(f"warning: {warning}", "yellow")
     predicted = {r.name for r in gate.results} | {r.entry for r in gate.results if r.entry}
     for name, entry in gate.budgets.models.items():
         if not entry.collected and name not in predicted:

@@ -320,7 +320,7 @@ class EnergyGate:
         if self.base is not None:
             from predictor.diff import compare_tree
 
-            base = self.base.model(name, inputs)
+            base = self.base.model(name, inputs, nodeid)
             if base is None:
                 with_inputs = f" with inputs {inputs}" if inputs else ""
                 warnings.append(

@@ -689,6 +689,11 @@ def test_big(energy):
 @pytest.mark.parametrize("batch", [1, 16])
 def test_named(energy, batch):
     energy(MLP(), torch.ones(batch, 4, 8), name="my-mlp")
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_same_name_and_inputs(energy, layers):
+    energy(nn.Sequential(*[nn.Linear(8, 8) for _ in range(layers)]), torch.ones(2, 4, 8), name="seq")
 """
 
 
@@ -704,6 +709,8 @@ def test_models_are_told_apart_by_test_and_inputs(project: pytest.Pytester) -> N
         "MLP[test_mlp.py::test_small]",
         "my-mlp",
         "my-mlp",
+        "seq",
+        "seq",
     ]
     assert {m["inputs"] for m in report["models"] if m["name"] == "my-mlp"} == {
         "float32[1, 4, 8]",
@@ -712,6 +719,15 @@ def test_models_are_told_apart_by_test_and_inputs(project: pytest.Pytester) -> N
     result = _run(project, "--energy", "--energy-compare", "base.json", "--energy-report", "h.json")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.no_fnmatch_line("*not in the base report*")
+    result.stdout.fnmatch_lines(
+        [
+            "warning: name 'seq' names different models with the same inputs (float32?2, 4, 8?) "
+            "in test_mlp.py::test_same_name_and_inputs?1?, "
+            "test_mlp.py::test_same_name_and_inputs?3?; give each its own name=*",
+        ]
+    )
+    # names are shown as written (not read as markup), with inputs where a name has several
+    result.stdout.fnmatch_lines(["MLP?test_mlp.py::test_big?  *", "my-mlp (float32?1, 4, 8?)  *"])
     from predictor.diff import diff_reports
     from predictor.report_json import load_report
 
@@ -723,6 +739,8 @@ def test_models_are_told_apart_by_test_and_inputs(project: pytest.Pytester) -> N
         "MLP[test_mlp.py::test_small]",
         "my-mlp (float32[1, 4, 8])",
         "my-mlp (float32[16, 4, 8])",
+        "seq [test_mlp.py::test_same_name_and_inputs[1]]",
+        "seq [test_mlp.py::test_same_name_and_inputs[3]]",
     ]
     assert all(m.status == "same" for m in diff.models)
 
