@@ -299,7 +299,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         text = f"ERROR: energy gate: {error}"
         if reporter is not None:
-            reporter.ensure_newline()
+            from pytest_irene.report import start_line
+
+            start_line(reporter, session.config)
             reporter.write_line(text, red=True)
         else:
             print(text, file=sys.stderr)

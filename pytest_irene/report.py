@@ -17,6 +17,7 @@ __all__ = [
     "hottest_modules",
     "name_collisions",
     "render_summary_markdown",
+    "start_line",
     "unsupported_text",
     "write_files",
     "write_terminal_summary",
@@ -208,6 +209,13 @@ def render_summary_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def start_line(reporter: Any, config: pytest.Config) -> None:
+    """End the progress line (``....  [100%]``, also with -q) so the next write starts anew."""
+    reporter.ensure_newline()
+    if config.get_terminal_writer().width_of_current_line:
+        reporter.write("\n")
+
+
 def write_files(config: pytest.Config, gate: EnergyGate) -> str | None:
     """Write the JSON report and the Markdown summary (controller only, once per run).
 
@@ -238,7 +246,7 @@ def write_files(config: pytest.Config, gate: EnergyGate) -> str | None:
         error = None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
+        start_line(reporter, config)
         for line in written:
             reporter.write_line(line)
     return error

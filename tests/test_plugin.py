@@ -788,11 +788,14 @@ def test_unwritable_report_is_a_usage_error_without_traceback(project: pytest.Py
 
 def test_written_files_are_named_on_their_own_lines(project: pytest.Pytester) -> None:
     _budgets(project, _tiny_bert_entry(budget="1 kJ"))
-    result = _run(project, "--energy", "--energy-report", "r.json", "--energy-markdown", "s.md")
-    assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(
-        ["energy JSON report written to *r.json", "energy Markdown summary written to *s.md"]
-    )
+    for quiet in ((), ("-q",)):
+        result = _run(
+            project, "--energy", "--energy-report", "r.json", "--energy-markdown", "s.md", *quiet
+        )
+        assert result.ret == pytest.ExitCode.OK
+        result.stdout.fnmatch_lines(
+            ["energy JSON report written to *r.json", "energy Markdown summary written to *s.md"]
+        )
 
 
 def test_malformed_base_report_is_a_usage_error(project: pytest.Pytester) -> None:
