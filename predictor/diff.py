@@ -179,14 +179,20 @@ def diff_reports(base: Report, head: Report) -> ReportDiff:
         inputs_per_name.setdefault(key[0], set()).add(key[1])
     out: list[ModelDiff] = []
     unsupported: dict[str, str] = {}
-    for (name, inputs, tag), bm, hm in pairs:
+    for (name, inputs, tag), base_m, head_m in pairs:
         label = name
         if len(inputs_per_name[name]) > 1:
             label += f" ({inputs or 'no inputs'})"
         if tag:
             label += f" [{tag}]"
-        out.append(diff_trees(label, bm.tree if bm else None, hm.tree if hm else None))
-        text = unsupported_ops_text(hm.tree) if hm is not None else None
+        out.append(
+            diff_trees(
+                label,
+                base_m.tree if base_m else None,
+                head_m.tree if head_m else None,
+            )
+        )
+        text = unsupported_ops_text(head_m.tree) if head_m is not None else None
         if text:
             unsupported[label] = text
     return ReportDiff(

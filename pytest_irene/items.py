@@ -134,14 +134,13 @@ class EnergyProbe:
         # Without name=, the class name alone would merge different tests' models (and a
         # compare would pit one against the other): the default is unique per test.
         label = name or f"{type(model).__name__}[{self._item.nodeid}]"
+        error: str | None = None
         try:
             tree = self._gate.predict_model(
                 model, args, kwargs, name=label, batch_size=batch_size, seq_len=seq_len
             )
         except (ModelError, TraceError) as exc:
             error = f"energy({label!r}): {exc}"
-        else:
-            error = None
         if error is not None:  # outside the except: no "during handling" chain in the report
             pytest.fail(error, pytrace=False)
         result = self._gate.evaluate(
