@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -44,6 +43,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from predictor.errors import HardwareUnavailable, ModelError
+from predictor.files import write_text_atomic
 from predictor.meters.base import Measurement, Meter
 from predictor.tree import EnergyTree, Node
 
@@ -714,14 +714,16 @@ def calibrate_models(
                 lines.append(json.dumps(rec, allow_nan=False))
             # checkpoint: a run killed later still leaves every finished configuration
             write_csv_dataset(trees, out, hardware=hardware())
-            _atomic_write(out / "measurements.jsonl", "".join(line + "\n" for line in lines))
+            write_text_atomic(out / "measurements.jsonl", "".join(line + "\n" for line in lines))
     del loaded
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     if not trees:
         raise ModelError("no configuration could be measured: " + "; ".join(skipped))
     write_csv_dataset(trees, out, hardware=hardware())
-    _atomic_write(out / "summary.json", json.dumps(summarize(out), indent=2, sort_keys=True) + "\n")
+    write_text_atomic(
+        out / "summary.json", json.dumps(summarize(out), indent=2, sort_keys=True) + "\n"
+    )
     return out
 
 
@@ -756,17 +758,6 @@ def _host_description(device: str) -> dict[str, Any]:
         out["gpu_name"] = torch.cuda.get_device_name(dev)
         out["cuda"] = torch.version.cuda
     return out
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def summarize(folder: str | os.PathLike[str]) -> dict[str, Any]:

@@ -13,16 +13,17 @@ dataset measured here trains and evaluates exactly like the authors' one.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from predictor.errors import DataError
+from predictor.files import write_text_atomic
 from predictor.tree import RUNTIME_FEATURES, EnergyTree, Level, Node
 
 __all__ = [
@@ -291,24 +292,16 @@ def write_csv_dataset(
     for key, fname in CSV_FILES.items():
         _atomic_write_csv(out / fname, [list(_COLUMNS), *buckets[key]])
     if hardware is not None:
-        tmp = out / "hardware.json.tmp"
-        tmp.write_text(json.dumps(hardware, indent=2, sort_keys=True) + "\n")
-        tmp.replace(out / "hardware.json")
+        write_text_atomic(
+            out / "hardware.json", json.dumps(hardware, indent=2, sort_keys=True) + "\n"
+        )
     return out
 
 
 def _atomic_write_csv(path: Path, rows: list[list[str]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            csv.writer(fh).writerows(rows)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(rows)
+    write_text_atomic(path, buf.getvalue())
 
 
 # -- JSONL layout -----------------------------------------------------------------------------

@@ -9,9 +9,7 @@ half-written report. Energies are joules.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from predictor.budgets import Check
-from predictor.errors import ConfigError, OutputError
+from predictor.errors import ConfigError
+from predictor.files import write_text_atomic
 from predictor.tree import EnergyTree
 
 __all__ = [
@@ -281,38 +280,6 @@ def profile_identity(profile: Any) -> dict[str, Any]:
         else:
             out["sha256"] = hashlib.sha256(text.encode()).hexdigest()
     return out
-
-
-def write_text_atomic(path: Path | str, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``.
-
-    The file gets the mode a plain ``open()`` would give (0666 less the umask), not mkstemp's
-    0600. An OS failure (missing folder, no permission, full disk) is an OutputError naming the
-    file."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise OutputError.from_os_error(exc, "write", target) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError.from_os_error(exc, "write", target) from None
-        raise
-    return target
-
-
-def _umask() -> int:
-    """The process umask (read by setting and restoring it: there is no getter)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def write_report(report: Report, path: Path | str) -> Path:
