@@ -175,6 +175,10 @@ class PolyRegressor:
     c_hi: float = 0.0
     log_features: bool = False
     corr_idx: list[int] = field(default_factory=list)
+    #: Monotone form (see :meth:`predict_matrix`); ``False`` is the earlier, unconstrained form.
+    monotone: bool = False
+    #: Largest raw training value of each correction column (the box the correction is fit on).
+    corr_xmax: Array = field(default_factory=lambda: np.zeros(0))
 
     def _base(self, x: Array, z: Array) -> Array:
         if self.base_idx:
@@ -186,13 +190,32 @@ class PolyRegressor:
         t = _log_transform(x) if self.log_features else x
         return ((t - self.mean) / self.scale)[:, self.active.astype(bool)]
 
+    def _corr_columns(self) -> list[int]:
+        """Indices (into ``columns``) of the correction's inputs."""
+        active = np.flatnonzero(self.active.astype(bool)).tolist()
+        return [active[i] for i in self.corr_idx] if self.corr_idx else active
+
     def predict_matrix(self, x: Array) -> Array:
         z = self._z(x)
         base = self._base(x, z)
         if self.degree > 1:
             zc = z[:, self.corr_idx] if self.corr_idx else z
             corr = poly_terms(np.clip(zc, self.lo, self.hi), self.degree) @ self.corr_coef
-            base = np.maximum(base, self.floor) * np.clip(corr, self.c_lo, self.c_hi)
+            corr = np.clip(corr, self.c_lo, self.c_hi)
+            if self.monotone:
+                # Inside the training box: base * c. Above it the correction is applied to the
+                # base at the box's edge and the extra work is charged at the base's (constant,
+                # non-negative) marginal rate, so far outside the data the prediction is the
+                # physical base plus a bounded offset; below it, base * c(edge). With base * c
+                # non-decreasing on the box (enforced by the fit) this is non-decreasing in
+                # every work feature over the whole domain.
+                capped = x.copy()
+                cols = self._corr_columns()
+                capped[:, cols] = np.minimum(x[:, cols], self.corr_xmax)
+                base_cap = self._base(capped, z)
+                base = corr * base_cap + (base - base_cap)
+            else:
+                base = np.maximum(base, self.floor) * corr
         return np.maximum(base, self.floor)
 
     def predict(self, nodes: Sequence[Node]) -> Array:
@@ -217,6 +240,8 @@ class PolyRegressor:
             "c_hi": self.c_hi,
             "log_features": self.log_features,
             "corr_idx": list(self.corr_idx),
+            "monotone": self.monotone,
+            "corr_xmax": self.corr_xmax.tolist(),
         }
 
     @classmethod
@@ -242,6 +267,9 @@ class PolyRegressor:
             c_hi=float(data["c_hi"]),
             log_features=bool(data["log_features"]),
             corr_idx=[int(i) for i in data["corr_idx"]],
+            # Profiles saved before the monotone form predict as they did.
+            monotone=bool(data.get("monotone", False)),
+            corr_xmax=np.asarray(data.get("corr_xmax", []), dtype=np.float64),
         )
         n_cols, n_active = len(reg.columns), int(reg.active.sum())
         n_base = len(reg.base_idx) if reg.base_idx else n_active
@@ -251,6 +279,8 @@ class PolyRegressor:
             or reg.base_coef.shape != (n_base + 1,)
         ):
             raise ValueError("regressor arrays do not match its columns")
+        if reg.monotone and reg.degree > 1 and reg.corr_xmax.shape != reg.lo.shape:
+            raise ValueError("monotone regressor lacks the bounds of its correction")
         return reg
 
 
@@ -266,6 +296,7 @@ def fit_regressor(
     rows_per_term: float = 0.0,
     log_features: bool = False,
     corr_columns: Sequence[str] | None = None,
+    monotone: bool = False,
 ) -> PolyRegressor:
     """Fit a :class:`PolyRegressor` on rows ``x`` (columns ``columns``) and energies ``y`` (J).
 
@@ -274,6 +305,11 @@ def fit_regressor(
     fit on :data:`BASE_COLUMNS` (those present) instead of a linear model of all features.
     ``rows_per_term`` lowers ``degree`` until the correction has at least that many training
     rows per polynomial term (a primitive type seen once per tree gets a simpler curve).
+    ``monotone`` makes the prediction non-decreasing in the work columns (:data:`WORK_COLUMNS`)
+    everywhere: a linear base gets non-negative coefficients on them, and a correction is fit
+    under the constraint that ``base * c`` does not fall on the training box
+    (:func:`_monotone_correction`), then extended outside it as :meth:`PolyRegressor.predict_matrix`
+    describes.
     """
     if x.shape[0] == 0:
         raise ValueError("no training rows")
@@ -308,7 +344,10 @@ def fit_regressor(
         reg.base_idx, reg.base_scale = base_idx, bscale
     else:
         design = np.column_stack([z, np.ones(z.shape[0])])
-        reg.base_coef = _solve(design * w[:, None], y * w, ridge)
+        active_cols = [c for c, a in zip(columns, active, strict=True) if a]
+        signed = [j for j, c in enumerate(active_cols) if c in WORK_COLUMNS] if monotone else []
+        reg.base_coef = _solve_signed(design * w[:, None], y * w, ridge, signed)
+    reg.monotone = monotone
     active_names = [c for c, a in zip(columns, active, strict=True) if a]
     if corr_columns is not None:
         reg.corr_idx = [active_names.index(c) for c in corr_columns if c in active_names]
@@ -322,10 +361,176 @@ def fit_regressor(
         # pred = base * c(z): relative error (base*c - y)/y, i.e. rows scaled by base/y.
         wc = base / y if relative else base
         reg.corr_coef = _solve(terms * wc[:, None], (y / base) * wc, ridge)
-        fitted = terms @ reg.corr_coef
         reg.degree, reg.lo, reg.hi = degree, lo, hi
+        if monotone:
+            if not base_idx:
+                raise ValueError("a monotone correction needs the physical base")
+            reg.corr_xmax = x[:, reg._corr_columns()].max(axis=0)
+            reg.corr_coef = _monotone_correction(
+                reg, terms * wc[:, None], (y / base) * wc, ridge, x, terms
+            )
+        fitted = terms @ reg.corr_coef
         reg.c_lo, reg.c_hi = float(fitted.min()), float(fitted.max())
+        if monotone:
+            reg.c_lo = max(reg.c_lo, 0.0)
     return reg
+
+
+#: Work features a prediction must not fall in (``input_size`` is tokens).
+WORK_COLUMNS: tuple[str, ...] = ("flops", "mem_bytes", "input_size")
+
+
+def _solve_signed(a: Array, b: Array, ridge: float, nonneg: Sequence[int]) -> Array:
+    """:func:`_solve` with coefficients ``nonneg`` constrained >= 0: the best fit over the
+    subsets of those held at zero whose free coefficients are all >= 0 (exact, 2^k solves)."""
+    if not nonneg:
+        return _solve(a, b, ridge)
+    best: Array | None = None
+    best_res = math.inf
+    for mask in range(1 << len(nonneg)):
+        zero = [j for i, j in enumerate(nonneg) if mask >> i & 1]
+        keep = [j for j in range(a.shape[1]) if j not in zero]
+        coef = np.zeros(a.shape[1])
+        coef[keep] = _solve(a[:, keep], b, ridge)
+        if np.any(coef[list(nonneg)] < 0):
+            continue
+        r = a @ coef - b
+        res = float(r @ r) + ridge * float(coef @ coef)
+        if res < best_res:
+            best, best_res = coef, res
+    assert best is not None  # all of ``nonneg`` at zero is always feasible
+    return best
+
+
+def poly_terms_grad(z: Array, degree: int, k: int) -> Array:
+    """Derivative of :func:`poly_terms` with respect to ``z[:, k]`` (same columns)."""
+    cols = [np.zeros(z.shape[0])]
+    for d in range(1, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(z.shape[1]), d):
+            n = combo.count(k)
+            if n == 0:
+                cols.append(np.zeros(z.shape[0]))
+                continue
+            rest = list(combo)
+            rest.remove(k)
+            term = np.full(z.shape[0], float(n))
+            for j in rest:
+                term = term * z[:, j]
+            cols.append(term)
+    return np.column_stack(cols)
+
+
+#: Grid points per correction input where monotonicity is checked (and imposed where needed).
+MONOTONE_GRID = 21
+#: Most constraint-generation rounds before the fallback shrink.
+MONOTONE_ROUNDS = 25
+#: Slack asked of each (unit-normalised) imposed constraint, so a row where ``c = 1`` is only
+#: just monotone (a work feature the base does not charge) stays satisfied between grid points.
+MONOTONE_MARGIN = 1e-6
+#: Rounding-size violation tolerated by the last-resort shrink toward ``c = 1``.
+MONOTONE_TOL = 1e-12
+
+
+def _monotone_rows(reg: PolyRegressor, n: int, x_train: Array) -> tuple[Array, Array]:
+    """On an ``n``-per-axis grid over the correction's training box: the correction's terms
+    ``T`` (``c = T @ w``) and, per work input ``k`` (stacked), unit-normalised rows ``D`` with
+    ``D @ w >= 0`` iff ``base * c`` does not fall in that feature there (the log-derivative
+    ``e_k c + dc/dz_k / s_k``, ``e_k`` the base's elasticity)."""
+    cols = reg._corr_columns()
+    axes = [np.linspace(lo, hi, n) for lo, hi in zip(reg.lo.tolist(), reg.hi.tolist(), strict=True)]
+    zc = np.array(list(itertools.product(*axes)), dtype=np.float64).reshape(-1, len(cols))
+    x = np.tile(np.median(x_train, axis=0), (zc.shape[0], 1))
+    for k, col in enumerate(cols):
+        x[:, col] = np.expm1(zc[:, k] * reg.scale[col] + reg.mean[col])
+    base = np.maximum(reg._base(x, zc), 1e-300)
+    terms = poly_terms(zc, reg.degree)
+    rows = []
+    for k, col in enumerate(cols):
+        slope = 0.0
+        if col in reg.base_idx:
+            pos = reg.base_idx.index(col)
+            slope = float(reg.base_coef[pos] / reg.base_scale[pos])
+        elasticity = slope * (1.0 + x[:, col]) / base  # d log base / d log(1 + x_col)
+        grad = poly_terms_grad(zc, reg.degree, k) / reg.scale[col]
+        rows.append(elasticity[:, None] * terms + grad)
+    d = np.vstack(rows)
+    return terms, d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-300)
+
+
+def _monotone_correction(
+    reg: PolyRegressor, a: Array, b: Array, ridge: float, x: Array, train_terms: Array
+) -> Array:
+    """Correction coefficients minimising the ridge least squares ``|a w - b|^2 + ridge |w|^2``
+    subject to ``base * c`` non-decreasing in each work feature on the training box.
+
+    The prediction clips ``c`` to the range it takes on the training rows; where it is clipped,
+    ``base * c_lo`` and ``base * c_hi`` cannot fall. So the constraint binds only at grid points
+    where ``c`` lies inside that range (a cubic leaves it in the box's far corners, away from
+    any data). Constraint generation: SLSQP refits with every row found violated so far until
+    the fine grid holds; if it does not converge, the result is shrunk toward ``c = 1`` (which
+    complies: the base is monotone) as little as needed.
+    """
+    w0 = reg.corr_coef
+    ident = np.zeros_like(w0)
+    ident[0] = 1.0
+    terms, check = _monotone_rows(reg, MONOTONE_GRID, x)
+    n_inputs = check.shape[0] // terms.shape[0]
+
+    def violated(w: Array, tol: float) -> npt.NDArray[np.bool_]:
+        fitted = train_terms @ w
+        c = terms @ w
+        lo, hi = float(fitted.min()), float(fitted.max())
+        live = (c >= lo - 1e-9 * abs(lo)) & (c <= hi + 1e-9 * abs(hi))
+        return np.asarray(np.tile(live, n_inputs) & (check @ w < -tol))
+
+    bad = violated(w0, 0.0)
+    if not bad.any():
+        return w0
+    from scipy.optimize import minimize
+
+    ata = a.T @ a + ridge * np.eye(a.shape[1])
+    atb = a.T @ b
+
+    def fun(w: Array) -> float:
+        return float(w @ ata @ w - 2.0 * (atb @ w))
+
+    def jac(w: Array) -> Array:
+        return np.asarray(2.0 * (ata @ w - atb))
+
+    imposed = bad.copy()
+    w = w0
+    for _ in range(MONOTONE_ROUNDS):
+        rows = check[imposed]
+        res = minimize(
+            fun,
+            w,
+            jac=jac,
+            method="SLSQP",
+            constraints=[
+                {
+                    "type": "ineq",
+                    "fun": lambda v, r=rows: r @ v - MONOTONE_MARGIN,
+                    "jac": lambda v, r=rows: r,
+                }
+            ],
+            options={"maxiter": 300, "ftol": 1e-12},
+        )
+        cand = np.asarray(res.x, dtype=np.float64)
+        if not np.all(np.isfinite(cand)):
+            break
+        w = cand
+        bad = violated(w, 0.0)
+        if not bad.any():
+            return w
+        imposed |= bad
+    lo, hi = 0.0, 1.0  # largest lam with ident + lam (w - ident) compliant, by bisection
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if not violated(ident + mid * (w - ident), MONOTONE_TOL).any():
+            lo = mid
+        else:
+            hi = mid
+    return ident + lo * (w - ident)
 
 
 #: ML methods by name, as fit_regressor settings. ``poly`` (ours) was chosen by
@@ -336,10 +541,20 @@ def fit_regressor(
 #: base elsewhere.
 ML_METHODS: dict[str, dict[str, Any]] = {
     "irene": {"degree": 1, "relative": False},
-    "linear": {"degree": 1, "relative": True},
-    "physical": {"degree": 1, "relative": True, "physical_base": True},
+    "linear": {"degree": 1, "relative": True, "monotone": True},
+    "linear-free": {"degree": 1, "relative": True},
+    "physical": {"degree": 1, "relative": True, "physical_base": True, "monotone": True},
     "poly-all": {"degree": 3, "relative": True, "physical_base": True, "ridge": 1e-6},
     "poly": {
+        "degree": 3,
+        "relative": True,
+        "physical_base": True,
+        "log_features": True,
+        "corr_columns": ("flops", "mem_bytes", "input_size"),
+        "ridge": 1e-2,
+        "monotone": True,
+    },
+    "poly-free": {
         "degree": 3,
         "relative": True,
         "physical_base": True,
@@ -350,7 +565,12 @@ ML_METHODS: dict[str, dict[str, Any]] = {
 }
 #: The fallback for unseen types is the physical base alone, pooled over every type: monotone
 #: in work and linear outside the data (a cubic fitted on other types would be a guess).
-FALLBACK_SETTINGS: dict[str, Any] = {"degree": 1, "relative": True, "physical_base": True}
+FALLBACK_SETTINGS: dict[str, Any] = {
+    "degree": 1,
+    "relative": True,
+    "physical_base": True,
+    "monotone": True,
+}
 
 
 @dataclass

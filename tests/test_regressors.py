@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from predictor.errors import ProfileError
 from predictor.regressors import (
+    ML_METHODS,
     STATIC_COLUMNS,
     MLRegressors,
     PolyRegressor,
@@ -147,3 +150,137 @@ def test_degree_drops_for_rare_types() -> None:
     y = x.sum(axis=1)
     reg = fit_regressor(x, y, ["a", "b", "c"], degree=3, rows_per_term=5.0)
     assert reg.degree == 1  # 10 terms for degree 2 would need 50 rows
+
+
+# -- monotonicity: more work never predicts less energy ---------------------------------------
+
+WORK = ("flops", "mem_bytes", "input_size")
+
+
+def _dipping_data() -> tuple[np.ndarray, np.ndarray]:
+    """Energies that *fall* by up to ~25 % in the middle of the range (as GPU kernels with
+    friendlier shapes do): a free cubic correction follows the dip, a monotone one may not."""
+    rng = np.random.default_rng(0)
+    n = 400
+    tokens = rng.integers(8, 512, n).astype(float)
+    flops = tokens * rng.uniform(1e3, 1e5, n)
+    mem = tokens * rng.uniform(1e2, 1e3, n)
+    u = np.log(flops)
+    dip = 1.0 - 0.25 * np.exp(-((u - u.mean()) ** 2) / (2 * (0.3 * u.std()) ** 2))
+    energy = (1e-4 + 2e-9 * flops + 1e-8 * mem) * dip
+    x = np.zeros((n, len(STATIC_COLUMNS)))
+    x[:, STATIC_COLUMNS.index("flops")] = flops
+    x[:, STATIC_COLUMNS.index("mem_bytes")] = mem
+    x[:, STATIC_COLUMNS.index("input_size")] = tokens
+    x[:, STATIC_COLUMNS.index("batch_size")] = 1.0
+    x[:, STATIC_COLUMNS.index("seq_len")] = tokens
+    return x, energy
+
+
+def _work_grid(
+    reg: PolyRegressor, lows: np.ndarray, highs: np.ndarray, n: int = 13
+) -> list[np.ndarray]:
+    """Rows that increase along one work feature (others on a grid), from 1000x below to 1000x
+    above ``lows``/``highs``, plus a path where all three grow together."""
+    axes = [
+        np.geomspace(max(lo, 1.0) * 1e-3, hi * 1e3, n) for lo, hi in zip(lows, highs, strict=True)
+    ]
+    idx = [reg.columns.index(c) for c in WORK]
+    fixed = np.ones(len(reg.columns))
+    for c, v in (("batch_size", 8.0), ("seq_len", 128.0), ("num_parameters", 1e6)):
+        if c in reg.columns:
+            fixed[reg.columns.index(c)] = v
+    paths = []
+    for k in range(3):
+        others = [a for j, a in enumerate(axes) if j != k]
+        for o1 in others[0][::3]:
+            for o2 in others[1][::3]:
+                x = np.tile(fixed, (n, 1))
+                x[:, idx[k]] = axes[k]
+                x[:, [i for j, i in enumerate(idx) if j != k]] = (o1, o2)
+                paths.append(x)
+    x = np.tile(fixed, (n, 1))
+    x[:, idx] = np.column_stack(axes)
+    paths.append(x)
+    return paths
+
+
+def _falls(reg: PolyRegressor, paths: list[np.ndarray]) -> float:
+    """Largest relative fall of the prediction along any path (0 when monotone)."""
+    worst = 0.0
+    for x in paths:
+        e = reg.predict_matrix(x)
+        worst = max(worst, float(np.max((e[:-1] - e[1:]) / e[:-1])))
+    return worst
+
+
+def test_monotone_correction_never_falls_as_work_grows() -> None:
+    x, y = _dipping_data()
+    settings = ML_METHODS["poly"]
+    free = fit_regressor(x, y, STATIC_COLUMNS, **{**settings, "monotone": False})
+    mono = fit_regressor(x, y, STATIC_COLUMNS, **settings)
+    cols = [STATIC_COLUMNS.index(c) for c in WORK]
+    paths = _work_grid(mono, x[:, cols].min(axis=0), x[:, cols].max(axis=0))
+    assert _falls(free, paths) > 0.05  # the data dips, and so does the free cubic
+    assert _falls(mono, paths) <= 1e-12  # rounding only
+    # ... and still fits the data better than no correction at all.
+    plain = fit_regressor(x, y, STATIC_COLUMNS, **ML_METHODS["physical"])
+    mape = {
+        r: float(np.mean(np.abs(reg.predict_matrix(x) - y) / y))
+        for r, reg in (("mono", mono), ("plain", plain))
+    }
+    assert mape["mono"] < mape["plain"]
+
+
+def test_monotone_linear_keeps_work_coefficients_non_negative() -> None:
+    x, y = _dipping_data()
+    cols = [STATIC_COLUMNS.index(c) for c in WORK]
+    y = y * (
+        1.0 + 0.5 * np.log(x[:, cols[2]]).max() - 0.5 * np.log(x[:, cols[2]])
+    )  # fewer tokens, dearer
+    free = fit_regressor(x, y, STATIC_COLUMNS, **ML_METHODS["linear-free"])
+    mono = fit_regressor(x, y, STATIC_COLUMNS, **ML_METHODS["linear"])
+    paths = _work_grid(mono, x[:, cols].min(axis=0), x[:, cols].max(axis=0))
+    assert _falls(free, paths) > 0.0
+    assert _falls(mono, paths) <= 1e-12  # rounding only
+
+
+def test_shipped_profiles_never_predict_less_energy_for_more_work() -> None:
+    from predictor.profile import list_profiles, load_profile
+
+    for name in list_profiles():
+        profile = load_profile(name)
+        regs = {**profile.ml.by_type, "<fallback>": profile.ml.fallback}
+        for typ, reg in regs.items():
+            cols = [reg.columns.index(c) for c in WORK]
+            if reg.log_features:
+                t = reg.mean[cols]
+                lows, highs = np.expm1(t - 3 * reg.scale[cols]), np.expm1(t + 3 * reg.scale[cols])
+            else:
+                lows, highs = reg.mean[cols] / 100, reg.mean[cols] * 100 + 1
+            paths = _work_grid(reg, np.maximum(lows, 1.0), np.maximum(highs, 2.0))
+            assert _falls(reg, paths) <= 1e-12, (name, typ)
+
+
+def test_a_bigger_input_never_costs_less_with_the_default_profile() -> None:
+    """The reviewer's case: a 2-layer MLP at 8x the tokens predicted fc1 at less energy."""
+    import torch
+    from torch import nn
+
+    from predictor.profile import load_profile
+    from predictor.trace import build_tree
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential()
+    mlp.add_module("fc1", nn.Linear(64, 256))
+    mlp.add_module("act", nn.GELU())
+    mlp.add_module("fc2", nn.Linear(256, 64))
+    profile = load_profile()
+    energy: dict[int, dict[str, float]] = {}
+    for seq in (1, 2, 4, 16, 128, 4096):
+        tree = profile.predict(build_tree(mlp, torch.zeros(1, seq, 64), name="mlp"))
+        energy[seq] = {n.name: float(n.energy_j or 0.0) for n in tree.walk()}
+    seqs = sorted(energy)
+    for name in energy[seqs[0]]:
+        values = [energy[s][name] for s in seqs]
+        assert all(b >= a for a, b in itertools.pairwise(values)), (name, values)
