@@ -580,6 +580,32 @@ FALLBACK_SETTINGS: dict[str, Any] = {
 }
 
 
+_FIT_CACHE: dict[str, dict[str, Any]] = {}
+_FIT_CACHE_SIZE = 512
+
+
+def _fit_cached(
+    x: Array, y: Array, columns: Sequence[str], settings: dict[str, Any]
+) -> PolyRegressor:
+    """:func:`fit_regressor`, memoised on the exact training rows and settings: a constrained
+    fit takes seconds, and cross-validation and ablations refit the same rows many times. The
+    result is rebuilt from plain data, so callers never share an object."""
+    import hashlib
+
+    key = hashlib.sha256(
+        repr((tuple(columns), sorted(settings.items()), x.shape)).encode()
+        + np.ascontiguousarray(x).tobytes()
+        + np.ascontiguousarray(y).tobytes()
+    ).hexdigest()
+    data = _FIT_CACHE.get(key)
+    if data is None:
+        data = fit_regressor(x, y, columns, **settings).to_dict()
+        if len(_FIT_CACHE) >= _FIT_CACHE_SIZE:
+            _FIT_CACHE.pop(next(iter(_FIT_CACHE)))
+        _FIT_CACHE[key] = data
+    return PolyRegressor.from_dict(data)
+
+
 @dataclass
 class MLRegressors:
     """Per-primitive-type regressors and the pooled fallback (static features only)."""
@@ -606,14 +632,14 @@ class MLRegressors:
         by_type: dict[str, PolyRegressor] = {}
         for typ in sorted(by_type_nodes):
             group = by_type_nodes[typ]
-            by_type[typ] = fit_regressor(
-                feature_matrix(group, columns), _energies(group), columns, **ML_METHODS[method]
+            by_type[typ] = _fit_cached(
+                feature_matrix(group, columns), _energies(group), columns, ML_METHODS[method]
             )
-        fallback = fit_regressor(
+        fallback = _fit_cached(
             feature_matrix(nodes, STATIC_COLUMNS),
             _energies(nodes),
             STATIC_COLUMNS,
-            **FALLBACK_SETTINGS,
+            FALLBACK_SETTINGS,
         )
         return cls(by_type=by_type, fallback=fallback, method=method)
 
