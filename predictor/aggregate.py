@@ -434,7 +434,9 @@ class ResidualAggregator:
                 # One row per children-sum column: sqrt(prior) * (weight - 1), where
                 # weight = scaled coefficient / column scale.
                 rows = np.zeros((n_sums, n))
-                rows[np.arange(n_sums), np.arange(n_sums)] = np.sqrt(self.weight_prior) / sc[:n_sums]
+                rows[np.arange(n_sums), np.arange(n_sums)] = (
+                    np.sqrt(self.weight_prior) / sc[:n_sums]
+                )
                 a = np.vstack([a, rows])
                 b = np.concatenate([b, np.full(n_sums, np.sqrt(self.weight_prior))])
             self.coef[lvl] = np.asarray(np.linalg.lstsq(a, b, rcond=None)[0], dtype=np.float64)
