@@ -26,7 +26,6 @@ import lzma
 import os
 import pickle
 import platform
-import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from predictor.aggregate import (
     reconcile_mode,
 )
 from predictor.errors import DataError, ProfileError
+from predictor.files import write_bytes_atomic
 from predictor.regressors import FEATURE_SETS, Array, MLRegressors, feature_columns
 from predictor.tree import RUNTIME_FEATURES, EnergyTree
 
@@ -380,11 +380,10 @@ class Profile:
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write atomically (temp file + rename); returns the path written."""
+        """Write atomically (:func:`predictor.files.write_bytes_atomic`); returns the path."""
         import joblib
 
         out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.payload(), sort_keys=True, allow_nan=False)
         record = {
             "format": FORMAT,
@@ -392,17 +391,9 @@ class Profile:
             "sha256": hashlib.sha256(text.encode()).hexdigest(),
             "payload": text,
         }
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            joblib.dump(record, tmp, compress=3)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give a normal file's mode
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        joblib.dump(record, buf, compress=3)
+        write_bytes_atomic(out, buf.getvalue())
         return out
 
     @classmethod
