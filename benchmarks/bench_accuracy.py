@@ -236,7 +236,7 @@ OFF_GRID: dict[str, Any] = {
     "unseen batch 32 (extrapolation)": lambda t: t.batch_size == 32,
     "unseen seq 32 (extrapolation)": lambda t: t.seq_len == 32,
 }
-OFF_GRID_ML = ("irene", "physical", "poly-all", "poly")
+OFF_GRID_ML = ("irene", "physical", "poly-all", "poly", "poly-free")
 
 
 def off_grid(ds: Dataset) -> list[dict[str, Any]]:
