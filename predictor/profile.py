@@ -379,16 +379,26 @@ class Profile:
             "aggregator": self.aggregator.to_dict(),
         }
 
+    def payload_text(self) -> str:
+        """The canonical JSON of :meth:`payload`: what a profile file stores and checksums."""
+        return json.dumps(self.payload(), sort_keys=True, allow_nan=False)
+
+    @property
+    def sha256(self) -> str:
+        """Digest of :meth:`payload_text`, the checksum its file carries: two profiles of the
+        same name but different training are told apart by it."""
+        return _digest(self.payload_text())
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (:func:`predictor.files.write_bytes_atomic`); returns the path."""
         import joblib
 
         out = Path(path)
-        text = json.dumps(self.payload(), sort_keys=True, allow_nan=False)
+        text = self.payload_text()
         record = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
-            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "sha256": _digest(text),
             "payload": text,
         }
         buf = io.BytesIO()
@@ -484,7 +494,7 @@ def _read(path: Path) -> Profile:
     digest = record.get("sha256")
     if not isinstance(text, str) or not isinstance(digest, str):
         raise ProfileError(f"{path}: profile record lacks its payload or checksum; {hint}")
-    if hashlib.sha256(text.encode()).hexdigest() != digest:
+    if _digest(text) != digest:
         raise ProfileError(
             f"{path}: checksum mismatch: the profile was modified or corrupted after it was saved; {hint}"
         )
@@ -499,6 +509,10 @@ def _read(path: Path) -> Profile:
 def list_profiles() -> list[str]:
     """Names of the profiles shipped inside the package."""
     return sorted(p.name.removesuffix(SUFFIX) for p in PROFILES_DIR.glob(f"*{SUFFIX}"))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_profile(name_or_path: str | os.PathLike[str] | None = None) -> Profile:

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from predictor.budgets import Check
 from predictor.errors import ConfigError
 from predictor.files import write_text_atomic
 from predictor.tree import EnergyTree
+
+if TYPE_CHECKING:  # profile imports numpy; a report is read without it
+    from predictor.profile import Profile
 
 __all__ = [
     "REPORT_SCHEMA",
@@ -257,29 +260,18 @@ def library_versions(
     return out
 
 
-def profile_identity(profile: Any) -> dict[str, Any]:
+def profile_identity(profile: Profile) -> dict[str, Any]:
     """What identifies the profile that predicted: name, feature set, counting mode, format
     version, the file it came from, and ``sha256``, the digest of its payload (the checksum a
     saved profile file carries), so two same-named but retrained profiles are told apart."""
-    out: dict[str, Any] = {
-        "name": getattr(profile, "name", None),
-        "feature_set": getattr(profile, "feature_set", None),
-        "counting_mode": getattr(profile, "counting_mode", None),
-        "version": getattr(profile, "version", None),
-        "path": None if getattr(profile, "path", None) is None else str(profile.path),
-        "sha256": None,
+    return {
+        "name": profile.name,
+        "feature_set": profile.feature_set,
+        "counting_mode": profile.counting_mode,
+        "version": profile.version,
+        "path": None if profile.path is None else str(profile.path),
+        "sha256": profile.sha256,
     }
-    payload = getattr(profile, "payload", None)
-    if callable(payload):
-        import hashlib
-
-        try:
-            text = json.dumps(payload(), sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError):  # not JSON: identify by name only
-            pass
-        else:
-            out["sha256"] = hashlib.sha256(text.encode()).hexdigest()
-    return out
 
 
 def write_report(report: Report, path: Path | str) -> Path:
