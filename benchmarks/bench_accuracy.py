@@ -33,9 +33,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from predictor.data import Dataset, load_dataset  # noqa: E402
-from predictor.evaluate import NOT_A_FOLD, cross_validate  # noqa: E402
-from predictor.profile import Settings, attach_num_parameters  # noqa: E402
+from predictor.learn.data import Dataset, load_dataset  # noqa: E402
+from predictor.learn.evaluate import NOT_A_FOLD, cross_validate  # noqa: E402
+from predictor.learn.profile import Settings, attach_num_parameters  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 LEVELS = ("ml", "module", "model")
@@ -242,9 +242,9 @@ OFF_GRID_ML = ("irene", "physical", "poly-all", "poly", "poly-free")
 def off_grid(ds: Dataset) -> list[dict[str, Any]]:
     """Leave one model out *and* some configurations out of training: the same code, asked
     about batch sizes / sequence lengths it never saw, as a CI user's model will be."""
-    from predictor.aggregate import Flat
-    from predictor.evaluate import level_errors
-    from predictor.profile import fit_components, predict_flat
+    from predictor.learn.aggregate import Flat
+    from predictor.learn.evaluate import level_errors
+    from predictor.learn.profile import fit_components, predict_flat
 
     folds = [m for m in ds.model_names if m not in NOT_A_FOLD]
     out = []

@@ -65,7 +65,7 @@ def _git_commit() -> str:
 
 def _models() -> list[str]:
     sys.path.insert(0, str(REPO))
-    from predictor.budgets import iter_collected, load_budgets
+    from predictor.gate.budgets import iter_collected, load_budgets
 
     budgets = load_budgets(REPO / "energy_budgets.yaml")
     return [

@@ -22,8 +22,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from predictor.data import load_dataset  # noqa: E402
-from predictor.profile import Settings, attach_num_parameters, load_profile, train_profile  # noqa: E402
+from predictor.learn.data import load_dataset  # noqa: E402
+from predictor.learn.profile import Settings, attach_num_parameters, load_profile, train_profile  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], flush=True)
 
     # Prediction time of the shipped static profile on traced zoo trees (trace not included).
-    from predictor.zoo import build_zoo_tree
+    from predictor.trace.zoo import build_zoo_tree
 
     profile = load_profile()
     predict: list[dict[str, Any]] = []

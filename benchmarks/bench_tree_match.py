@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from predictor.data import load_dataset  # noqa: E402
-from predictor.tree import EnergyTree, Node  # noqa: E402
-from predictor.zoo import build_zoo_tree  # noqa: E402
+from predictor.learn.data import load_dataset  # noqa: E402
+from predictor.trace.tree import EnergyTree, Node  # noqa: E402
+from predictor.trace.zoo import build_zoo_tree  # noqa: E402
 
 SIX = (
     "bert-base-uncased",

@@ -51,7 +51,7 @@ def rss_mb():
 
 t0 = time.perf_counter()
 import torch
-from predictor.zoo import build_model, build_zoo_tree
+from predictor.trace.zoo import build_model, build_zoo_tree
 import_s = time.perf_counter() - t0
 
 before = rss_mb()

@@ -21,9 +21,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from predictor.data import load_dataset  # noqa: E402
-from predictor.evaluate import cross_validate  # noqa: E402
-from predictor.profile import PROFILES_DIR, SUFFIX, Settings, attach_num_parameters, train_profile  # noqa: E402
+from predictor.learn.data import load_dataset  # noqa: E402
+from predictor.learn.evaluate import cross_validate  # noqa: E402
+from predictor.learn.profile import (  # noqa: E402
+    PROFILES_DIR,
+    SUFFIX,
+    Settings,
+    attach_num_parameters,
+    train_profile,
+)
 
 DEVICE_1_DESCRIPTION = (
     "device_1 of the IrEne dataset: GPU inference energy of six Hugging Face Transformers "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from predictor.errors import IreneError
-from predictor.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node
 
 try:
     __version__ = version("pytest-irene")

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from predictor.budgets import ModelBudget, iter_collected
 from predictor.errors import IreneError, ModelError, TraceError
-from predictor.report_json import ModelResult
-from predictor.tree import EnergyTree
-from pytest_irene.session import EnergyGate, MarkerBudget, properties, violation_text
+from predictor.gate.budgets import ModelBudget, iter_collected
+from predictor.gate.engine import EnergyGate, MarkerBudget, properties, violation_text
+from predictor.gate.report import ModelResult
+from predictor.trace.tree import EnergyTree
 
 __all__ = [
     "GATE_KEY",

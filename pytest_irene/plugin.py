@@ -1,4 +1,4 @@
-"""pytest hooks and options of the energy gate; the state lives in pytest_irene.session.
+"""pytest hooks and options of the energy gate; the state lives in predictor.gate.engine.
 
 Without ``--energy`` (or ``energy = true`` in the ini file) the plugin only registers its
 options and marker: it imports no torch, collects nothing and changes no test.
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from predictor.errors import ConfigError, IreneError
+from predictor.gate.engine import OPTIONS, EnergyGate, resolve_settings
 from pytest_irene.items import EnergyProbe
-from pytest_irene.session import OPTIONS, EnergyGate, resolve_settings
 
 __all__ = [
     "energy",
@@ -59,7 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for key, text in _HELP.items():
         flag, _ = OPTIONS[key]
         group.addoption(flag, dest=f"energy_{key}", default=None, metavar="PATH", help=text)
-    from pytest_irene import metering
+    from predictor.measure import metering
 
     metering.add_options(group, parser)
     # A bool, so TOML's native `energy = true` works; a bad value is reported by
@@ -124,7 +124,7 @@ def _file_args(config: pytest.Config) -> list[str]:
 
 def _metering(config: pytest.Config) -> Any | None:
     """The metering state when --energy-meter (or energy_meter in the ini) names a meter."""
-    from pytest_irene.metering import METERING_OPTIONS, Metering, resolve_metering
+    from predictor.measure.metering import METERING_OPTIONS, Metering, resolve_metering
 
     cli = {key: config.getoption(f"energy_{key}") for key in METERING_OPTIONS}
     ini = {key: config.getini(ini_key) for key, (_, ini_key) in METERING_OPTIONS.items()}
@@ -214,7 +214,7 @@ def pytest_runtest_makereport(
         report.longrepr = str(error)
     if call.when != "call":
         return report
-    from pytest_irene.session import violation_text
+    from predictor.gate.engine import violation_text
 
     results = item.stash.get(RESULTS_KEY, [])
     if report.passed and not isinstance(item, BudgetItem):

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from predictor.budgets import format_energy, module_nodes
 from predictor.errors import IreneError
-from predictor.report_json import ModelResult, Report, write_report, write_text_atomic
-from predictor.tree import Node
-from pytest_irene.session import EnergyGate
+from predictor.gate.budgets import format_energy, module_nodes
+from predictor.gate.engine import EnergyGate
+from predictor.gate.report import ModelResult, Report, write_report, write_text_atomic
+from predictor.trace.tree import Node
 
 __all__ = [
     "hottest_modules",
@@ -39,8 +39,8 @@ def hottest_modules(result: ModelResult, top: int = 3) -> list[Node]:
 
 
 def unsupported_text(result: ModelResult) -> str | None:
-    """``fft_fft x1 in encoder.fft, ...`` (see :func:`predictor.diff.unsupported_ops_text`)."""
-    from predictor.diff import unsupported_ops_text
+    """``fft_fft x1 in encoder.fft, ...`` (see :func:`predictor.gate.diff.unsupported_ops_text`)."""
+    from predictor.gate.diff import unsupported_ops_text
 
     return unsupported_ops_text(result.tree)
 
@@ -232,7 +232,7 @@ def write_files(config: pytest.Config, gate: EnergyGate) -> str | None:
             written.append(f"energy JSON report written to {path}")
         if settings.markdown is not None:
             if gate.base is not None:
-                from predictor.diff import diff_reports, render_markdown
+                from predictor.gate.diff import diff_reports, render_markdown
 
                 text = render_markdown(diff_reports(gate.base, report))
                 what = "energy Markdown diff"

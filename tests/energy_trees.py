@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from predictor.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node
 
 
 def ml(fqn: str, kind: str, energy_j: float) -> Node:

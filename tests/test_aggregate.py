@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from predictor.aggregate import (
+from predictor.learn.aggregate import (
     RECONCILE_MODES,
     Flat,
     IreneAggregator,
@@ -13,7 +13,7 @@ from predictor.aggregate import (
     aggregator_from_dict,
     reconcile,
 )
-from predictor.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node
 
 
 def _ml(name: str, flops: float, mem: float, energy: float) -> Node:

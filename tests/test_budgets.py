@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from energy_trees import small_bert
 
-from predictor.budgets import (
+from predictor.errors import ConfigError
+from predictor.gate.budgets import (
     Check,
     Inputs,
     ModelBudget,
@@ -21,7 +22,6 @@ from predictor.budgets import (
     parse_energy,
     render_budgets_yaml,
 )
-from predictor.errors import ConfigError
 
 GOOD = """\
 version: 1

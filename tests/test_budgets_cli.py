@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from predictor.budgets import format_budget, load_budgets, module_nodes
 from predictor.cli.main import main
-from predictor.tree import EnergyTree
+from predictor.gate.budgets import format_budget, load_budgets, module_nodes
+from predictor.trace.tree import EnergyTree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_BERT = "examples.tiny_models:tiny_bert"
@@ -17,8 +17,8 @@ TINY_BERT = "examples.tiny_models:tiny_bert"
 
 @pytest.fixture(scope="module")
 def tiny_bert_tree() -> EnergyTree:
-    from predictor.profile import load_profile
-    from predictor.zoo import build_zoo_tree
+    from predictor.learn.profile import load_profile
+    from predictor.trace.zoo import build_zoo_tree
 
     return load_profile(None).predict(build_zoo_tree(TINY_BERT, 2, 16))
 
@@ -142,7 +142,7 @@ def test_check_resolves_factories_and_profile_from_the_files_folder(
     both resolve from the file's folder, as in the pytest gate."""
     import shutil
 
-    from predictor.profile import load_profile
+    from predictor.learn.profile import load_profile
 
     sub = tmp_path / "sub"
     sub.mkdir()

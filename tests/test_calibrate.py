@@ -14,19 +14,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predictor.calibrate import (
+from predictor.cli.main import COMMANDS, main
+from predictor.errors import HardwareUnavailable
+from predictor.learn.data import load_dataset
+from predictor.measure.calibrate import (
     MeasureSettings,
     _prune,
     measure_callable,
     measure_tree,
 )
-from predictor.cli.main import COMMANDS, main
-from predictor.data import load_dataset
-from predictor.errors import HardwareUnavailable
-from predictor.meters import Measurement, Meter, MeterStatus, NullMeter, get_meter
-from predictor.meters.fake import FakeMeter
-from predictor.trace import build_tree
-from predictor.tree import Node
+from predictor.measure.meters import Measurement, Meter, MeterStatus, NullMeter, get_meter
+from predictor.measure.meters.fake import FakeMeter
+from predictor.trace.tracer import build_tree
+from predictor.trace.tree import Node
 
 # -- a scripted meter: energy and time follow the calls the test makes -------------------------
 
@@ -285,7 +285,7 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_calibrate_writes_a_dataset_load_dataset_reads(calibrated: Path) -> None:
-    from predictor.zoo import build_zoo_tree
+    from predictor.trace.zoo import build_zoo_tree
 
     ds = load_dataset(calibrated)
     assert ds.skipped == []
@@ -383,7 +383,7 @@ def test_calibrate_cuda_without_gpu(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_relative_std_is_inf_for_non_positive_mean() -> None:
-    from predictor.calibrate import NodeMeasurement
+    from predictor.measure.calibrate import NodeMeasurement
 
     assert math.isinf(NodeMeasurement(0.0, 0.1, 1.0, 0.1, 1, 2).rel_std)
 
@@ -443,14 +443,14 @@ def test_gpu_script_dry_run_end_to_end(tmp_path: Path) -> None:
 def test_calibrate_docstring_examples_run() -> None:
     import doctest
 
-    import predictor.calibrate
+    import predictor.measure.calibrate
 
-    result = doctest.testmod(predictor.calibrate)
+    result = doctest.testmod(predictor.measure.calibrate)
     assert result.attempted > 0 and result.failed == 0
 
 
 def test_grid_order_covers_each_pair_once() -> None:
-    from predictor.calibrate import grid_order
+    from predictor.measure.calibrate import grid_order
 
     assert grid_order([1], [8]) == [(1, 8)]
     order = grid_order([1, 8, 16], [32, 64])

@@ -1,4 +1,4 @@
-"""The tree type (predictor.tree) and the IrEne dataset reader/writer (predictor.data)."""
+"""The tree type (predictor.trace.tree) and the IrEne dataset reader/writer (predictor.learn.data)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from predictor.data import (
+from predictor.errors import DataError
+from predictor.learn.data import (
     CSV_FILES,
     FUNCTIONAL_OPS,
     load_csv_dataset,
@@ -16,8 +17,7 @@ from predictor.data import (
     load_jsonl_dataset,
     write_csv_dataset,
 )
-from predictor.errors import DataError
-from predictor.tree import TREE_SCHEMA, EnergyTree, Node, UnsupportedOp
+from predictor.trace.tree import TREE_SCHEMA, EnergyTree, Node, UnsupportedOp
 
 HEADER = (
     "batch_size,seq_len,flops,mem_bytes,cpu,mem,gpu,gpu_mem,gpu_clk,gpu_mem_clk,"

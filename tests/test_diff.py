@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from energy_trees import ml, small_bert
 
-from predictor.budgets import Check
 from predictor.cli.main import main
-from predictor.diff import (
+from predictor.errors import ConfigError
+from predictor.gate.budgets import Check
+from predictor.gate.diff import (
     COMMENT_MARKER,
     append_step_summary,
     compare_tree,
@@ -18,8 +19,7 @@ from predictor.diff import (
     render_markdown,
     render_table,
 )
-from predictor.errors import ConfigError
-from predictor.report_json import REPORT_SCHEMA, ModelResult, Report, load_report, write_report
+from predictor.gate.report import REPORT_SCHEMA, ModelResult, Report, load_report, write_report
 
 
 def _report(*results: ModelResult, profile: str = "irene-device-1") -> Report:
@@ -98,8 +98,8 @@ def test_retrained_profile_of_the_same_name_is_a_profile_change() -> None:
 
 
 def test_report_records_the_profile_identity() -> None:
-    from predictor.profile import load_profile
-    from predictor.report_json import profile_identity
+    from predictor.gate.report import profile_identity
+    from predictor.learn.profile import load_profile
 
     profile = load_profile(None)
     identity = profile_identity(profile)
@@ -270,7 +270,7 @@ def test_cli_diff_io_errors_are_one_line_with_exit_9(
 def test_written_files_get_the_umask_mode(tmp_path: Path) -> None:
     import os
 
-    from predictor.report_json import write_text_atomic
+    from predictor.gate.report import write_text_atomic
 
     old = os.umask(0o022)
     try:
@@ -295,7 +295,7 @@ def test_cli_diff_malformed_report_is_one_line_exit_4(
 
 
 def test_markdown_lists_head_models_unsupported_ops() -> None:
-    from predictor.tree import UnsupportedOp
+    from predictor.trace.tree import UnsupportedOp
 
     head = small_bert()
     head.unsupported_ops = [UnsupportedOp("fft_fft", "encoder", 2)]
@@ -306,10 +306,10 @@ def test_markdown_lists_head_models_unsupported_ops() -> None:
 
 
 def test_dataset_csv_files_get_the_umask_mode(tmp_path: Path) -> None:
-    """predictor.data's atomic CSV writer, like write_text_atomic: not mkstemp's 0600."""
+    """predictor.learn.data's atomic CSV writer, like write_text_atomic: not mkstemp's 0600."""
     import os
 
-    from predictor.data import _atomic_write_csv
+    from predictor.learn.data import _atomic_write_csv
 
     old = os.umask(0o022)
     try:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from predictor.cli.main import main
-from predictor.data import Dataset, load_dataset
-from predictor.evaluate import cross_validate
-from predictor.profile import Settings
-from predictor.tree import EnergyTree, Node
+from predictor.learn.data import Dataset, load_dataset
+from predictor.learn.evaluate import cross_validate
+from predictor.learn.profile import Settings
+from predictor.trace.tree import EnergyTree, Node
 
 
 def _tree(model: str, width: int, batch: int, seq: int) -> EnergyTree:
@@ -174,7 +174,7 @@ def test_cli_train_then_use(
     summary = json.loads(capsys.readouterr().out)
     assert summary["name"] == "mine" and summary["feature_set"] == "full"
     assert summary["cv_error"]["overall_row_weighted"]["model"] < 5.0
-    from predictor.profile import load_profile
+    from predictor.learn.profile import load_profile
 
     profile = load_profile(out)
     tree = load_dataset(data).by_model("gpt2")[0]

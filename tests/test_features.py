@@ -9,8 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predictor.features import _HANDLES, OpCall, OpCount, get_op_handle, op_name, set_op_handle
-from predictor.trace import build_tree
+from predictor.trace.features import (
+    _HANDLES,
+    OpCall,
+    OpCount,
+    get_op_handle,
+    op_name,
+    set_op_handle,
+)
+from predictor.trace.tracer import build_tree
 
 MIB = 2**20
 

@@ -1,4 +1,4 @@
-"""pytest_irene.metering: option resolution, measuring a model under test, measured-vs-predicted."""
+"""predictor.measure.metering: option resolution, measuring a model under test, measured-vs-predicted."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from predictor.calibrate import MeasureSettings
 from predictor.errors import ConfigError, HardwareUnavailable
-from predictor.meters import NullMeter
-from predictor.meters.fake import FakeMeter
-from predictor.trace import build_tree
-from pytest_irene.metering import (
+from predictor.measure.calibrate import MeasureSettings
+from predictor.measure.metering import (
     Metering,
     MeteringSettings,
     measure_tree,
     resolve_metering,
     tree_for_check,
 )
+from predictor.measure.meters import NullMeter
+from predictor.measure.meters.fake import FakeMeter
+from predictor.trace.tracer import build_tree
 
 FAST = MeasureSettings(min_windows=1, max_windows=1, warmup=0, idle_s=1.0)
 
@@ -117,7 +117,7 @@ def test_metering_uses_one_meter_per_device_and_measures() -> None:
 
 
 def test_measure_spec_builds_real_weights_from_the_zoo() -> None:
-    from predictor.zoo import build_zoo_tree
+    from predictor.trace.zoo import build_zoo_tree
 
     tree = build_zoo_tree("examples.tiny_models:tiny_gpt2", 1, 8)
     metering = Metering(

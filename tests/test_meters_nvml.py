@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from predictor.errors import HardwareUnavailable
-from predictor.meters import get_meter
-from predictor.meters.nvml import NvmlMeter
+from predictor.measure.meters import get_meter
+from predictor.measure.meters.nvml import NvmlMeter
 
 
 class FakeNVMLError(Exception):
@@ -244,8 +244,8 @@ class BusyGPU(FakeDriver):
 @pytest.mark.parametrize("counter", [True, False], ids=["counter", "sampling"])
 def test_calibration_through_nvml_meter(counter: bool, tmp_path: Path) -> None:
     """The whole NVML path of `irene calibrate` (threads, counter or sampling) on a fake GPU."""
-    from predictor.calibrate import MeasureSettings, calibrate_models
-    from predictor.data import load_dataset
+    from predictor.learn.data import load_dataset
+    from predictor.measure.calibrate import MeasureSettings, calibrate_models
 
     meter = NvmlMeter(0, driver=BusyGPU(counter), sample_period_s=0.005)
     assert meter.method == ("counter" if counter else "sampling")

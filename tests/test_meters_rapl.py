@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from predictor.errors import HardwareUnavailable
-from predictor.meters import get_meter
-from predictor.meters.rapl import PowercapReader, RaplMeter, wrap_delta_uj
+from predictor.measure.meters import get_meter
+from predictor.measure.meters.rapl import PowercapReader, RaplMeter, wrap_delta_uj
 
 
 def zone(
@@ -323,10 +323,14 @@ def test_bad_backend_name() -> None:
 def test_docstring_examples_run() -> None:
     import doctest
 
-    import predictor.meters
-    import predictor.meters.base
-    import predictor.meters.rapl
+    import predictor.measure.meters
+    import predictor.measure.meters.base
+    import predictor.measure.meters.rapl
 
-    for module in (predictor.meters, predictor.meters.base, predictor.meters.rapl):
+    for module in (
+        predictor.measure.meters,
+        predictor.measure.meters.base,
+        predictor.measure.meters.rapl,
+    ):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from predictor.budgets import Check, format_energy, module_nodes
-from predictor.tree import EnergyTree
+from predictor.gate.budgets import Check, format_energy, module_nodes
+from predictor.trace.tree import EnergyTree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_BERT = "examples.tiny_models:tiny_bert"
@@ -26,8 +26,8 @@ INPUTS = "{batch_size: 2, seq_len: 16}"
 @pytest.fixture(scope="module")
 def predicted() -> dict[str, EnergyTree]:
     """The plugin's expected predictions for the two tiny example models (b2 s16)."""
-    from predictor.profile import load_profile
-    from predictor.zoo import build_zoo_tree
+    from predictor.learn.profile import load_profile
+    from predictor.trace.zoo import build_zoo_tree
 
     profile = load_profile(None)
     return {spec: profile.predict(build_zoo_tree(spec, 2, 16)) for spec in (TINY_BERT, TINY_GPT2)}
@@ -406,7 +406,7 @@ def test_inert_without_energy(project: pytest.Pytester) -> None:
 
             def test_no_torch():
                 assert "torch" not in sys.modules
-                assert "predictor.zoo" not in sys.modules
+                assert "predictor.trace.zoo" not in sys.modules
             """,
     )
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "-rs", "test_torch_free.py")
@@ -523,7 +523,7 @@ def test_compare_against_a_base_report(project: pytest.Pytester, shrink: float, 
 
 
 def _nvml_available() -> bool:
-    from predictor.meters import get_meter
+    from predictor.measure.meters import get_meter
 
     meter = get_meter("nvml")
     try:
@@ -579,7 +579,7 @@ def test_repo_gate_passes_on_its_own_budgets(tmp_path: Path) -> None:
 
 
 def test_resolver_precedence_and_path_bases(tmp_path: Path) -> None:
-    from pytest_irene.session import resolve_settings
+    from predictor.gate.engine import resolve_settings
 
     here, ini_dir, root = tmp_path / "cwd", tmp_path / "ini", tmp_path / "root"
     kw = {"invocation_dir": here, "ini_dir": ini_dir, "rootdir": root}
@@ -728,8 +728,8 @@ def test_models_are_told_apart_by_test_and_inputs(project: pytest.Pytester) -> N
     )
     # names are shown as written (not read as markup), with inputs where a name has several
     result.stdout.fnmatch_lines(["MLP?test_mlp.py::test_big?  *", "my-mlp (float32?1, 4, 8?)  *"])
-    from predictor.diff import diff_reports
-    from predictor.report_json import load_report
+    from predictor.gate.diff import diff_reports
+    from predictor.gate.report import load_report
 
     diff = diff_reports(
         load_report(project.path / "base.json"), load_report(project.path / "h.json")

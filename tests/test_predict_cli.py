@@ -7,9 +7,9 @@ import pytest
 
 from predictor.cli.main import main
 from predictor.cli.predict_cmd import bottlenecks
-from predictor.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node
 
-zoo = pytest.importorskip("predictor.zoo")
+zoo = pytest.importorskip("predictor.trace.zoo")
 
 
 def _predict_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, object]:

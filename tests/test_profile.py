@@ -11,10 +11,10 @@ import joblib
 import numpy as np
 import pytest
 
-import predictor.profile as profile_module
-from predictor.data import Dataset
+import predictor.learn.profile as profile_module
 from predictor.errors import DataError, ProfileError
-from predictor.profile import (
+from predictor.learn.data import Dataset
+from predictor.learn.profile import (
     DEFAULT_PROFILE,
     FORMAT_VERSION,
     PROFILES_DIR,
@@ -24,7 +24,7 @@ from predictor.profile import (
     load_profile,
     train_profile,
 )
-from predictor.tree import RUNTIME_FEATURES, EnergyTree, Node
+from predictor.trace.tree import RUNTIME_FEATURES, EnergyTree, Node
 
 
 def _runtime(energy: float) -> dict[str, float]:
@@ -212,7 +212,7 @@ def test_profile_saved_before_reconciliation_loads_and_predicts_consistently(
 
 def test_shipped_profiles_never_predict_a_child_above_its_parent(irene_device_1: Path) -> None:
     """On every tree of the training data, both shipped profiles; repeated runs bit-identical."""
-    from predictor.data import load_dataset
+    from predictor.learn.data import load_dataset
 
     dataset = load_dataset(irene_device_1)
     for name in ("irene-device-1", "irene-device-1-full"):
@@ -400,8 +400,8 @@ def test_a_root_made_of_primitives_costs_about_its_children() -> None:
     import torch
     from torch import nn
 
-    from predictor.profile import load_profile
-    from predictor.trace import build_tree
+    from predictor.learn.profile import load_profile
+    from predictor.trace.tracer import build_tree
 
     model = nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256))
     tree = load_profile("irene-device-1").predict(
@@ -414,7 +414,7 @@ def test_a_root_made_of_primitives_costs_about_its_children() -> None:
 
 
 def test_children_weight_prior_is_recorded_and_pulls_weights_to_one() -> None:
-    from predictor.profile import load_profile
+    from predictor.learn.profile import load_profile
 
     profile = load_profile("irene-device-1")
     agg = profile.aggregator

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from predictor.errors import ProfileError
-from predictor.regressors import (
+from predictor.learn.regressors import (
     ML_METHODS,
     STATIC_COLUMNS,
     MLRegressors,
@@ -17,7 +17,7 @@ from predictor.regressors import (
     fit_regressor,
     poly_terms,
 )
-from predictor.tree import RUNTIME_FEATURES, Node
+from predictor.trace.tree import RUNTIME_FEATURES, Node
 
 
 def test_poly_terms_by_hand() -> None:
@@ -249,8 +249,8 @@ def test_monotone_linear_keeps_work_coefficients_non_negative() -> None:
 def test_monotone_regressors_never_predict_less_energy_for_more_work() -> None:
     """Every regressor fit with ``monotone`` in the shipped profiles: all of the full
     profile's and both fallbacks (the static default ``poly-free`` is not monotone: see
-    predictor/regressors.py)."""
-    from predictor.profile import list_profiles, load_profile
+    predictor/learn/regressors.py)."""
+    from predictor.learn.profile import list_profiles, load_profile
 
     checked = 0
     for name in list_profiles():
@@ -281,9 +281,9 @@ def test_a_bigger_input_never_costs_less_with_a_monotone_profile(irene_device_1:
     import torch
     from torch import nn
 
-    from predictor.data import load_dataset
-    from predictor.profile import Settings, attach_num_parameters, train_profile
-    from predictor.trace import build_tree
+    from predictor.learn.data import load_dataset
+    from predictor.learn.profile import Settings, attach_num_parameters, train_profile
+    from predictor.trace.tracer import build_tree
 
     ds = load_dataset(irene_device_1)
     attach_num_parameters(ds.trees)

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predictor.data import load_dataset
 from predictor.errors import ModelError, TraceError
-from predictor.trace import build_tree, primitive_type
-from predictor.tree import EnergyTree, Node
-from predictor.zoo import build_zoo_tree
+from predictor.learn.data import load_dataset
+from predictor.trace.tracer import build_tree, primitive_type
+from predictor.trace.tree import EnergyTree, Node
+from predictor.trace.zoo import build_zoo_tree
 
 MIB = 2**20
 

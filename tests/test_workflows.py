@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from predictor.diff import COMMENT_MARKER
+from predictor.gate.diff import COMMENT_MARKER
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))

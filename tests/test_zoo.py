@@ -9,8 +9,8 @@ import pytest
 from torch import nn
 
 from predictor.errors import ModelError
-from predictor.trace import primitive_type
-from predictor.zoo import build_model, build_zoo_tree, known_models, model_inputs
+from predictor.trace.tracer import primitive_type
+from predictor.trace.zoo import build_model, build_zoo_tree, known_models, model_inputs
 
 BATCH, SEQ = 2, 32
 REPO = Path(__file__).resolve().parent.parent

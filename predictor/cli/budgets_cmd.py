@@ -59,15 +59,15 @@ def register(subparsers: Any) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from predictor.budgets import (
+    from predictor.errors import ConfigError
+    from predictor.gate.budgets import (
         Inputs,
         ModelBudget,
         parse_percent,
         predict_entry,
         render_budgets_yaml,
     )
-    from predictor.errors import ConfigError
-    from predictor.report_json import write_text_atomic
+    from predictor.gate.report import write_text_atomic
 
     out = Path(args.output)
     if out.exists() and not args.force:
@@ -108,9 +108,9 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from predictor.budgets import check_tree, iter_collected, load_budgets, predict_entry
     from predictor.errors import ConfigError
-    from predictor.report_json import ModelResult, Report, profile_identity, write_report
+    from predictor.gate.budgets import check_tree, iter_collected, load_budgets, predict_entry
+    from predictor.gate.report import ModelResult, Report, profile_identity, write_report
 
     if not Path(args.file).exists():
         raise ConfigError(
@@ -154,6 +154,6 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _load_profile(name: str | None) -> Any:
-    from predictor.profile import load_profile
+    from predictor.learn.profile import load_profile
 
     return load_profile(name)

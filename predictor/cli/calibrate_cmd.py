@@ -107,9 +107,9 @@ def _meter_options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from predictor.calibrate import MeasureSettings, calibrate_models
     from predictor.errors import ConfigError, HardwareUnavailable
-    from predictor.meters import get_meter
+    from predictor.measure.calibrate import MeasureSettings, calibrate_models
+    from predictor.measure.meters import get_meter
 
     batch_sizes = parse_int_list(args.batch_sizes, "--batch-sizes")
     seq_lens = parse_int_list(args.seq_lens, "--seq-lens")
@@ -180,7 +180,7 @@ def _with_progress(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from predictor.calibrate import calibrate_models
+    from predictor.measure.calibrate import calibrate_models
 
     console = Console(file=sys.stderr)
     with Progress(

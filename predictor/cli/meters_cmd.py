@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from predictor.errors import HardwareUnavailable
-    from predictor.meters import get_meter, list_meters
+    from predictor.measure.meters import get_meter, list_meters
 
     opts: dict[str, Any] = {"index": args.gpu_index, "root": args.powercap_root}
     statuses = list_meters(**opts)

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from predictor.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node
 
 __all__ = ["bottlenecks", "format_text", "register", "run"]
 
@@ -131,14 +131,14 @@ def format_text(tree: EnergyTree, depth: int = 2, top: int = 8) -> str:
 
 def trace_model(model: str, batch_size: int, seq_len: int) -> EnergyTree:
     """The model's tree (static features) from the zoo, IrEne counting rules."""
-    from predictor import zoo
+    from predictor.trace import zoo
 
     tree: EnergyTree = zoo.build_zoo_tree(model, batch_size, seq_len, counting_mode="irene")
     return tree
 
 
 def run(args: argparse.Namespace) -> int:
-    from predictor.profile import load_profile
+    from predictor.learn.profile import load_profile
 
     profile = load_profile(args.profile)
     tree = trace_model(args.model, args.batch_size, args.seq_len)

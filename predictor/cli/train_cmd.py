@@ -45,9 +45,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from predictor.data import load_dataset
-    from predictor.evaluate import cross_validate
-    from predictor.profile import SUFFIX, Settings, attach_num_parameters, train_profile
+    from predictor.learn.data import load_dataset
+    from predictor.learn.evaluate import cross_validate
+    from predictor.learn.profile import SUFFIX, Settings, attach_num_parameters, train_profile
 
     dataset = load_dataset(args.data)
     attach_num_parameters(dataset.trees)

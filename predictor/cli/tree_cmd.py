@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Any
 
-from predictor.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node
 
 __all__ = ["collapse_layers", "register", "render_text"]
 
@@ -70,7 +70,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from predictor.errors import ModelError
-    from predictor.zoo import build_zoo_tree, known_models
+    from predictor.trace.zoo import build_zoo_tree, known_models
 
     if args.list:
         sys.stdout.write("\n".join(known_models()) + "\n")

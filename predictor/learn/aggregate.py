@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from predictor.regressors import Array, feature_matrix, poly_terms
-from predictor.tree import EnergyTree, Node
+from predictor.learn.regressors import Array, feature_matrix, poly_terms
+from predictor.trace.tree import EnergyTree, Node
 
 __all__ = [
     "AGGREGATORS",

@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from predictor.aggregate import (
+from predictor.errors import DataError, ProfileError
+from predictor.files import write_bytes_atomic
+from predictor.learn.aggregate import (
     DEFAULT_RECONCILE,
     Aggregator,
     Flat,
@@ -44,10 +46,8 @@ from predictor.aggregate import (
     aggregator_from_dict,
     reconcile_mode,
 )
-from predictor.errors import DataError, ProfileError
-from predictor.files import write_bytes_atomic
-from predictor.regressors import FEATURE_SETS, Array, MLRegressors, feature_columns
-from predictor.tree import RUNTIME_FEATURES, EnergyTree
+from predictor.learn.regressors import FEATURE_SETS, Array, MLRegressors, feature_columns
+from predictor.trace.tree import RUNTIME_FEATURES, EnergyTree
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -70,7 +70,7 @@ __all__ = [
 FORMAT = "irene-profile"
 FORMAT_VERSION = 1
 SUFFIX = ".irene.joblib"
-PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 #: Largest decompressed profile record read (a shipped profile is well under 1 MiB); a larger
 #: one is refused instead of exhausting memory (a "zip bomb").
 MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
@@ -93,7 +93,7 @@ class Settings:
     refits: int = 0
     split_children: bool = False
     model_terms: tuple[str, ...] | None = None
-    #: Hierarchical consistency of predictions (:func:`predictor.aggregate.reconcile`).
+    #: Hierarchical consistency of predictions (:func:`predictor.learn.aggregate.reconcile`).
     reconcile: str = DEFAULT_RECONCILE
     #: Pull of each children-sum weight toward 1 (:class:`ResidualAggregator`).
     weight_prior: float = 0.0
@@ -162,14 +162,14 @@ class Settings:
 def attach_num_parameters(trees: Sequence[EnergyTree]) -> int:
     """Fill ``num_parameters`` (absent from the IrEne CSVs) from traced zoo trees, by node name.
 
-    Returns how many nodes were filled. Without :mod:`predictor.zoo` (or for a model it does not
+    Returns how many nodes were filled. Without :mod:`predictor.trace.zoo` (or for a model it does not
     know) nothing changes: the regressors ignore a column that is constant in training.
     """
     try:
-        from predictor import zoo
+        from predictor.trace import zoo
     except ImportError:
         return 0
-    from predictor.data import FUNCTIONAL_OPS
+    from predictor.learn.data import FUNCTIONAL_OPS
 
     # Keyed by fqn: class names changed between transformers 4.2 (the dataset) and 5.
     cache: dict[str, tuple[int, dict[str, int]] | None] = {}
@@ -553,9 +553,9 @@ def train_profile(
     hardware: dict[str, Any] | None = None,
     cv_error: dict[str, Any] | None = None,
 ) -> Profile:
-    """Train on every tree of ``dataset`` (a :class:`predictor.data.Dataset`).
+    """Train on every tree of ``dataset`` (a :class:`predictor.learn.data.Dataset`).
 
-    ``cv_error`` (e.g. from :func:`predictor.evaluate.cross_validate`) is stored as the profile's
+    ``cv_error`` (e.g. from :func:`predictor.learn.evaluate.cross_validate`) is stored as the profile's
     expected error per level; the profile does not compute it itself.
     """
     settings = settings or Settings.default(feature_set)

@@ -2,7 +2,7 @@
 
 The method (IrEne's, made explicit):
 
-1. The static tree comes from :func:`predictor.trace.build_tree` (names, levels, FLOPs, bytes).
+1. The static tree comes from :func:`predictor.trace.tracer.build_tree` (names, levels, FLOPs, bytes).
 2. One real forward pass captures each node's inputs: forward pre-hooks on the modules, and a
    ``TorchFunctionMode`` for the functional primitives (MatMul, Softmax) called inside a module.
    Nodes are matched to captured calls by name and occurrence (``fqn:Type``, k-th call).
@@ -44,8 +44,8 @@ from torch.overrides import TorchFunctionMode
 
 from predictor.errors import HardwareUnavailable, ModelError
 from predictor.files import write_text_atomic
-from predictor.meters.base import Measurement, Meter
-from predictor.tree import EnergyTree, Node
+from predictor.measure.meters.base import Measurement, Meter
+from predictor.trace.tree import EnergyTree, Node
 
 __all__ = [
     "CalibrationResult",
@@ -317,7 +317,7 @@ class _Capture(TorchFunctionMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        from predictor.features import OpCall, get_op_handle, op_name
+        from predictor.trace.features import OpCall, get_op_handle, op_name
 
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
@@ -364,7 +364,7 @@ class _Capture(TorchFunctionMode):
 def _capture(
     model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], counting_mode: str
 ) -> _Capture:
-    from predictor.trace import is_skipped_module, primitive_type
+    from predictor.trace.tracer import is_skipped_module, primitive_type
 
     cap = _Capture(model, counting_mode)
     handles = []
@@ -624,7 +624,7 @@ def calibrate_models(
     """Measure every (model, batch size, sequence length) and write the IrEne CSV dataset.
 
     ``models`` are zoo specs (``bert-base-uncased``, ``package.module:factory``); each tree is
-    the one ``irene predict`` builds (:func:`predictor.zoo.build_zoo_tree`), so a profile
+    the one ``irene predict`` builds (:func:`predictor.trace.zoo.build_zoo_tree`), so a profile
     trained on the dataset sees the same features at prediction time. Configurations that
     do not fit a model (a sequence beyond its positions) are skipped and listed. Writes the
     four CSV files, ``hardware.json`` (device, meter, method, idle power, settings, date),
@@ -634,8 +634,8 @@ def calibrate_models(
     then the next, corners of the grid first: :func:`grid_order`); after ``time_budget_s`` seconds no new configuration starts (the
     rest are listed as skipped). The dataset is rewritten after each configuration.
     """
-    from predictor import zoo
-    from predictor.data import write_csv_dataset
+    from predictor.learn.data import write_csv_dataset
+    from predictor.trace import zoo
 
     settings = settings or MeasureSettings()
     st = meter.status()
@@ -748,7 +748,7 @@ def _host_description(device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-    from predictor.meters.rapl import _cpu_model
+    from predictor.measure.meters.rapl import _cpu_model
 
     out["cpu_model"] = _cpu_model()
     out["dtype"] = str(torch.get_default_dtype()).removeprefix("torch.")
@@ -766,7 +766,7 @@ def summarize(folder: str | os.PathLike[str]) -> dict[str, Any]:
     ``children_ratio`` is ``sum(children) / parent`` over every node with measured children;
     IrEne's aggregation learns the correction from it (1.0 would mean energies simply add up).
     """
-    from predictor.data import load_dataset
+    from predictor.learn.data import load_dataset
 
     p = Path(folder)
     ds = load_dataset(p)

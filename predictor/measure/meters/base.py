@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from predictor.errors import HardwareUnavailable
-from predictor.meters.host import HostSnapshot, host_features, take_host_snapshot
+from predictor.measure.meters.host import HostSnapshot, host_features, take_host_snapshot
 
 __all__ = [
     "Clock",
@@ -37,7 +37,7 @@ __all__ = [
 #: A monotonic clock in seconds (``time.perf_counter`` unless a test injects a virtual one).
 Clock = Callable[[], float]
 
-#: Measurement field -> runtime-feature name of the IrEne dataset (predictor.tree.RUNTIME_FEATURES).
+#: Measurement field -> runtime-feature name of the IrEne dataset (predictor.trace.tree.RUNTIME_FEATURES).
 _FEATURE_NAMES: dict[str, str] = {
     "cpu_util_pct": "cpu",
     "mem_used_pct": "mem",

@@ -1,7 +1,7 @@
 """Per-run state of the energy gate: resolved settings, budgets, profile, predictions, results.
 
 One :class:`EnergyGate` exists per pytest process when ``--energy`` is on, kept in
-``config.stash``. Items record their :class:`~predictor.report_json.ModelResult` s; the plugin
+``config.stash``. Items record their :class:`~predictor.gate.report.ModelResult` s; the plugin
 ships them on the test report (``report.irene_energy``, plain JSON, so pytest-xdist carries them
 to the controller), and the controller's gate aggregates them for the terminal summary and the
 JSON/Markdown reports. Nothing here imports torch at import time.
@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from predictor.budgets import (
+from predictor.errors import ConfigError
+from predictor.gate.budgets import (
     Budgets,
     Check,
     ModelBudget,
     check_tree,
     parse_energy,
 )
-from predictor.errors import ConfigError
-from predictor.report_json import ModelResult, Report, library_versions, profile_identity
-from predictor.tree import EnergyTree
+from predictor.gate.report import ModelResult, Report, library_versions, profile_identity
+from predictor.trace.tree import EnergyTree
 
 __all__ = [
     "DEFAULT_BUDGETS_FILE",
@@ -189,7 +189,7 @@ class EnergyGate:
         self.budgets = budgets
         self.profile = profile
         self.base = base
-        #: A pytest_irene.metering.Metering when --energy-meter is on, else None.
+        #: A predictor.measure.metering.Metering when --energy-meter is on, else None.
         self.metering = metering
         #: ModelResults reported by finished tests (on the controller under xdist).
         self.results: list[ModelResult] = []
@@ -211,8 +211,8 @@ class EnergyGate:
     ) -> EnergyGate:
         """Parse the budgets file, load the profile and the base report; ConfigError and
         ProfileError on anything wrong (the plugin turns them into a usage error)."""
-        from predictor.budgets import load_budgets
-        from predictor.report_json import load_report
+        from predictor.gate.budgets import load_budgets
+        from predictor.gate.report import load_report
 
         if settings.budgets.is_file():
             budgets = load_budgets(settings.budgets)
@@ -224,7 +224,7 @@ class EnergyGate:
         else:
             budgets = Budgets(path=None)
         if load_profile is None:
-            from predictor.profile import load_profile as _load
+            from predictor.learn.profile import load_profile as _load
 
             load_profile = _load
         profile = load_profile(settings.profile or budgets.profile_ref())
@@ -238,7 +238,7 @@ class EnergyGate:
 
     def predict_entry(self, entry: ModelBudget) -> EnergyTree:
         """Build and predict a model from the budgets file (cached per process)."""
-        from predictor.budgets import predict_entry
+        from predictor.gate.budgets import predict_entry
 
         if entry.name not in self._cache:
             with self.budgets.import_path():
@@ -261,7 +261,7 @@ class EnergyGate:
 
     def _judge(self, outcome: Any) -> EnergyTree:
         """A metering Outcome -> the tree the budgets judge (per --energy-check)."""
-        from pytest_irene.metering import tree_for_check
+        from predictor.measure.metering import tree_for_check
 
         assert self.metering is not None
         measured: EnergyTree = outcome.tree
@@ -284,7 +284,7 @@ class EnergyGate:
         seq_len: int | None = None,
     ) -> EnergyTree:
         """Trace a model built in test code with its example inputs and predict it."""
-        from predictor.trace import build_tree
+        from predictor.trace.tracer import build_tree
 
         tree = build_tree(model, *args, name=name, batch_size=batch_size, seq_len=seq_len, **kwargs)
         predicted: EnergyTree = self.profile.predict(tree)
@@ -318,7 +318,7 @@ class EnergyGate:
         if isinstance(metering, dict) and not metering.get("measured", True):
             warnings.append(str(metering.get("note", "")))
         if self.base is not None:
-            from predictor.diff import compare_tree
+            from predictor.gate.diff import compare_tree
 
             base = self.base.model(name, inputs, nodeid)
             if base is None:

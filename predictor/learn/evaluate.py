@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from predictor.aggregate import Flat
-from predictor.data import Dataset
 from predictor.errors import DataError
-from predictor.profile import Settings, fit_components, predict_flat
-from predictor.regressors import Array
-from predictor.tree import LEVELS, EnergyTree
+from predictor.learn.aggregate import Flat
+from predictor.learn.data import Dataset
+from predictor.learn.profile import Settings, fit_components, predict_flat
+from predictor.learn.regressors import Array
+from predictor.trace.tree import LEVELS, EnergyTree
 
 __all__ = ["NOT_A_FOLD", "CVReport", "FoldResult", "cross_validate", "level_errors"]
 

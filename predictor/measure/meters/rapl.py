@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from predictor.errors import HardwareUnavailable
-from predictor.meters.base import Clock, Measurement, Meter, MeterStatus, PeriodicSampler
+from predictor.measure.meters.base import Clock, Measurement, Meter, MeterStatus, PeriodicSampler
 
 __all__ = [
     "DEFAULT_POWERCAP_ROOT",

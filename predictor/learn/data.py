@@ -24,7 +24,7 @@ from typing import Any
 
 from predictor.errors import DataError
 from predictor.files import write_text_atomic
-from predictor.tree import RUNTIME_FEATURES, EnergyTree, Level, Node
+from predictor.trace.tree import RUNTIME_FEATURES, EnergyTree, Level, Node
 
 __all__ = [
     "CSV_FILES",

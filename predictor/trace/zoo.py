@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from predictor.errors import ModelError
-from predictor.trace import build_tree
-from predictor.tree import EnergyTree
+from predictor.trace.tracer import build_tree
+from predictor.trace.tree import EnergyTree
 
 __all__ = [
     "ATTN_IMPLEMENTATIONS",

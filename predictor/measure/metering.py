@@ -2,7 +2,7 @@
 
 The plugin calls this module; it holds no pytest hooks. With ``--energy-meter auto|nvml|rapl``
 each model the gate predicts is also run for real and every node of its tree is measured
-(:func:`predictor.calibrate.measure_tree`, on the device the model is on), so reports show
+(:func:`predictor.measure.calibrate.measure_tree`, on the device the model is on), so reports show
 measured beside predicted energy. ``--energy-check measured`` makes budgets judge measured
 values (``predicted`` is the default). When the meter cannot read, the run says why and falls
 back to prediction, or fails when measured values were demanded.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from predictor.errors import ConfigError, HardwareUnavailable
-from predictor.tree import EnergyTree
+from predictor.trace.tree import EnergyTree
 
 __all__ = [
     "CHECK_CHOICES",
@@ -180,7 +180,7 @@ def measure_tree(
     ``inputs`` are the example inputs the tree was traced on: a sequence of positional
     arguments or a mapping of keyword arguments, on the model's device.
     """
-    from predictor.calibrate import measure_tree as _measure
+    from predictor.measure.calibrate import measure_tree as _measure
 
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
@@ -213,7 +213,7 @@ class Outcome:
 class Metering:
     """One per pytest process: opens a meter per device on first use, measures idle once each.
 
-    ``meter_factory`` (default :func:`predictor.meters.get_meter`) lets tests inject a fake.
+    ``meter_factory`` (default :func:`predictor.measure.meters.get_meter`) lets tests inject a fake.
     """
 
     def __init__(
@@ -225,7 +225,7 @@ class Metering:
     ) -> None:
         self.settings = settings
         if meter_factory is None:
-            from predictor.meters import get_meter
+            from predictor.measure.meters import get_meter
 
             meter_factory = get_meter
         self._factory = meter_factory
@@ -257,7 +257,7 @@ class Metering:
             if self.settings.check == "measured":
                 raise HardwareUnavailable(note + "; --energy-check measured needs a working meter")
             return Outcome(tree, measured=False, note=note + "; budgets judge predicted energy")
-        from predictor.calibrate import MeasureSettings, measure_idle_power
+        from predictor.measure.calibrate import MeasureSettings, measure_idle_power
 
         settings = self._measure_settings or MeasureSettings(
             min_windows=3, max_windows=5, idle_s=1.0
@@ -280,8 +280,8 @@ class Metering:
             return Outcome(tree, measured=False, note="metering is off (--energy-meter none)")
         import torch
 
-        from predictor import zoo
-        from predictor.calibrate import materialize, real_inputs
+        from predictor.measure.calibrate import materialize, real_inputs
+        from predictor.trace import zoo
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -17,13 +17,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from predictor.budgets import Check
 from predictor.errors import ConfigError
 from predictor.files import write_text_atomic
-from predictor.tree import EnergyTree
+from predictor.gate.budgets import Check
+from predictor.trace.tree import EnergyTree
 
 if TYPE_CHECKING:  # profile imports numpy; a report is read without it
-    from predictor.profile import Profile
+    from predictor.learn.profile import Profile
 
 __all__ = [
     "REPORT_SCHEMA",

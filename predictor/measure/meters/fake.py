@@ -25,7 +25,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from predictor.meters.base import Measurement, Meter, MeterStatus
+from predictor.measure.meters.base import Measurement, Meter, MeterStatus
 
 __all__ = ["FakeMeter", "WorkCounter"]
 

@@ -2,7 +2,7 @@
 
 ``irene diff BASE.json HEAD.json --format markdown`` renders the pull-request comment;
 ``--energy-compare BASE.json`` uses :func:`compare_tree` to fail modules that grew beyond the
-tolerance. Modules are matched by fully qualified name (see :func:`predictor.budgets.module_nodes`).
+tolerance. Modules are matched by fully qualified name (see :func:`predictor.gate.budgets.module_nodes`).
 Energies are joules.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from predictor.budgets import Check, format_energy, format_percent, module_nodes
-from predictor.report_json import ModelResult, Report
-from predictor.tree import EnergyTree
+from predictor.gate.budgets import Check, format_energy, format_percent, module_nodes
+from predictor.gate.report import ModelResult, Report
+from predictor.trace.tree import EnergyTree
 
 __all__ = [
     "COMMENT_MARKER",

@@ -1,6 +1,6 @@
 """Energy meters: NVML (NVIDIA GPUs), RAPL (CPU packages), a deterministic fake, a null meter.
 
->>> from predictor.meters import get_meter
+>>> from predictor.measure.meters import get_meter
 >>> meter = get_meter("fake")
 >>> with meter.window() as w:
 ...     meter.sleep(0.5)  # the fake meter's virtual clock
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from predictor.errors import ConfigError
-from predictor.meters.base import Measurement, Meter, MeterStatus, NullMeter, Window
+from predictor.measure.meters.base import Measurement, Meter, MeterStatus, NullMeter, Window
 
 __all__ = [
     "METER_KINDS",
@@ -37,28 +37,28 @@ MeterFactory = Callable[..., Meter]
 
 
 def _nvml(**opts: Any) -> Meter:
-    from predictor.meters.nvml import NvmlMeter
+    from predictor.measure.meters.nvml import NvmlMeter
 
     return NvmlMeter(**opts)
 
 
 def _rapl(**opts: Any) -> Meter:
-    from predictor.meters.rapl import RaplMeter
+    from predictor.measure.meters.rapl import RaplMeter
 
     return RaplMeter(**opts)
 
 
 def _fake(**opts: Any) -> Meter:
-    from predictor.meters.fake import FakeMeter
+    from predictor.measure.meters.fake import FakeMeter
 
     return FakeMeter(**opts)
 
 
 _REGISTRY: dict[str, MeterFactory] = {"nvml": _nvml, "rapl": _rapl, "fake": _fake}
 _TARGETS: dict[str, str] = {
-    "nvml": "predictor.meters.nvml:NvmlMeter",
-    "rapl": "predictor.meters.rapl:RaplMeter",
-    "fake": "predictor.meters.fake:FakeMeter",
+    "nvml": "predictor.measure.meters.nvml:NvmlMeter",
+    "rapl": "predictor.measure.meters.rapl:RaplMeter",
+    "fake": "predictor.measure.meters.fake:FakeMeter",
 }
 
 #: Kinds ``get_meter`` accepts (``auto`` picks NVML for CUDA devices, RAPL for the CPU).

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from predictor.errors import HardwareUnavailable
-from predictor.meters.base import (
+from predictor.measure.meters.base import (
     Clock,
     Measurement,
     Meter,

@@ -1,6 +1,6 @@
 """Op -> (FLOPs, bytes) formulas: a registry, so a new op is one entry.
 
-The tracer (:mod:`predictor.trace`) sees every torch-function-level call (``F.linear``,
+The tracer (:mod:`predictor.trace.tracer`) sees every torch-function-level call (``F.linear``,
 ``torch.matmul``, ``Tensor.add``, ...), normalises its name with :func:`op_name` and asks the
 handle registered for that name and the tree's counting mode what the call cost. A handle
 returns :class:`OpCount` parts in raw units (FLOPs, bytes); the tracer converts to the tree's

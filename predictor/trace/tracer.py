@@ -1,4 +1,4 @@
-"""Any ``nn.Module`` + example inputs -> :class:`~predictor.tree.EnergyTree`, with no compute.
+"""Any ``nn.Module`` + example inputs -> :class:`~predictor.trace.tree.EnergyTree`, with no compute.
 
 The forward runs on the meta device (a model built under ``torch.device("meta")``) or under
 ``FakeTensorMode`` (a model with real weights): shapes propagate, nothing is computed and no
@@ -7,7 +7,7 @@ activation memory is allocated. Two interceptors build the tree while it runs:
 - forward pre/post hooks on every submodule keep a stack of the modules being executed;
 - a ``TorchFunctionMode`` sees each torch-function-level call (``F.linear``, ``torch.matmul``,
   ``F.softmax``, ``Tensor.add`` ...) once, at the outermost level, and charges its cost
-  (:mod:`predictor.features`) to the innermost module on the stack. Module costs roll up to
+  (:mod:`predictor.trace.features`) to the innermost module on the stack. Module costs roll up to
   their parents when they return, so a module's features are the sum of every op inside it.
 
 Levels: the root (``model``), every non-primitive module except Dropout (``module``), and ML
@@ -36,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
 from predictor.errors import ModelError, TraceError
-from predictor.features import (
+from predictor.trace.features import (
     COUNTING_MODES,
     FEATURES_VERSION,
     MFLOP,
@@ -45,7 +45,7 @@ from predictor.features import (
     get_op_handle,
     op_name,
 )
-from predictor.tree import EnergyTree, Node, UnsupportedOp
+from predictor.trace.tree import EnergyTree, Node, UnsupportedOp
 
 __all__ = [
     "PRIMITIVE_MODULES",
@@ -487,7 +487,7 @@ def build_tree(
         )
         raise TraceError(
             f"{name} ({cls}) failed {tried}.{hint} Check that the inputs fit the model, or "
-            "register the failing module as a primitive (predictor.trace.register_primitive)"
+            "register the failing module as a primitive (predictor.trace.tracer.register_primitive)"
         )
     root, tracer = result
     model = target

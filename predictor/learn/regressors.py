@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from predictor.errors import ProfileError
-from predictor.tree import RUNTIME_FEATURES, Node
+from predictor.trace.tree import RUNTIME_FEATURES, Node
 
 __all__ = [
     "FEATURE_SETS",

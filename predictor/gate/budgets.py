@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from predictor.errors import ConfigError, ModelError, TraceError
-from predictor.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node
 
 __all__ = [
     "BUDGETS_VERSION",
@@ -249,7 +249,7 @@ class Budgets:
         return f"{self.path if self.path is not None else '<budgets>'}:{line}"
 
     def profile_ref(self) -> str | None:
-        """The ``profile:`` value for :func:`predictor.profile.load_profile`: a file relative
+        """The ``profile:`` value for :func:`predictor.learn.profile.load_profile`: a file relative
         to the budgets file's folder when one exists there, else the value as written (a
         shipped profile's name, or a path from the working directory)."""
         if self.profile is None or self.path is None:
@@ -652,7 +652,7 @@ def iter_collected(budgets: Budgets) -> Iterator[ModelBudget]:
 
 def predict_entry(entry: ModelBudget, profile: Any, where: str | None = None) -> EnergyTree:
     """Build a collected entry's model from its spec and inputs and predict it with ``profile``
-    (a :class:`predictor.profile.Profile`). Imports torch lazily.
+    (a :class:`predictor.learn.profile.Profile`). Imports torch lazily.
 
     With ``where`` (the entry's ``file:line``), a model that cannot be built or traced is a
     ConfigError at that place, worded for the budgets file (``inputs.seq_len: 100000 exceeds
@@ -662,7 +662,7 @@ def predict_entry(entry: ModelBudget, profile: Any, where: str | None = None) ->
             f"model {entry.name!r} has no inputs; add inputs: {{batch_size: N, seq_len: N}} "
             "or hand the model to the `energy` fixture"
         )
-    from predictor.zoo import build_zoo_tree
+    from predictor.trace.zoo import build_zoo_tree
 
     try:
         tree = build_zoo_tree(entry.spec, entry.inputs.batch_size, entry.inputs.seq_len)
