@@ -1,5 +1,6 @@
 """Collected test items: one per model of the budgets file (``energy_budgets.yaml::bert``),
-and the ``energy`` fixture's callable for models built in test code."""
+and the ``energy`` fixture's callable for models built in test code. The work is the gate's
+(:class:`~predictor.gate.engine.EnergyGate`); these only hand it pytest's context."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 
 from predictor.errors import IreneError, ModelError, TraceError
 from predictor.gate.budgets import ModelBudget, iter_collected
-from predictor.gate.engine import EnergyGate, MarkerBudget, properties, violation_text
-from predictor.gate.report import ModelResult
+from predictor.gate.checks import ModelResult
+from predictor.gate.engine import EnergyGate
 from predictor.trace.tree import EnergyTree
+from pytest_irene.marks import marker_budgets
 
 __all__ = [
     "GATE_KEY",
@@ -22,7 +24,7 @@ __all__ = [
     "BudgetsFile",
     "EnergyProbe",
     "describe_inputs",
-    "marker_budgets",
+    "properties",
     "record",
 ]
 
@@ -35,8 +37,24 @@ class BudgetExceeded(Exception):
     """Raised by a budget item whose model is over one of its budgets."""
 
     def __init__(self, result: ModelResult) -> None:
+        from predictor.gate.summary import violation_text
+
         super().__init__(violation_text([result]))
         self.result = result
+
+
+def properties(result: ModelResult) -> list[tuple[str, object]]:
+    """JUnit XML properties for a result: the total and every budget check (joules)."""
+    out: list[tuple[str, object]] = [(f"energy_j[{result.name}]", result.energy_j)]
+    for check in result.checks:
+        if check.kind == "compare" and check.passed and check.module is not None:
+            continue  # every module is compared; only failures and the total are worth a line
+        key = check.subject.replace(" / ", "/")
+        if check.module is not None:
+            out.append((f"energy_j[{key}]", check.value_j))
+        label = "budget" if check.kind == "budget" else "compare_limit"
+        out.append((f"energy_{label}_j[{key}]", check.limit_j))
+    return out
 
 
 def record(item: pytest.Item, result: ModelResult) -> None:
@@ -45,26 +63,12 @@ def record(item: pytest.Item, result: ModelResult) -> None:
     item.user_properties.extend(properties(result))
 
 
-def marker_budgets(item: pytest.Item) -> list[MarkerBudget]:
-    """The test's ``energy_budget`` markers, parsed; a bad marker fails the test."""
-    out = []
-    for mark in item.iter_markers("energy_budget"):
-        try:
-            out.append(MarkerBudget.from_marker(mark.args, mark.kwargs))
-        except IreneError as exc:
-            error = f"{item.nodeid}: @pytest.mark.{exc}"
-        else:
-            continue
-        pytest.fail(error, pytrace=False)
-    return out
-
-
 class BudgetsFile(pytest.File):
     """The budgets file: one item per model that has inputs."""
 
     def collect(self) -> Iterator[BudgetItem]:
         gate: EnergyGate = self.config.stash[GATE_KEY]
-        gate.budgets_file_collected = True
+        gate.mark_budgets_collected()
         for entry in iter_collected(gate.budgets):
             yield BudgetItem.from_parent(self, name=entry.name, entry=entry)
 
@@ -79,20 +83,11 @@ class BudgetItem(pytest.Item):
     def setup(self) -> None:
         """Build and predict the model: an entry that cannot be built is a configuration error,
         reported as this item's error (not as a budget failure)."""
-        gate: EnergyGate = self.config.stash[GATE_KEY]
-        gate.predict_entry(self.entry)
+        self.config.stash[GATE_KEY].predict_entry(self.entry)
 
     def runtest(self) -> None:
-        gate: EnergyGate = self.config.stash[GATE_KEY]
-        tree = gate.predict_entry(self.entry)
-        result = gate.evaluate(
-            self.entry.name,
-            tree,
-            source="budgets",
-            nodeid=self.nodeid,
-            spec=self.entry.spec,
-            markers=marker_budgets(self),
-        )
+        gate = self.config.stash[GATE_KEY]
+        result = gate.run_entry(self.entry, nodeid=self.nodeid, markers=marker_budgets(self))
         record(self, result)
         if not result.passed:
             raise BudgetExceeded(result)
@@ -111,11 +106,12 @@ class BudgetItem(pytest.Item):
 
 
 class EnergyProbe:
-    """What the ``energy`` fixture returns: ``energy(model, *args, name=..., **kwargs)``.
+    """What the ``energy`` fixture returns: ``energy(model, inputs, *, name=...)``.
 
-    Traces ``model`` with the example inputs, predicts it, checks the budgets file's entry for
-    ``name`` and the test's ``energy_budget`` markers, and returns the predicted tree. The test
-    fails after its body if any budget is exceeded.
+    Traces ``model`` on its example ``inputs`` (one tensor, a tuple of positional tensors, or a
+    dict of keyword tensors), predicts it, checks the budgets file's entry for ``name`` and the
+    test's ``energy_budget`` markers, and returns the predicted tree. The test fails after its
+    body if any budget is exceeded.
     """
 
     def __init__(self, gate: EnergyGate, item: pytest.Item) -> None:
@@ -125,11 +121,11 @@ class EnergyProbe:
     def __call__(
         self,
         model: Any,
-        *args: Any,
+        inputs: Any = (),
+        *,
         name: str | None = None,
         batch_size: int | None = None,
         seq_len: int | None = None,
-        **kwargs: Any,
     ) -> EnergyTree:
         # Without name=, the class name alone would merge different tests' models (and a
         # compare would pit one against the other): the default is unique per test.
@@ -137,7 +133,7 @@ class EnergyProbe:
         error: str | None = None
         try:
             tree = self._gate.predict_model(
-                model, args, kwargs, name=label, batch_size=batch_size, seq_len=seq_len
+                model, inputs, name=label, batch_size=batch_size, seq_len=seq_len
             )
         except (ModelError, TraceError) as exc:
             error = f"energy({label!r}): {exc}"
@@ -150,7 +146,7 @@ class EnergyProbe:
             nodeid=self._item.nodeid,
             markers=marker_budgets(self._item),
             entry_names=(label,) if name else (label, type(model).__name__),
-            inputs=describe_inputs(args, kwargs, batch_size=batch_size, seq_len=seq_len),
+            inputs=describe_inputs(inputs, batch_size=batch_size, seq_len=seq_len),
         )
         record(self._item, result)
         return tree
@@ -171,15 +167,16 @@ def _describe(value: Any) -> str:
 
 
 def describe_inputs(
-    args: Sequence[Any],
-    kwargs: Mapping[str, Any],
-    *,
-    batch_size: int | None = None,
-    seq_len: int | None = None,
+    inputs: Any, *, batch_size: int | None = None, seq_len: int | None = None
 ) -> str:
     """A short, stable description of example inputs: ``"int64[2, 16], mask=int64[2, 16]"``;
     with ``name`` it identifies a fixture model in reports, diffs and comparisons."""
-    parts = [_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
+    if isinstance(inputs, Mapping):
+        parts = [f"{k}={_describe(v)}" for k, v in inputs.items()]
+    elif isinstance(inputs, Sequence) and not isinstance(inputs, str):
+        parts = [_describe(a) for a in inputs]
+    else:
+        parts = [_describe(inputs)]
     if batch_size is not None:
         parts.append(f"batch_size={batch_size}")
     if seq_len is not None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from predictor.cli.main import main
-from predictor.gate.budgets import format_budget, load_budgets, module_nodes
+from predictor.gate.budgets import load_budgets
+from predictor.gate.checks import module_nodes
+from predictor.gate.units import format_budget
 from predictor.trace.tree import EnergyTree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +117,7 @@ def test_check_runs_the_gate_without_pytest(
     assert main(["budgets", "check", str(path), "--report", str(report)]) == code
     out = capsys.readouterr().out
     if code:
-        assert "budget (+0.1%)" in out and "tiny: 1 of 1 checks failed" in out
+        assert "budget (+0.1%)" in out and "1 of 1 check failed" in out
     data = json.loads(report.read_text())
     assert data["models"][0]["energy_j"] == pytest.approx(total)
     assert data["passed"] is (code == 0)
@@ -189,7 +191,7 @@ def test_check_counts_failed_checks_and_names_the_cli_argument(
         f"    budget: {total / 2:.12g} J\n    modules:\n      'encoder.layer.*': 1 kJ\n"
     )
     assert main(["budgets", "check", str(path)]) == 1
-    assert "tiny: 1 of 3 checks failed" in capsys.readouterr().out
+    assert "1 of 3 checks failed" in capsys.readouterr().out
     missing = tmp_path / "nope.yaml"
     assert main(["budgets", "check", str(missing)]) == 4
     err = capsys.readouterr().err

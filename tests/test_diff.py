@@ -9,17 +9,16 @@ from energy_trees import ml, small_bert
 
 from predictor.cli.main import main
 from predictor.errors import ConfigError
-from predictor.gate.budgets import Check
+from predictor.gate.checks import Check, ModelResult, compare_tree
 from predictor.gate.diff import (
     COMMENT_MARKER,
     append_step_summary,
-    compare_tree,
     diff_reports,
     diff_trees,
     render_markdown,
     render_table,
 )
-from predictor.gate.report import REPORT_SCHEMA, ModelResult, Report, load_report, write_report
+from predictor.gate.report import REPORT_SCHEMA, Report, load_report, write_report
 
 
 def _report(*results: ModelResult, profile: str = "irene-device-1") -> Report:
@@ -270,7 +269,7 @@ def test_cli_diff_io_errors_are_one_line_with_exit_9(
 def test_written_files_get_the_umask_mode(tmp_path: Path) -> None:
     import os
 
-    from predictor.gate.report import write_text_atomic
+    from predictor.files import write_text_atomic
 
     old = os.umask(0o022)
     try:

@@ -1,4 +1,4 @@
-"""predictor.measure.metering: option resolution, measuring a model under test, measured-vs-predicted."""
+"""predictor.measure.metering: measuring a model under test, measured beside predicted."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from predictor.errors import ConfigError, HardwareUnavailable
+from predictor.errors import HardwareUnavailable
 from predictor.measure.calibrate import MeasureSettings
 from predictor.measure.metering import (
     Metering,
-    MeteringSettings,
     measure_tree,
-    resolve_metering,
     tree_for_check,
 )
 from predictor.measure.meters import NullMeter
@@ -30,25 +28,6 @@ class Tiny(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.b(torch.relu(self.a(x)))
-
-
-def test_cli_beats_ini_beats_default() -> None:
-    s = resolve_metering({"meter": "rapl", "check": None}, {"meter": "nvml", "check": "measured"})
-    assert (s.meter, s.check) == ("rapl", "measured")
-    assert s.sources == {"meter": "cli", "check": "ini"}
-    d = resolve_metering({}, {})
-    assert (d.meter, d.check, d.enabled) == ("none", "predicted", False)
-    assert d.sources == {"meter": "default", "check": "default"}
-
-
-def test_ini_value_validated_with_its_location() -> None:
-    with pytest.raises(ConfigError, match=r"tox.ini: energy_meter: 'gpu' is not one of none, auto"):
-        resolve_metering({}, {"meter": "gpu"}, ini_name="tox.ini")
-
-
-def test_measured_check_without_meter_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="needs a meter"):
-        resolve_metering({"check": "measured"}, {})
 
 
 def test_measure_tree_sets_measured_beside_predicted() -> None:
@@ -71,7 +50,8 @@ def test_unavailable_meter_falls_back_to_prediction_with_reason() -> None:
     x = torch.randn(1, 4)
     tree = build_tree(model, x, name="tiny")
     metering = Metering(
-        MeteringSettings(meter="rapl", check="predicted"),
+        "rapl",
+        "predicted",
         meter_factory=lambda kind, device: NullMeter("rapl", "no powercap in this container"),
     )
     outcome = metering.measure(model, tree, [x])
@@ -85,7 +65,8 @@ def test_unavailable_meter_fails_when_measured_is_demanded() -> None:
     x = torch.randn(1, 4)
     tree = build_tree(model, x, name="tiny")
     metering = Metering(
-        MeteringSettings(meter="nvml", check="measured"),
+        "nvml",
+        "measured",
         meter_factory=lambda kind, device: NullMeter("nvml", "no NVIDIA driver"),
     )
     with pytest.raises(HardwareUnavailable, match="NVML unavailable: no NVIDIA driver"):
@@ -102,9 +83,7 @@ def test_metering_uses_one_meter_per_device_and_measures() -> None:
     model = Tiny().eval()
     x = torch.randn(2, 4)
     tree = build_tree(model, x, name="tiny")
-    metering = Metering(
-        MeteringSettings(meter="auto"), meter_factory=factory, measure_settings=FAST
-    )
+    metering = Metering("auto", meter_factory=factory, measure_settings=FAST)
     first = metering.measure(model, tree, [x])
     second = metering.measure(model, tree, [x])
     assert first.measured and second.measured
@@ -121,7 +100,7 @@ def test_measure_spec_builds_real_weights_from_the_zoo() -> None:
 
     tree = build_zoo_tree("examples.tiny_models:tiny_gpt2", 1, 8)
     metering = Metering(
-        MeteringSettings(meter="auto"),
+        "auto",
         meter_factory=lambda kind, device: FakeMeter(),
         measure_settings=FAST,
     )

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from predictor.gate.budgets import Check, format_energy, module_nodes
+from predictor.gate.checks import Check, module_nodes
+from predictor.gate.units import format_energy
 from predictor.trace.tree import EnergyTree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -225,7 +226,7 @@ def test_budgets_file_named_but_missing_is_a_usage_error(pytester: pytest.Pytest
     result = _run(pytester, "--energy", "--energy-budgets", "nope.yaml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: *nope.yaml: budgets file not found (set by the command line)"]
+        ["ERROR: *nope.yaml: budgets file not found (set by the command line)*"]
     )
 
 
@@ -324,7 +325,7 @@ from examples.tiny_models import tiny_bert
 
 {marks}
 def test_model(energy):
-    tree = energy(tiny_bert(), input_ids=torch.zeros((2, 16), dtype=torch.long), name="tiny")
+    tree = energy(tiny_bert(), {{"input_ids": torch.zeros((2, 16), dtype=torch.long)}}, name="tiny")
     assert tree.root.energy_j > 0
 """
 
@@ -578,34 +579,6 @@ def test_repo_gate_passes_on_its_own_budgets(tmp_path: Path) -> None:
     assert "python -m pytest --energy -p no:cacheprovider" in workflow
 
 
-def test_resolver_precedence_and_path_bases(tmp_path: Path) -> None:
-    from predictor.gate.engine import resolve_settings
-
-    here, ini_dir, root = tmp_path / "cwd", tmp_path / "ini", tmp_path / "root"
-    kw = {"invocation_dir": here, "ini_dir": ini_dir, "rootdir": root}
-    default = resolve_settings({}, {}, **kw)  # type: ignore[arg-type]
-    assert not default.enabled
-    assert default.budgets == (root / "energy_budgets.yaml").resolve()
-    assert default.report is None and default.profile is None
-    assert set(default.sources.values()) == {"default"}
-
-    ini = {"enabled": "true", "budgets": "b.yaml", "report": "r.json", "profile": "p1"}
-    from_ini = resolve_settings({}, ini, **kw)  # type: ignore[arg-type]
-    assert from_ini.enabled
-    assert from_ini.budgets == (ini_dir / "b.yaml").resolve()
-    assert from_ini.report == (ini_dir / "r.json").resolve()
-    assert from_ini.profile == "p1"  # a name, not a path
-    assert from_ini.sources["budgets"] == "ini"
-
-    cli = {"enabled": False, "budgets": "c.yaml", "profile": "dir/p.joblib"}
-    both = resolve_settings(cli, ini, **kw)  # type: ignore[arg-type]
-    assert not both.enabled  # --no-energy beats energy = true
-    assert both.budgets == (here / "c.yaml").resolve()
-    assert both.profile == str((here / "dir" / "p.joblib").resolve())
-    assert both.report == (ini_dir / "r.json").resolve()
-    assert (both.sources["budgets"], both.sources["report"]) == ("cli", "ini")
-
-
 @pytest.mark.parametrize("value", ["maybe", "2"])
 def test_bad_ini_bool_names_the_file(pytester: pytest.Pytester, value: str) -> None:
     pytester.makefile(".ini", tox=f"[pytest]\nenergy = {value}\n")
@@ -643,7 +616,7 @@ def test_markdown_summary_without_a_base(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     text = (project.path / "summary.md").read_text()
     assert text.startswith("## Energy gate (IrEne prediction)")
-    assert f"| tiny-bert | {format_energy(_total(predicted))} | ❌ 0/1 within |" in text
+    assert f"| tiny-bert | {format_energy(_total(predicted))} | ❌ 1 of 1 check failed |" in text
     message = Check("tiny-bert", None, None, _total(predicted), limit).message()
     assert f"- `{message}`" in text
 
@@ -832,3 +805,65 @@ def test_unsupported_ops_are_listed_per_model(project: pytest.Pytester) -> None:
     text = (project.path / "s.md").read_text()
     assert "**Unsupported ops (not counted in the prediction):**" in text
     assert "- fft-model: fft_fft x1 in " in text
+
+
+# ---------------------------------------------------------------- one engine, two shells
+
+
+def _report_without_time(path: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads(path.read_text())
+    data.pop("created_utc")
+    return data
+
+
+@pytest.mark.parametrize("case", ["pass", "budget-fails", "compare-fails", "config-error"])
+def test_budgets_check_and_pytest_give_the_same_verdict_and_report(
+    project: pytest.Pytester,
+    predicted: dict[str, EnergyTree],
+    case: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``irene budgets check FILE --compare BASE --markdown OUT`` and ``pytest --energy FILE
+    --energy-compare BASE --energy-markdown OUT`` run the same engine: same exit code, same
+    JSON report (timestamps aside), same Markdown diff."""
+    from predictor.cli.main import main
+
+    gpt2 = f"  tiny-gpt2:\n    model: {TINY_GPT2}\n    inputs: {INPUTS}\n    budget: 1 kJ\n"
+    _budgets(project, _tiny_bert_entry(budget="1 kJ") + gpt2)
+    assert _run(project, "--energy", "--energy-report", "base.json").ret == pytest.ExitCode.OK
+    layer = _layer0(predicted)
+    if case == "budget-fails":
+        body = _tiny_bert_entry(f'"encoder.layer.*": {_j(layer * 0.999)}', budget="1 kJ") + gpt2
+        _budgets(project, body)
+    elif case == "compare-fails":
+        _scale_base(project.path / "base.json", "encoder.layer.0", 1 / 1.06)
+    elif case == "config-error":
+        _budgets(
+            project, gpt2 + f"  nope:\n    model: examples.tiny_models:nope\n    inputs: {INPUTS}\n"
+        )
+    expected = {"pass": 0, "budget-fails": 1, "compare-fails": 1, "config-error": 4}[case]
+    common = ("--energy-compare", "base.json")
+    ran = _run(
+        project,
+        "--energy",
+        "energy_budgets.yaml",
+        *common,
+        "--energy-report",
+        "pytest.json",
+        "--energy-markdown",
+        "pytest.md",
+    )
+    assert ran.ret == expected
+    monkeypatch.chdir(project.path)
+    monkeypatch.syspath_prepend(str(project.path))
+    code = main(["budgets", "check", "energy_budgets.yaml", "--compare", "base.json",
+                 "--report", "cli.json", "--markdown", "cli.md"])  # fmt: skip
+    assert code == expected
+    cli, gate = (
+        _report_without_time(project.path / "cli.json"),
+        _report_without_time(project.path / "pytest.json"),
+    )
+    assert cli == gate
+    assert (project.path / "cli.md").read_text() == (project.path / "pytest.md").read_text()
+    assert cli["passed"] is (expected == 0)
+    assert len(cli["errors"]) == (case == "config-error")  # type: ignore[arg-type]

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from predictor.gate.budgets import DEFAULT_BUDGETS_FILE
+from predictor.gate.options import OPTIONS
+
 __all__ = ["register"]
 
 
@@ -51,23 +54,40 @@ def register(subparsers: Any) -> None:
     check = sub.add_parser(
         "check",
         help="predict the models of a budgets file and check them (the gate without pytest)",
+        description=(
+            "Run the energy gate without pytest: predict every model of FILE that has inputs, "
+            "check its budgets (and against a base report with --compare), write the JSON "
+            "report and the Markdown summary or diff. Same verdicts, exit codes and report as "
+            "`pytest --energy FILE` with the matching --energy-* options."
+        ),
     )
-    check.add_argument("file", nargs="?", default="energy_budgets.yaml", help="the budgets file")
-    check.add_argument("--profile", help="profile name or path (default: the file's, or shipped)")
-    check.add_argument("--report", help="also write the JSON energy report here")
+    check.add_argument(
+        "file",
+        nargs="?",
+        default=DEFAULT_BUDGETS_FILE,
+        help=f"the budgets file (default: {DEFAULT_BUDGETS_FILE} in the current folder)",
+    )
+    for opt in OPTIONS:
+        if opt.key in ("enabled", "budgets"):
+            continue
+        check.add_argument(
+            opt.cli_flag,
+            dest=opt.key,
+            default=None,
+            metavar=opt.metavar,
+            choices=opt.choices or None,
+            help=opt.help,
+        )
     check.set_defaults(handler=run_check)
 
 
 def run_init(args: argparse.Namespace) -> int:
     from predictor.errors import ConfigError
-    from predictor.gate.budgets import (
-        Inputs,
-        ModelBudget,
-        parse_percent,
-        predict_entry,
-        render_budgets_yaml,
-    )
-    from predictor.gate.report import write_text_atomic
+    from predictor.files import write_text_atomic
+    from predictor.gate.budgets import Inputs, ModelBudget
+    from predictor.gate.budgets_write import render_budgets_yaml
+    from predictor.gate.engine import predict_spec
+    from predictor.gate.units import parse_percent
 
     out = Path(args.output)
     if out.exists() and not args.force:
@@ -94,7 +114,7 @@ def run_init(args: argparse.Namespace) -> int:
         name, _, spec = arg.rpartition("=")
         inputs = Inputs(args.batch_size, args.seq_len)
         entry = ModelBudget(name=name or spec, spec=spec, inputs=inputs)
-        entries.append((entry, predict_entry(entry, profile)))
+        entries.append((entry, predict_spec(entry, profile)))
     text = render_budgets_yaml(
         entries,
         headroom=headroom,
@@ -108,49 +128,41 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from predictor.errors import ConfigError
-    from predictor.gate.budgets import check_tree, iter_collected, load_budgets, predict_entry
-    from predictor.gate.report import ModelResult, Report, profile_identity, write_report
+    from predictor.gate.engine import open_gate
+    from predictor.gate.summary import print_summary
 
     if not Path(args.file).exists():
         raise ConfigError(
             f"{args.file}: budgets file not found; create one with "
             f"`irene budgets init MODEL -o {args.file}` or pass its path: irene budgets check PATH"
         )
-    budgets = load_budgets(args.file)
-    profile = _load_profile(args.profile or budgets.profile_ref())
-    report = Report(
-        profile=profile_identity(profile),
-        budgets_file=str(args.file),
-    )
-    failed = 0
-    for entry in iter_collected(budgets):
-        with budgets.import_path():
-            tree = predict_entry(entry, profile, budgets.location(entry.line))
-        result = check_tree(tree, entry)
-        report.models.append(
-            ModelResult(
-                entry.name,
-                tree,
-                source="budgets",
-                spec=entry.spec,
-                checks=list(result.checks),
-                warnings=list(result.warnings),
-            )
-        )
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        for violation in result.violations:
-            print(violation.message())
-        failed += bool(result.violations)
-        bad, total = len(result.violations), len(result.checks)
-        if bad:
-            print(f"{entry.name}: {bad} of {total} checks failed")
-        else:
-            print(f"{entry.name}: {total} of {total} checks passed")
-    if args.report:
-        write_report(report, args.report)
-    return 1 if failed else 0
+    cli = {opt.key: getattr(args, opt.key, None) for opt in OPTIONS}
+    cli["enabled"], cli["budgets"] = True, args.file
+    cwd = Path.cwd()
+    gate = open_gate(cli, invocation_dir=cwd, rootdir=cwd, cli_flags=True)
+    assert gate is not None  # enabled above
+    try:
+        gate.run_budgets(_nodeid_prefix(gate.options.budgets, cwd))
+        for error in gate.config_errors:
+            print(f"irene budgets check: error: {error}", file=sys.stderr)
+        print_summary(Console(highlight=False, soft_wrap=True), gate)
+        for line in gate.write_outputs():
+            print(line)
+    finally:
+        gate.close()
+    return gate.exit_code
+
+
+def _nodeid_prefix(path: Path, cwd: Path) -> str:
+    """The budgets file as pytest names it in node ids (relative to the rootdir, here the
+    current folder), so a report of ``irene budgets check`` matches the pytest gate's."""
+    try:
+        return path.relative_to(cwd).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _load_profile(name: str | None) -> Any:

@@ -37,8 +37,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from predictor.errors import ConfigError
+    from predictor.files import write_text_atomic
     from predictor.gate.diff import append_step_summary, diff_reports, render_markdown, render_table
-    from predictor.gate.report import load_report, write_text_atomic
+    from predictor.gate.report import load_report
 
     if args.top < 1:
         raise ConfigError(f"--top must be at least 1 (got {args.top})")

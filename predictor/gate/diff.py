@@ -1,8 +1,9 @@
 """Compare two energy reports (base vs head): per model and per module, largest change first.
 
-``irene diff BASE.json HEAD.json --format markdown`` renders the pull-request comment;
-``--energy-compare BASE.json`` uses :func:`compare_tree` to fail modules that grew beyond the
-tolerance. Modules are matched by fully qualified name (see :func:`predictor.gate.budgets.module_nodes`).
+``irene diff BASE.json HEAD.json --format markdown`` renders the pull-request comment (and
+``--energy-compare BASE.json --energy-markdown OUT.md`` the same). The checks against a base
+report are :func:`predictor.gate.checks.compare_tree`. Modules are matched by fully qualified
+name (see :func:`predictor.gate.checks.module_nodes`).
 Energies are joules.
 """
 
@@ -13,8 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from predictor.gate.budgets import Check, format_energy, format_percent, module_nodes
-from predictor.gate.report import ModelResult, Report
+from predictor.gate.checks import ModelResult, module_nodes
+from predictor.gate.report import Report
+from predictor.gate.summary import unsupported_ops_text
+from predictor.gate.units import format_energy, format_percent
 from predictor.trace.tree import EnergyTree
 
 __all__ = [
@@ -23,13 +26,11 @@ __all__ = [
     "ModuleChange",
     "ReportDiff",
     "append_step_summary",
-    "compare_tree",
     "diff_reports",
     "diff_trees",
     "format_delta",
     "render_markdown",
     "render_table",
-    "unsupported_ops_text",
 ]
 
 #: First line of the Markdown diff: lets a workflow find and update its own PR comment.
@@ -101,6 +102,8 @@ class ReportDiff:
     head_profile_id: str | None = None
     #: Head models' ops without a formula (not counted): model label -> text.
     unsupported: dict[str, str] = field(default_factory=dict)
+    #: The head run's configuration errors (entries that could not be built).
+    errors: list[str] = field(default_factory=list)
 
     @property
     def profile_changed(self) -> bool:
@@ -198,19 +201,12 @@ def diff_reports(base: Report, head: Report) -> ReportDiff:
     return ReportDiff(
         out,
         unsupported=unsupported,
+        errors=list(head.errors),
         base_profile=_profile_name(base.profile),
         head_profile=_profile_name(head.profile),
         base_profile_id=_profile_label(base.profile),
         head_profile_id=_profile_label(head.profile),
     )
-
-
-def unsupported_ops_text(tree: EnergyTree) -> str | None:
-    """``fft_fft x1 in encoder.fft, ...``: the ops the tracer has no formula for (their energy
-    is not in the prediction), or None when there are none."""
-    if not tree.unsupported_ops:
-        return None
-    return ", ".join(f"{u.op} x{u.count} in {u.module or '(root)'}" for u in tree.unsupported_ops)
 
 
 def _profile_name(profile: Mapping[str, object]) -> str | None:
@@ -227,38 +223,6 @@ def _profile_label(profile: Mapping[str, object]) -> str | None:
     if profile.get("sha256"):
         details.append(f"sha256 {str(profile['sha256'])[:12]}")
     return f"{name} ({', '.join(details)})" if details else name
-
-
-def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float) -> list[Check]:
-    """Checks of head against base: the total and every module present in both.
-
-    A value fails when it exceeds ``base * (1 + tolerance)``. New modules have no base and are
-    not checked (the diff lists them).
-    """
-    checks: list[Check] = []
-    pairs: list[tuple[str | None, float | None, float | None]] = [
-        (None, head.root.energy_j, base.root.energy_j)
-    ]
-    b = _energies(base)
-    for fqn, value in _energies(head).items():
-        if fqn in b:
-            pairs.append((fqn, value, b[fqn]))
-    for module, value, base_j in pairs:
-        if base_j is None:
-            continue
-        checks.append(
-            Check(
-                model=name,
-                module=module,
-                pattern=None,
-                value_j=value,
-                limit_j=base_j * (1.0 + tolerance),
-                kind="compare",
-                base_j=base_j,
-                tolerance=tolerance,
-            )
-        )
-    return checks
 
 
 # --------------------------------------------------------------------------- rendering
@@ -309,6 +273,10 @@ def render_markdown(diff: ReportDiff, top: int = 10) -> str:
         t = m.total
         lines.append(f"| {m.name} | {_fmt(t.base_j)} | {_fmt(t.head_j)} | {format_delta(t)} |")
     lines.append("")
+    if diff.errors:
+        lines += ["**Configuration errors (head):**", ""]
+        lines += [f"- `{e}`" for e in diff.errors]
+        lines.append("")
     if diff.unsupported:
         lines += ["**Unsupported ops (not counted in the prediction):**", ""]
         lines += [f"- {label}: {text}" for label, text in diff.unsupported.items()]

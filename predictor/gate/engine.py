@@ -1,294 +1,250 @@
-"""Per-run state of the energy gate: resolved settings, budgets, profile, predictions, results.
+"""The gate's engine: one loop for ``pytest --energy`` and ``irene budgets check``.
 
-One :class:`EnergyGate` exists per pytest process when ``--energy`` is on, kept in
-``config.stash``. Items record their :class:`~predictor.gate.report.ModelResult` s; the plugin
-ships them on the test report (``report.irene_energy``, plain JSON, so pytest-xdist carries them
-to the controller), and the controller's gate aggregates them for the terminal summary and the
-JSON/Markdown reports. Nothing here imports torch at import time.
+:class:`EnergyGate` holds a run's state: its resolved options (:mod:`predictor.gate.options`),
+the budgets file, the profile that predicts, the base report to compare against, the meter, and
+the results. It builds and predicts each model (a budgets-file entry or a model handed to the
+``energy`` fixture), checks it against its budgets, the test's markers and the base report,
+measures it when a meter is on, and assembles and writes the JSON report and the Markdown
+summary or diff. The pytest plugin keeps only hooks, items, the fixture and terminal output;
+the CLI loops over the budgets file's entries with :meth:`EnergyGate.run_budgets`.
+
+State changes only through the methods: results are recorded with :meth:`EnergyGate.record`
+(under pytest-xdist the controller records the results its workers ship as JSON), budgets-file
+entries that could not be built with :meth:`EnergyGate.record_config_error`. Nothing here
+imports torch at import time.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from predictor.errors import ConfigError
-from predictor.gate.budgets import (
-    Budgets,
-    Check,
-    ModelBudget,
-    check_tree,
-    parse_energy,
-)
-from predictor.gate.report import ModelResult, Report, library_versions, profile_identity
+from predictor.errors import ConfigError, IreneError, ModelError, TraceError
+from predictor.gate.budgets import Budgets, ModelBudget, iter_collected, load_budgets
+from predictor.gate.checks import MarkerBudget, ModelResult, check_tree, compare_tree
+from predictor.gate.options import GateOptions, resolve_options
+from predictor.gate.report import Report, library_versions, load_report, profile_identity
 from predictor.trace.tree import EnergyTree
 
-__all__ = [
-    "DEFAULT_BUDGETS_FILE",
-    "OPTIONS",
-    "EnergyGate",
-    "MarkerBudget",
-    "Settings",
-    "resolve_settings",
-]
+if TYPE_CHECKING:
+    from predictor.learn.profile import Profile
+    from predictor.measure.metering import Metering, Outcome
 
-DEFAULT_BUDGETS_FILE = "energy_budgets.yaml"
-
-#: Option name -> (command-line flag, ini key). Each is resolved CLI > ini > default.
-OPTIONS: dict[str, tuple[str, str]] = {
-    "enabled": ("--energy", "energy"),
-    "budgets": ("--energy-budgets", "energy_budgets"),
-    "profile": ("--energy-profile", "energy_profile"),
-    "report": ("--energy-report", "energy_report"),
-    "compare": ("--energy-compare", "energy_compare"),
-    "markdown": ("--energy-markdown", "energy_markdown"),
-}
+__all__ = ["EnergyGate", "open_gate", "predict_spec", "read_budgets_file"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The gate's options after resolution; ``sources`` says where each came from
-    (``"cli"``, ``"ini"`` or ``"default"``)."""
-
-    enabled: bool
-    budgets: Path
-    profile: str | None = None
-    report: Path | None = None
-    compare: Path | None = None
-    markdown: Path | None = None
-    sources: Mapping[str, str] = field(default_factory=dict)
-
-
-def _ini_bool(value: Any, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off", ""}:
-        return False
-    raise ConfigError(f"{where} must be true or false (got {value!r})")
+def read_budgets_file(path: Path, source: str) -> Budgets:
+    """The budgets file at ``path``: parsed when it exists; an empty file when it is the
+    default and absent; a ConfigError when it was named (``source`` cli or ini) but is absent."""
+    if path.is_file() or source != "default":
+        if not path.exists():
+            named = "the command line" if source == "cli" else "energy_budgets in the ini file"
+            raise ConfigError(
+                f"{path}: budgets file not found (set by {named}); create one with "
+                "`irene budgets init MODEL` or correct the path"
+            )
+        return load_budgets(path)
+    return Budgets(path=None)
 
 
-def resolve_settings(
+def open_gate(
     cli: Mapping[str, Any],
-    ini: Mapping[str, Any],
+    ini: Mapping[str, Any] | None = None,
     *,
     invocation_dir: Path,
-    ini_dir: Path,
-    rootdir: Path,
+    ini_dir: Path | None = None,
+    rootdir: Path | None = None,
     ini_name: str = "the ini file",
     file_args: Sequence[str] = (),
-) -> Settings:
-    """The one place that decides each option: the command line if given (not None), else the
-    ini/pyproject value if set (not None or empty), else the default. For the budgets file, a
-    YAML file named as a positional argument (``pytest --energy my_budgets.yaml``) comes after
-    ``--energy-budgets`` and before the ini value. Relative paths are taken
-    from the invocation directory (command line) or the ini file's folder (ini)."""
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for key in OPTIONS:
-        cli_value, ini_value = cli.get(key), ini.get(key)
-        if cli_value is not None:
-            values[key], sources[key] = cli_value, "cli"
-        elif ini_value not in (None, ""):
-            values[key], sources[key] = ini_value, "ini"
-        else:
-            values[key], sources[key] = None, "default"
+    cli_flags: bool = False,
+    load_profile: Callable[[str | None], Any] | None = None,
+    metering: Metering | None = None,
+) -> EnergyGate | None:
+    """Resolve the options (:func:`predictor.gate.options.resolve_options`, with the budgets
+    file as a source) and open the gate; None when the gate is off. ConfigError, ProfileError
+    on anything wrong (the plugin turns them into a usage error, the CLI into its exit code)."""
+    read: dict[str, Budgets] = {}
 
-    def path(key: str) -> Path | None:
-        value = values[key]
-        if value is None:
-            return None
-        base = invocation_dir if sources[key] == "cli" else ini_dir
-        return (base / os.path.expanduser(str(value))).resolve()
+    def read_values(path: Path, source: str) -> dict[str, Any]:
+        read["budgets"] = read_budgets_file(path, source)
+        return {"profile": read["budgets"].profile}
 
-    enabled = values["enabled"]
-    enabled = False if enabled is None else _ini_bool(enabled, f"{ini_name}: energy")
-    yaml_args = [
-        a.split("::")[0] for a in file_args if a.split("::")[0].endswith((".yaml", ".yml"))
-    ]
-    if yaml_args and sources["budgets"] != "cli":
-        if len(set(yaml_args)) > 1:
-            raise ConfigError(
-                f"one budgets file per run, got {', '.join(yaml_args)}; run them one at a time"
-            )
-        values["budgets"], sources["budgets"] = yaml_args[0], "cli"
-    budgets = path("budgets") or (rootdir / DEFAULT_BUDGETS_FILE).resolve()
-    profile = values["profile"]
-    if profile is not None:
-        profile = str(profile)
-        base = invocation_dir if sources["profile"] == "cli" else ini_dir
-        candidate = base / profile
-        if os.sep in profile or candidate.exists():
-            profile = str(candidate.resolve())
-    return Settings(
-        enabled=enabled,
-        budgets=budgets,
-        profile=profile,
-        report=path("report"),
-        compare=path("compare"),
-        markdown=path("markdown"),
-        sources=sources,
+    options = resolve_options(
+        cli,
+        ini,
+        invocation_dir=invocation_dir,
+        ini_dir=ini_dir,
+        rootdir=rootdir,
+        ini_name=ini_name,
+        file_args=file_args,
+        cli_flags=cli_flags,
+        read_budgets=read_values,
+    )
+    if not options.enabled:
+        return None
+    return EnergyGate.load(
+        options, budgets=read.get("budgets"), load_profile=load_profile, metering=metering
     )
 
 
-@dataclass(frozen=True)
-class MarkerBudget:
-    """A budget from ``@pytest.mark.energy_budget("150 mJ", module=..., model=...)``."""
-
-    budget_j: float
-    module: str | None = None
-    model: str | None = None
-
-    @classmethod
-    def from_marker(cls, args: Sequence[Any], kwargs: Mapping[str, Any]) -> MarkerBudget:
-        unknown = set(kwargs) - {"budget", "module", "model"}
-        if unknown:
-            raise ConfigError(
-                f"energy_budget: unknown argument(s) {', '.join(sorted(unknown))}; "
-                "use energy_budget('150 mJ', module='encoder.layer.*', model='name')"
-            )
-        if len(args) > 1:
-            raise ConfigError("energy_budget takes one positional argument, the budget ('150 mJ')")
-        budget = args[0] if args else kwargs.get("budget")
-        if not isinstance(budget, str):
-            raise ConfigError(
-                f"energy_budget: the budget must be a string with a unit like '150 mJ' "
-                f"(got {budget!r})"
-            )
-        try:
-            joules = parse_energy(budget)
-        except ValueError as exc:
-            raise ConfigError(f"energy_budget: budget {exc}") from None
-        module, model = kwargs.get("module"), kwargs.get("model")
-        for label, value in (("module", module), ("model", model)):
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"energy_budget: {label} must be a string (got {value!r})")
-        return cls(joules, module, model)
-
-    def applies_to(self, name: str) -> bool:
-        return self.model is None or self.model == name
-
-
 class EnergyGate:
-    """State of one pytest process with ``--energy`` on."""
+    """One gate run's state (one per pytest process; the controller's aggregates under xdist)."""
 
     def __init__(
         self,
-        settings: Settings,
+        options: GateOptions,
         budgets: Budgets,
-        profile: Any,
+        profile: Profile,
         base: Report | None = None,
-        metering: Any | None = None,
+        metering: Metering | None = None,
     ) -> None:
-        self.settings = settings
+        self.options = options
         self.budgets = budgets
         self.profile = profile
         self.base = base
-        #: A predictor.measure.metering.Metering when --energy-meter is on, else None.
+        #: Measures the models when ``options.meter`` names a meter, else None.
         self.metering = metering
-        #: ModelResults reported by finished tests (on the controller under xdist).
-        self.results: list[ModelResult] = []
-        self.budgets_file_collected = False
-        #: Configuration errors met while running items (budgets-file entries that cannot be
-        #: built): the run ends with a usage error (exit 4).
-        self.config_errors: list[str] = []
-        #: Names of the budgets-file entries whose items ran (passed, failed or errored).
-        self.entries_run: set[str] = set()
+        self._results: list[ModelResult] = []
+        self._config_errors: list[str] = []
+        self._entries_run: set[str] = set()
+        self._budgets_collected = False
         self._cache: dict[str, EnergyTree] = {}
 
     @classmethod
     def load(
         cls,
-        settings: Settings,
+        options: GateOptions,
         *,
+        budgets: Budgets | None = None,
         load_profile: Callable[[str | None], Any] | None = None,
-        metering: Any | None = None,
+        metering: Metering | None = None,
     ) -> EnergyGate:
-        """Parse the budgets file, load the profile and the base report; ConfigError and
-        ProfileError on anything wrong (the plugin turns them into a usage error)."""
-        from predictor.gate.budgets import load_budgets
-        from predictor.gate.report import load_report
-
-        if settings.budgets.is_file():
-            budgets = load_budgets(settings.budgets)
-        elif settings.sources.get("budgets", "default") != "default":
-            raise ConfigError(
-                f"{settings.budgets}: budgets file not found (set by "
-                f"{'the command line' if settings.sources['budgets'] == 'cli' else 'energy_budgets in the ini file'})"
-            )
-        else:
-            budgets = Budgets(path=None)
+        """Open the budgets file (unless given), the profile and the base report, and a meter
+        when ``options.meter`` names one (unless ``metering`` is given)."""
+        if budgets is None:
+            budgets = read_budgets_file(options.budgets, options.sources.get("budgets", "cli"))
         if load_profile is None:
             from predictor.learn.profile import load_profile as _load
 
             load_profile = _load
-        profile = load_profile(settings.profile or budgets.profile_ref())
-        base = load_report(settings.compare) if settings.compare is not None else None
-        return cls(settings, budgets, profile, base, metering)
+        profile = load_profile(options.profile)
+        base = load_report(options.compare) if options.compare is not None else None
+        if metering is None and options.metering:
+            from predictor.measure.metering import Metering
+
+            metering = Metering(options.meter, options.check)
+        return cls(options, budgets, profile, base, metering)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def results(self) -> tuple[ModelResult, ...]:
+        """The results recorded so far, in the order they were recorded."""
+        return tuple(self._results)
+
+    @property
+    def config_errors(self) -> tuple[str, ...]:
+        """Budgets-file entries that could not be built: the run is a configuration error."""
+        return tuple(self._config_errors)
+
+    @property
+    def entries_run(self) -> frozenset[str]:
+        """Names of the budgets-file entries whose checks ran (passed, failed or errored)."""
+        return frozenset(
+            self._entries_run | {r.name for r in self._results if r.source == "budgets"}
+        )
+
+    @property
+    def budgets_collected(self) -> bool:
+        return self._budgets_collected
+
+    def mark_budgets_collected(self) -> None:
+        """The budgets file's entries are collected as tests (pytest collected the file)."""
+        self._budgets_collected = True
+
+    def record(self, results: Iterable[ModelResult]) -> None:
+        self._results.extend(results)
+
+    def record_payload(self, payload: Sequence[Mapping[str, Any]]) -> None:
+        """Record results shipped as JSON (``ModelResult.to_dict``) from another process."""
+        self.record(ModelResult.from_dict(item) for item in payload)
+
+    def record_entry_run(self, name: str) -> None:
+        self._entries_run.add(name)
+
+    def record_config_error(self, message: str) -> None:
+        self._config_errors.append(message)
+
+    def is_budgets_file(self, path: Path) -> bool:
+        return self.budgets.path is not None and path.resolve() == self.options.budgets
 
     # ------------------------------------------------------------------ predicting
 
-    def is_budgets_file(self, path: Path) -> bool:
-        return self.budgets.path is not None and path.resolve() == self.settings.budgets
-
     def predict_entry(self, entry: ModelBudget) -> EnergyTree:
-        """Build and predict a model from the budgets file (cached per process)."""
-        from predictor.gate.budgets import predict_entry
-
-        if entry.name not in self._cache:
-            with self.budgets.import_path():
-                tree = predict_entry(entry, self.profile, self.budgets.location(entry.line))
-                if self.metering is not None:
-                    # predicted on the meta device: metering rebuilds it with real weights
-                    tree = self._judge(self.metering.measure_spec(entry.spec, tree))
-                self._cache[entry.name] = tree
-        return self._cache[entry.name]
-
-    def measure(
-        self, model: Any, tree: EnergyTree, inputs: Sequence[Any] | Mapping[str, Any]
-    ) -> EnergyTree:
-        """With --energy-meter: the tree with measured energies beside the predicted ones (or a
-        note saying why not, kept in ``tree.meta["metering"]``); budgets then judge the energy
-        --energy-check names. Without a meter: the tree unchanged."""
-        if self.metering is None:
-            return tree
-        return self._judge(self.metering.measure(model, tree, inputs))
-
-    def _judge(self, outcome: Any) -> EnergyTree:
-        """A metering Outcome -> the tree the budgets judge (per --energy-check)."""
-        from predictor.measure.metering import tree_for_check
-
-        assert self.metering is not None
-        measured: EnergyTree = outcome.tree
-        measured.meta["metering"] = {
-            "measured": outcome.measured,
-            "note": outcome.note,
-            "gaps": list(outcome.gaps),
-        }
-        judged: EnergyTree = tree_for_check(measured, self.metering.settings.check)
-        return judged
+        """Build and predict a budgets-file entry (cached per process); an entry that cannot
+        be built or traced is a ConfigError at its ``file:line``, worded for the file."""
+        if entry.name in self._cache:
+            return self._cache[entry.name]
+        if entry.inputs is None:
+            raise ConfigError(
+                f"{self.budgets.location(entry.line)}: model {entry.name!r} has no inputs; add "
+                "inputs: {batch_size: N, seq_len: N} or hand the model to the `energy` fixture"
+            )
+        with self.budgets.import_path():
+            try:
+                tree = predict_spec(entry, self.profile)
+            except (ModelError, TraceError) as exc:
+                raise ConfigError(
+                    f"{self.budgets.location(entry.line)}: model {entry.name!r}: "
+                    f"{_yaml_wording(exc, entry)}"
+                ) from None
+            if self.metering is not None:
+                # predicted on the meta device: metering rebuilds it with real weights
+                tree = self._judge(self.metering.measure_spec(entry.spec, tree))
+        self._cache[entry.name] = tree
+        return tree
 
     def predict_model(
         self,
         model: Any,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
+        inputs: Any,
         *,
         name: str,
         batch_size: int | None = None,
         seq_len: int | None = None,
     ) -> EnergyTree:
-        """Trace a model built in test code with its example inputs and predict it."""
+        """Trace a model built in test code on its example ``inputs`` (positional tensors, a
+        mapping of keyword tensors, or one tensor), predict it, and measure it when metering."""
         from predictor.trace.tracer import build_tree
 
+        if isinstance(inputs, Mapping):
+            args: tuple[Any, ...] = ()
+            kwargs: dict[str, Any] = dict(inputs)
+        else:
+            args = tuple(inputs) if isinstance(inputs, list | tuple) else (inputs,)
+            kwargs = {}
         tree = build_tree(model, *args, name=name, batch_size=batch_size, seq_len=seq_len, **kwargs)
-        predicted: EnergyTree = self.profile.predict(tree)
-        return self.measure(model, predicted, kwargs if kwargs else args)
+        predicted = self.profile.predict(tree)
+        if self.metering is None:
+            return predicted
+        return self._judge(self.metering.measure(model, predicted, kwargs if kwargs else args))
+
+    def _judge(self, outcome: Outcome) -> EnergyTree:
+        """A metering outcome -> the tree the budgets judge (per ``options.check``), with the
+        metering's note kept in ``tree.meta["metering"]``."""
+        from predictor.measure.metering import tree_for_check
+
+        measured = outcome.tree
+        measured.meta["metering"] = {
+            "measured": outcome.measured,
+            "note": outcome.note,
+            "gaps": list(outcome.gaps),
+        }
+        return tree_for_check(measured, self.options.check)
+
+    # ------------------------------------------------------------------ checking
 
     def evaluate(
         self,
@@ -303,80 +259,139 @@ class EnergyGate:
         inputs: str | None = None,
     ) -> ModelResult:
         """Check a predicted tree: the budgets file's entry (the first of ``entry_names``, by
-        default ``name``, that the file has), the markers, and the base report when comparing
-        (the base model of the same name and ``inputs``)."""
+        default ``name``, that the file has), the markers that apply to ``name``, and the base
+        report when comparing (its model of the same name and ``inputs``)."""
         entry = next(
             (e for e in map(self.budgets.get, entry_names or (name,)) if e is not None), None
         )
-        extra: list[tuple[str | None, float]] = [
-            (m.module, m.budget_j) for m in markers if m.applies_to(name)
-        ]
-        result = check_tree(tree, entry, name=name, extra=extra)
-        checks: list[Check] = list(result.checks)
+        result = check_tree(
+            tree, entry, name=name, extra=[m for m in markers if m.applies_to(name)]
+        )
+        checks = list(result.checks)
         warnings = list(result.warnings)
         metering = tree.meta.get("metering")
         if isinstance(metering, dict) and not metering.get("measured", True):
             warnings.append(str(metering.get("note", "")))
         if self.base is not None:
-            from predictor.gate.diff import compare_tree
-
             base = self.base.model(name, inputs, nodeid)
             if base is None:
                 with_inputs = f" with inputs {inputs}" if inputs else ""
                 warnings.append(
-                    f"{name}: not in the base report {self.settings.compare}{with_inputs}"
+                    f"{name}: not in the base report {self.options.compare}{with_inputs}"
                 )
             else:
                 tolerance = entry.tolerance if entry is not None else self.budgets.tolerance
                 checks += compare_tree(name, tree, base.tree, tolerance)
-        return ModelResult(
-            name,
-            tree,
+        return dataclasses.replace(
+            result,
             source=source,
             spec=spec,
             nodeid=nodeid,
             checks=checks,
             warnings=warnings,
             inputs=inputs,
-            entry=entry.name if entry is not None else None,
         )
 
-    # ------------------------------------------------------------------ aggregating
+    def run_entry(
+        self, entry: ModelBudget, *, nodeid: str, markers: Sequence[MarkerBudget] = ()
+    ) -> ModelResult:
+        """Predict and check one budgets-file entry (not recorded: the caller records it)."""
+        tree = self.predict_entry(entry)
+        return self.evaluate(
+            entry.name, tree, source="budgets", nodeid=nodeid, spec=entry.spec, markers=markers
+        )
 
-    def add(self, payload: Sequence[Mapping[str, Any]]) -> None:
-        """Add results shipped on a test report (``report.irene_energy``)."""
-        for item in payload:
-            self.results.append(ModelResult.from_dict(item))
+    def run_budgets(self, nodeid_prefix: str) -> None:
+        """Run every entry of the budgets file that has inputs, recording each result, or its
+        configuration error and going on (what ``irene budgets check`` does; pytest runs each
+        entry as its own test item). Entries are named ``{nodeid_prefix}::{name}``."""
+        for entry in iter_collected(self.budgets):
+            self.record_entry_run(entry.name)
+            try:
+                result = self.run_entry(entry, nodeid=f"{nodeid_prefix}::{entry.name}")
+            except ConfigError as exc:
+                self.record_config_error(str(exc))
+                continue
+            self.record([result])
+
+    # ------------------------------------------------------------------ outputs
+
+    @property
+    def exit_code(self) -> int:
+        """0 every check passed, 1 a budget exceeded, 4 a configuration error."""
+        if self._config_errors:
+            return ConfigError.exit_code
+        return 0 if self.report().passed else 1
 
     def report(self) -> Report:
-        warnings = [w for r in self.results for w in r.warnings]
         return Report(
-            models=list(self.results),
+            models=list(self._results),
             profile=profile_identity(self.profile),
             versions=library_versions(),
             budgets_file=str(self.budgets.path) if self.budgets.path is not None else None,
-            warnings=warnings,
+            warnings=[w for r in self._results for w in r.warnings],
+            errors=list(self._config_errors),
         )
 
+    def markdown(self, report: Report | None = None) -> tuple[str, str]:
+        """``(kind, text)``: the Markdown diff against the base report when comparing, else the
+        run's summary."""
+        report = report or self.report()
+        if self.base is not None:
+            from predictor.gate.diff import diff_reports, render_markdown
 
-def properties(result: ModelResult) -> list[tuple[str, object]]:
-    """JUnit XML properties for a result: the total and every budget check (joules)."""
-    out: list[tuple[str, object]] = [(f"energy_j[{result.name}]", result.energy_j)]
-    for check in result.checks:
-        if check.kind == "compare" and check.passed and check.module is not None:
-            continue  # every module is compared; only failures and the total are worth a line
-        key = check.subject.replace(" / ", "/")
-        if check.module is not None:
-            out.append((f"energy_j[{key}]", check.value_j))
-        label = "budget" if check.kind == "budget" else "compare_limit"
-        out.append((f"energy_{label}_j[{key}]", check.limit_j))
-    return out
+            return "energy Markdown diff", render_markdown(diff_reports(self.base, report))
+        from predictor.gate.summary import render_summary_markdown
+
+        return "energy Markdown summary", render_summary_markdown(report)
+
+    def write_outputs(self) -> list[str]:
+        """Write the JSON report and the Markdown file the options name (atomically); returns
+        one line per file written. An OutputError / ConfigError names a file that could not
+        be written."""
+        from predictor.files import write_text_atomic
+        from predictor.gate.report import write_report
+
+        if self.options.report is None and self.options.markdown is None:
+            return []
+        report = self.report()
+        written: list[str] = []
+        if self.options.report is not None:
+            path = write_report(report, self.options.report)
+            written.append(f"energy JSON report written to {path}")
+        if self.options.markdown is not None:
+            what, text = self.markdown(report)
+            path = write_text_atomic(self.options.markdown, text)
+            written.append(f"{what} written to {path}")
+        return written
+
+    def close(self) -> None:
+        if self.metering is not None:
+            self.metering.close()
 
 
-def violation_text(results: Sequence[ModelResult]) -> str:
-    """Every violation of the results, one per line (memray style)."""
-    lines = [c.message() for r in results for c in r.checks if not c.passed]
-    noun = "violation" if len(lines) == 1 else "violations"
-    return f"energy budget exceeded ({len(lines)} {noun}):\n" + "\n".join(
-        f"  {line}" for line in lines
-    )
+def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
+    """Build an entry's model from its spec and inputs (on the meta device) and predict it;
+    the tree's root takes the entry's name. ModelError / TraceError as the zoo raises them."""
+    from predictor.trace.zoo import build_zoo_tree
+
+    if entry.inputs is None:
+        raise ModelError(f"model {entry.name!r} has no inputs to build it with")
+    tree = build_zoo_tree(entry.spec, entry.inputs.batch_size, entry.inputs.seq_len)
+    tree.root.name = entry.name
+    return profile.predict(tree)
+
+
+def _yaml_wording(exc: IreneError, entry: ModelBudget) -> str:
+    """A model error's message with its command-line advice turned into the budgets file's."""
+    import re
+
+    text = str(exc)
+    match = re.search(r"beyond the model's (\d+) positions", text)
+    if match is not None and entry.inputs is not None:
+        limit = match.group(1)
+        return (
+            f"inputs.seq_len: {entry.inputs.seq_len} exceeds the model's {limit} positions; "
+            f"set inputs.seq_len to {limit} or less"
+        )
+    return text

@@ -19,21 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 from predictor.errors import ConfigError
 from predictor.files import write_text_atomic
-from predictor.gate.budgets import Check
-from predictor.trace.tree import EnergyTree
+from predictor.gate.checks import ModelResult
+from predictor.gate.json_fields import get_field, json_type
 
 if TYPE_CHECKING:  # profile imports numpy; a report is read without it
     from predictor.learn.profile import Profile
 
 __all__ = [
     "REPORT_SCHEMA",
-    "ModelResult",
     "Report",
     "library_versions",
     "load_report",
     "profile_identity",
     "write_report",
-    "write_text_atomic",
 ]
 
 #: Version tag of the report format; bump on incompatible changes.
@@ -41,137 +39,10 @@ REPORT_SCHEMA = "irene-report/1"
 
 
 @dataclass
-class ModelResult:
-    """One predicted model: where it came from, its tree, and what was checked.
-
-    ``source`` is ``"budgets"`` (an item collected from the budgets file) or ``"fixture"`` (a
-    model a test handed to the ``energy`` fixture); ``nodeid`` is the owning test. ``inputs``
-    describes the example inputs (``"input_ids=int64[2, 16]"``): a model is identified by its
-    name *and* inputs, so one name predicted with different inputs (parametrized tests) stays
-    two results. ``entry`` is the budgets file entry that was checked, if any.
-    """
-
-    name: str
-    tree: EnergyTree
-    source: str = "budgets"
-    spec: str | None = None
-    nodeid: str | None = None
-    checks: list[Check] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    inputs: str | None = None
-    entry: str | None = None
-
-    @property
-    def key(self) -> tuple[str, str | None]:
-        """What identifies the model across reports: its name and its inputs."""
-        return self.name, self.inputs
-
-    @property
-    def energy_j(self) -> float | None:
-        return self.tree.root.energy_j
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    @property
-    def violations(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "spec": self.spec,
-            "nodeid": self.nodeid,
-            "inputs": self.inputs,
-            "entry": self.entry,
-            "batch_size": self.tree.batch_size,
-            "seq_len": self.tree.seq_len,
-            "energy_j": self.energy_j,
-            "passed": self.passed,
-            "checks": [c.to_dict() for c in self.checks],
-            "warnings": list(self.warnings),
-            "tree": self.tree.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "") -> ModelResult:
-        """Parse one model; a missing or mistyped key is a ValueError naming it (``where`` is
-        its path in the report, e.g. ``models[2].``)."""
-        tree = _get(data, "tree", dict, where, required=True)
-        try:
-            energy_tree = EnergyTree.from_dict(tree)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(
-                f"{where}tree: not an energy tree ({type(exc).__name__}: {exc})"
-            ) from None
-        checks = []
-        for i, check in enumerate(_get(data, "checks", list, where, default=[])):
-            if not isinstance(check, dict):
-                raise ValueError(f"{where}checks[{i}]: expected an object, got {_json_type(check)}")
-            try:
-                checks.append(Check.from_dict(check))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{where}checks[{i}]: invalid check ({type(exc).__name__}: {exc})"
-                ) from None
-        inputs = _get(data, "inputs", str, where)
-        entry = _get(data, "entry", str, where)
-        spec = _get(data, "spec", str, where)
-        nodeid = _get(data, "nodeid", str, where)
-        return cls(
-            name=_get(data, "name", str, where, required=True),
-            tree=energy_tree,
-            source=_get(data, "source", str, where, default="budgets"),
-            spec=spec,
-            nodeid=nodeid,
-            checks=checks,
-            warnings=[str(w) for w in _get(data, "warnings", list, where, default=[])],
-            inputs=inputs,
-            entry=entry,
-        )
-
-
-_JSON_TYPES: dict[type, str] = {
-    dict: "an object",
-    list: "an array",
-    str: "a string",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
-def _get(
-    data: Mapping[str, Any],
-    key: str,
-    kind: type,
-    where: str,
-    *,
-    required: bool = False,
-    default: Any = None,
-) -> Any:
-    """``data[key]`` checked to be of JSON type ``kind``; absent/null gives ``default``."""
-    value = data.get(key)
-    if value is None:
-        if required:
-            raise ValueError(f"{where}{key}: missing (expected {_JSON_TYPES[kind]})")
-        return default
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ValueError(f"{where}{key}: expected {_JSON_TYPES[kind]}, got {_json_type(value)}")
-    return value
-
-
-@dataclass
 class Report:
-    """A run's report. ``profile`` identifies the predicting profile (:func:`profile_identity`)."""
+    """A run's report. ``profile`` identifies the predicting profile (:func:`profile_identity`);
+    ``errors`` are configuration errors of the run (budgets-file entries that could not be
+    built): a run with any did not pass, whatever its models' checks say."""
 
     models: list[ModelResult] = field(default_factory=list)
     profile: dict[str, Any] = field(default_factory=dict)
@@ -179,10 +50,11 @@ class Report:
     budgets_file: str | None = None
     warnings: list[str] = field(default_factory=list)
     created_utc: str = ""
+    errors: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return all(m.passed for m in self.models)
+        return not self.errors and all(m.passed for m in self.models)
 
     def model(
         self, name: str, inputs: str | None = None, nodeid: str | None = None
@@ -214,6 +86,7 @@ class Report:
             "budgets_file": self.budgets_file,
             "passed": self.passed,
             "warnings": list(self.warnings),
+            "errors": list(self.errors),
             "models": [m.to_dict() for m in self.models],
         }
 
@@ -228,18 +101,19 @@ class Report:
                 "re-run the gate with this version of pytest-irene"
             )
         models = []
-        for i, m in enumerate(_get(data, "models", list, "", default=[])):
+        for i, m in enumerate(get_field(data, "models", list, "", default=[])):
             if not isinstance(m, dict):
-                raise ValueError(f"models[{i}]: expected an object, got {_json_type(m)}")
+                raise ValueError(f"models[{i}]: expected an object, got {json_type(m)}")
             models.append(ModelResult.from_dict(m, f"models[{i}]."))
-        versions = _get(data, "versions", dict, "", default={})
+        versions = get_field(data, "versions", dict, "", default={})
         return cls(
             models=models,
-            profile=dict(_get(data, "profile", dict, "", default={})),
+            profile=dict(get_field(data, "profile", dict, "", default={})),
             versions={str(k): str(v) for k, v in versions.items()},
-            budgets_file=_get(data, "budgets_file", str, ""),
-            warnings=[str(w) for w in _get(data, "warnings", list, "", default=[])],
-            created_utc=str(_get(data, "created_utc", str, "", default="")),
+            budgets_file=get_field(data, "budgets_file", str, ""),
+            warnings=[str(w) for w in get_field(data, "warnings", list, "", default=[])],
+            errors=[str(e) for e in get_field(data, "errors", list, "", default=[])],
+            created_utc=str(get_field(data, "created_utc", str, "", default="")),
         )
 
 

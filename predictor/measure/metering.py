@@ -1,13 +1,14 @@
 """Metering the models under test: ``--energy-meter`` and ``--energy-check`` for the gate.
 
-The plugin calls this module; it holds no pytest hooks. With ``--energy-meter auto|nvml|rapl``
+The gate's engine (:mod:`predictor.gate.engine`) calls this module. With
+``--energy-meter auto|nvml|rapl|fake``
 each model the gate predicts is also run for real and every node of its tree is measured
 (:func:`predictor.measure.calibrate.measure_tree`, on the device the model is on), so reports show
 measured beside predicted energy. ``--energy-check measured`` makes budgets judge measured
 values (``predicted`` is the default). When the meter cannot read, the run says why and falls
 back to prediction, or fails when measured values were demanded.
 
-Options resolve like the gate's others: command line (not None) > ini > default.
+The options are resolved with the gate's others (:func:`predictor.gate.options.resolve_options`).
 """
 
 from __future__ import annotations
@@ -17,102 +18,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from predictor.errors import ConfigError, HardwareUnavailable
+from predictor.errors import HardwareUnavailable
 from predictor.trace.tree import EnergyTree
 
 __all__ = [
-    "CHECK_CHOICES",
-    "METERING_OPTIONS",
-    "METER_CHOICES",
     "Metering",
-    "MeteringSettings",
     "Outcome",
-    "add_options",
     "measure_tree",
     "merge_measured",
-    "resolve_metering",
     "tree_for_check",
 ]
-
-METER_CHOICES: tuple[str, ...] = ("none", "auto", "nvml", "rapl")
-CHECK_CHOICES: tuple[str, ...] = ("predicted", "measured")
-#: Option -> (command-line flag, ini key).
-METERING_OPTIONS: dict[str, tuple[str, str]] = {
-    "meter": ("--energy-meter", "energy_meter"),
-    "check": ("--energy-check", "energy_check"),
-}
-_DEFAULTS = {"meter": "none", "check": "predicted"}
-
-
-def add_options(group: Any, parser: Any) -> None:
-    """Add ``--energy-meter`` / ``--energy-check`` to the plugin's option group and the ini keys.
-
-    Call from ``pytest_addoption``: ``metering.add_options(group, parser)``. CLI defaults are
-    None so :func:`resolve_metering` can tell "not given" from a value.
-    """
-    group.addoption(
-        "--energy-meter",
-        dest="energy_meter",
-        default=None,
-        choices=METER_CHOICES,
-        help="also measure the models under test with this meter (auto: NVML for CUDA models, "
-        "RAPL for CPU ones; default none)",
-    )
-    group.addoption(
-        "--energy-check",
-        dest="energy_check",
-        default=None,
-        choices=CHECK_CHOICES,
-        help="which energy the budgets judge: predicted (default) or measured (needs a meter; "
-        "fails when it cannot read)",
-    )
-    parser.addini("energy_meter", "like --energy-meter", type="string", default=None)
-    parser.addini("energy_check", "like --energy-check", type="string", default=None)
-
-
-@dataclass(frozen=True)
-class MeteringSettings:
-    """Resolved ``meter`` and ``check``; ``sources`` says cli, ini or default for each."""
-
-    meter: str = "none"
-    check: str = "predicted"
-    sources: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def enabled(self) -> bool:
-        return self.meter != "none"
-
-
-def resolve_metering(
-    cli: Mapping[str, Any], ini: Mapping[str, Any], *, ini_name: str = "the ini file"
-) -> MeteringSettings:
-    """CLI (not None) > ini (not None/empty) > default, with each value validated.
-
-    ``cli`` and ``ini`` map ``"meter"`` and ``"check"`` to raw values. ``check=measured`` with
-    no meter is a ConfigError (there would be nothing to judge).
-    """
-    values: dict[str, str] = {}
-    sources: dict[str, str] = {}
-    choices = {"meter": METER_CHOICES, "check": CHECK_CHOICES}
-    for key, (flag, ini_key) in METERING_OPTIONS.items():
-        raw_cli, raw_ini = cli.get(key), ini.get(key)
-        if raw_cli is not None:
-            value, source, where = str(raw_cli), "cli", flag
-        elif raw_ini not in (None, ""):
-            value, source, where = str(raw_ini), "ini", f"{ini_name}: {ini_key}"
-        else:
-            value, source, where = _DEFAULTS[key], "default", flag
-        value = value.strip().lower()
-        if value not in choices[key]:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices[key])}")
-        values[key], sources[key] = value, source
-    if values["check"] == "measured" and values["meter"] == "none":
-        raise ConfigError(
-            "--energy-check measured needs a meter: add --energy-meter auto (or nvml, rapl), "
-            "or set energy_meter in the ini file"
-        )
-    return MeteringSettings(meter=values["meter"], check=values["check"], sources=sources)
-
 
 # -- trees --------------------------------------------------------------------------------------
 
@@ -150,7 +65,7 @@ def tree_for_check(tree: EnergyTree, check: str) -> EnergyTree:
     if check == "predicted":
         return tree
     if check != "measured":
-        raise ConfigError(f"--energy-check: {check!r} is not one of {', '.join(CHECK_CHOICES)}")
+        raise ValueError(f"check must be 'predicted' or 'measured' (got {check!r})")
     out = EnergyTree.from_dict(tree.to_dict())
     fallback: list[str] = []
     for node in out.walk():
@@ -218,12 +133,16 @@ class Metering:
 
     def __init__(
         self,
-        settings: MeteringSettings,
+        meter: str,
+        check: str = "predicted",
         *,
         meter_factory: Callable[..., Any] | None = None,
         measure_settings: Any | None = None,
     ) -> None:
-        self.settings = settings
+        #: The meter kind (``auto``, ``nvml``, ``rapl``, ``fake``; ``none`` measures nothing) and
+        #: which energy the budgets judge (``predicted`` or ``measured``).
+        self.meter = meter
+        self.check = check
         if meter_factory is None:
             from predictor.measure.meters import get_meter
 
@@ -236,7 +155,7 @@ class Metering:
     def meter_for(self, device: str) -> Any:
         """The meter for ``device`` (``"cpu"``, ``"cuda:0"``), opened once."""
         if device not in self._meters:
-            self._meters[device] = self._factory(self.settings.meter, device=device)
+            self._meters[device] = self._factory(self.meter, device=device)
         return self._meters[device]
 
     def status_lines(self) -> list[str]:
@@ -247,14 +166,14 @@ class Metering:
         self, model: Any, tree: EnergyTree, inputs: Sequence[Any] | Mapping[str, Any]
     ) -> Outcome:
         """Measure ``model``'s tree, or say why not (HardwareUnavailable when check=measured)."""
-        if not self.settings.enabled:
+        if self.meter == "none":
             return Outcome(tree, measured=False, note="metering is off (--energy-meter none)")
         device = _device_of(model)
         meter = self.meter_for(device)
         st = meter.status()
         if not st.available:
             note = f"{tree.model_name}: not metered on {device}: {st.describe()}"
-            if self.settings.check == "measured":
+            if self.check == "measured":
                 raise HardwareUnavailable(note + "; --energy-check measured needs a working meter")
             return Outcome(tree, measured=False, note=note + "; budgets judge predicted energy")
         from predictor.measure.calibrate import MeasureSettings, measure_idle_power
@@ -276,7 +195,7 @@ class Metering:
         """Measure a budgets-file model by its zoo spec (the gate predicts those on the meta
         device): build it with real weights on ``device`` (CUDA when available, else the CPU)
         and run it on inputs matching the ones ``tree`` was traced on."""
-        if not self.settings.enabled:
+        if self.meter == "none":
             return Outcome(tree, measured=False, note="metering is off (--energy-meter none)")
         import torch
 

@@ -9,13 +9,13 @@
 
 ``get_meter(kind)`` never raises for missing hardware: it returns a :class:`NullMeter` whose
 ``status().reason`` says why (opening a window on it raises HardwareUnavailable). Unknown kinds
-raise ConfigError. New meters are one :func:`register_meter` call.
+raise ConfigError. A new meter is one :func:`register_meter` call with its class.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from predictor.errors import ConfigError
@@ -33,29 +33,10 @@ __all__ = [
     "register_meter",
 ]
 
-MeterFactory = Callable[..., Meter]
-
-
-def _nvml(**opts: Any) -> Meter:
-    from predictor.measure.meters.nvml import NvmlMeter
-
-    return NvmlMeter(**opts)
-
-
-def _rapl(**opts: Any) -> Meter:
-    from predictor.measure.meters.rapl import RaplMeter
-
-    return RaplMeter(**opts)
-
-
-def _fake(**opts: Any) -> Meter:
-    from predictor.measure.meters.fake import FakeMeter
-
-    return FakeMeter(**opts)
-
-
-_REGISTRY: dict[str, MeterFactory] = {"nvml": _nvml, "rapl": _rapl, "fake": _fake}
-_TARGETS: dict[str, str] = {
+#: Meter kinds and their classes, as ``module:Class`` so a class is imported (with its
+#: optional hardware library) only when that kind is asked for; :func:`register_meter` adds
+#: one. ``auto`` and ``none`` are not classes: see :func:`get_meter`.
+_METERS: dict[str, str | type[Meter]] = {
     "nvml": "predictor.measure.meters.nvml:NvmlMeter",
     "rapl": "predictor.measure.meters.rapl:RaplMeter",
     "fake": "predictor.measure.meters.fake:FakeMeter",
@@ -65,21 +46,26 @@ _TARGETS: dict[str, str] = {
 METER_KINDS: tuple[str, ...] = ("nvml", "rapl", "fake", "auto", "none")
 
 
-def register_meter(kind: str, factory: MeterFactory) -> None:
-    """Add a meter kind: ``factory(**opts) -> Meter``."""
-    _REGISTRY[kind] = factory
+def register_meter(kind: str, cls: type[Meter] | str) -> None:
+    """Add (or replace) a meter kind: a :class:`Meter` subclass, or ``"module:Class"``."""
+    _METERS[kind] = cls
 
 
-def _accepted(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
-    """The options the kind's constructor accepts (``auto`` forwards a shared option set)."""
-    target = _TARGETS.get(kind)
-    if target is None:
-        return opts
-    module, _, cls = target.partition(":")
-    import importlib
+def _meter_class(kind: str) -> type[Meter]:
+    target = _METERS[kind]
+    if isinstance(target, str):
+        module, _, name = target.partition(":")
+        target = getattr(importlib.import_module(module), name)
+    assert isinstance(target, type) and issubclass(target, Meter)
+    return target
 
-    params = inspect.signature(getattr(importlib.import_module(module), cls)).parameters
-    return {k: v for k, v in opts.items() if k in params}
+
+def _make(kind: str, opts: dict[str, Any]) -> Meter:
+    """A meter of ``kind`` given the options its constructor accepts (``auto`` forwards one
+    option set to several kinds)."""
+    cls = _meter_class(kind)
+    params = inspect.signature(cls).parameters
+    return cls(**{k: v for k, v in opts.items() if k in params})
 
 
 def get_meter(kind: str, *, device: str | None = None, **opts: Any) -> Meter:
@@ -98,7 +84,7 @@ def get_meter(kind: str, *, device: str | None = None, **opts: Any) -> Meter:
         order = {"cuda": ["nvml"], "cpu": ["rapl"]}.get(dev_type, ["nvml", "rapl"])
         reasons: list[str] = []
         for candidate in order:
-            meter = _REGISTRY[candidate](**_accepted(candidate, opts))
+            meter = _make(candidate, opts)
             st = meter.status()
             if st.available:
                 return meter
@@ -107,16 +93,16 @@ def get_meter(kind: str, *, device: str | None = None, **opts: Any) -> Meter:
         return NullMeter(
             "auto", "no meter for " + (device or "this machine") + ": " + "; ".join(reasons)
         )
-    factory = _REGISTRY.get(kind)
-    if factory is None:
-        raise ConfigError(f"unknown energy meter {kind!r}; choose one of {', '.join(METER_KINDS)}")
-    return factory(**_accepted(kind, opts) if kind in _TARGETS else opts)
+    if kind not in _METERS:
+        known = ", ".join([*_METERS, "auto", "none"])
+        raise ConfigError(f"unknown energy meter {kind!r}; choose one of {known}")
+    return _make(kind, opts)
 
 
 def list_meters(**opts: Any) -> list[MeterStatus]:
     """Status of every registered meter here, available or not, each with its reason."""
     out: list[MeterStatus] = []
-    for kind in _REGISTRY:
+    for kind in _METERS:
         meter = get_meter(kind, **opts)
         try:
             out.append(meter.status())
