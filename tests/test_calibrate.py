@@ -17,14 +17,14 @@ from torch import nn
 from predictor.cli.main import COMMANDS, main
 from predictor.errors import HardwareUnavailable
 from predictor.learn.data import load_dataset
-from predictor.measure.calibrate import (
+from predictor.measure.meters import Measurement, Meter, MeterStatus, NullMeter, get_meter
+from predictor.measure.meters.fake import FakeMeter
+from predictor.measure.nodes import (
     MeasureSettings,
     _prune,
     measure_callable,
     measure_tree,
 )
-from predictor.measure.meters import Measurement, Meter, MeterStatus, NullMeter, get_meter
-from predictor.measure.meters.fake import FakeMeter
 from predictor.trace.tracer import build_tree
 from predictor.trace.tree import Node
 
@@ -383,7 +383,7 @@ def test_calibrate_cuda_without_gpu(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_relative_std_is_inf_for_non_positive_mean() -> None:
-    from predictor.measure.calibrate import NodeMeasurement
+    from predictor.measure.nodes import NodeMeasurement
 
     assert math.isinf(NodeMeasurement(0.0, 0.1, 1.0, 0.1, 1, 2).rel_std)
 

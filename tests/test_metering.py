@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from predictor.errors import HardwareUnavailable
-from predictor.measure.calibrate import MeasureSettings
 from predictor.measure.metering import (
     Metering,
     measure_tree,
@@ -15,6 +14,7 @@ from predictor.measure.metering import (
 )
 from predictor.measure.meters import NullMeter
 from predictor.measure.meters.fake import FakeMeter
+from predictor.measure.nodes import MeasureSettings
 from predictor.trace.tracer import build_tree
 
 FAST = MeasureSettings(min_windows=1, max_windows=1, warmup=0, idle_s=1.0)

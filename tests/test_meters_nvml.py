@@ -245,7 +245,8 @@ class BusyGPU(FakeDriver):
 def test_calibration_through_nvml_meter(counter: bool, tmp_path: Path) -> None:
     """The whole NVML path of `irene calibrate` (threads, counter or sampling) on a fake GPU."""
     from predictor.learn.data import load_dataset
-    from predictor.measure.calibrate import MeasureSettings, calibrate_models
+    from predictor.measure.calibrate import calibrate_models
+    from predictor.measure.nodes import MeasureSettings
 
     meter = NvmlMeter(0, driver=BusyGPU(counter), sample_period_s=0.005)
     assert meter.method == ("counter" if counter else "sampling")

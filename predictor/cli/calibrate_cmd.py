@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from predictor.errors import ConfigError, HardwareUnavailable
-    from predictor.measure.calibrate import MeasureSettings, calibrate_models
+    from predictor.measure.calibrate import calibrate_models
     from predictor.measure.meters import get_meter
+    from predictor.measure.nodes import MeasureSettings
 
     batch_sizes = parse_int_list(args.batch_sizes, "--batch-sizes")
     seq_lens = parse_int_list(args.seq_lens, "--seq-lens")

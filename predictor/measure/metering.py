@@ -95,7 +95,7 @@ def measure_tree(
     ``inputs`` are the example inputs the tree was traced on: a sequence of positional
     arguments or a mapping of keyword arguments, on the model's device.
     """
-    from predictor.measure.calibrate import measure_tree as _measure
+    from predictor.measure.nodes import measure_tree as _measure
 
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
@@ -176,7 +176,7 @@ class Metering:
             if self.check == "measured":
                 raise HardwareUnavailable(note + "; --energy-check measured needs a working meter")
             return Outcome(tree, measured=False, note=note + "; budgets judge predicted energy")
-        from predictor.measure.calibrate import MeasureSettings, measure_idle_power
+        from predictor.measure.nodes import MeasureSettings, measure_idle_power
 
         settings = self._measure_settings or MeasureSettings(
             min_windows=3, max_windows=5, idle_s=1.0
