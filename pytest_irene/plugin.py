@@ -244,7 +244,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> None:
     gate = _gate(session.config)
     if gate is None:
         return
@@ -253,9 +253,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     from pytest_irene.terminal import say_lines, start_line
 
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    unfinished = _unfinished(session, exitstatus)
+    if unfinished is not None:  # a partial report would read as a complete, passing one
+        kept = [str(p) for p in (gate.options.report, gate.options.markdown) if p is not None]
+        if kept:
+            say_lines(
+                reporter,
+                session.config,
+                [
+                    f"energy gate: {unfinished}; reports not written ({', '.join(kept)} left as they were)"
+                ],
+            )
+        return
     if gate.config_errors:  # budgets-file entries that could not be built: a usage error
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     try:
         written = gate.write_outputs()
     except IreneError as exc:
@@ -268,3 +280,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
     say_lines(reporter, session.config, written)
+
+
+def _unfinished(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> str | None:
+    """Why the run did not complete (interrupted, stopped early, an internal error), or None."""
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "the run was interrupted"
+    if exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+        return "the run ended with an internal error"
+    if session.shouldstop:
+        return f"the run stopped early ({session.shouldstop})"
+    if session.shouldfail:
+        return f"the run stopped early ({session.shouldfail})"
+    return None

@@ -84,8 +84,9 @@ def register(subparsers: Any) -> None:
 def run_init(args: argparse.Namespace) -> int:
     from predictor.errors import ConfigError
     from predictor.files import write_text_atomic
-    from predictor.gate.budgets import Inputs, ModelBudget
+    from predictor.gate.budgets import Inputs, ModelBudget, name_problem
     from predictor.gate.budgets_write import render_budgets_yaml
+    from predictor.gate.checks import glob_to_regex
     from predictor.gate.engine import predict_spec
     from predictor.gate.units import parse_percent
 
@@ -99,10 +100,18 @@ def run_init(args: argparse.Namespace) -> int:
         raise ConfigError(f"--headroom/--tolerance {exc}") from None
     if args.batch_size < 1 or args.seq_len < 1:
         raise ConfigError("--batch-size and --seq-len must be positive")
+    for pattern in args.module:
+        try:
+            glob_to_regex(pattern)
+        except ValueError as exc:
+            raise ConfigError(f"--module: {exc}") from None
     profile = _load_profile(args.profile)
     seen: dict[str, str] = {}
     for arg in args.models:
         name = arg.rpartition("=")[0] or arg.rpartition("=")[2]
+        problem = name_problem(name)
+        if problem:
+            raise ConfigError(f"model name {name!r} {problem} (in {arg!r})")
         if name in seen:
             raise ConfigError(
                 f"two models named {name!r} ({seen[name]} and {arg}): each entry of a budgets "

@@ -50,6 +50,7 @@ __all__ = [
     "ModuleBudget",
     "iter_collected",
     "load_budgets",
+    "name_problem",
     "parse_budgets",
 ]
 
@@ -141,14 +142,52 @@ class _Y:
     line: int
 
 
+#: The tags a budgets file may hold: plain scalars, mappings and sequences (what YAML resolves
+#: without an explicit tag). Anything else (``!!python/...``, custom ``!tags``, merge keys
+#: ``<<``, binary, sets) is refused, never constructed.
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+)
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe loader that refuses aliases: a budgets file is small and written by hand, and
+    aliases are how a file expands without bound ("billion laughs") or refers to itself."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(
+                event.start_mark.line + 1,
+                f"YAML aliases (*{event.anchor}) are not supported in a budgets file; "
+                "write the value out where it is used",
+            )
+        return super().compose_node(parent, index)
+
+
+class _Refused(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 def _located(node: yaml.Node, loader: yaml.SafeLoader, where: str) -> _Y:
     line = node.start_mark.line + 1
+    if node.tag not in _PLAIN_TAGS:
+        what = "a merge key (<<)" if node.tag.endswith(":merge") else f"the tag {node.tag!r}"
+        raise ConfigError(
+            f"{where}:{line}: {what} is not supported in a budgets file; write plain "
+            "values, mappings and lists"
+        )
     if isinstance(node, yaml.MappingNode):
         out: dict[str, tuple[_Y, int]] = {}
         for key_node, value_node in node.value:
             key = _located(key_node, loader, where)
             if not isinstance(key.value, str):
-                raise ConfigError(f"{where}:{key.line}: keys must be strings (got {key.value!r})")
+                raise ConfigError(
+                    f"{where}:{key.line}: keys must be strings (got {_yaml_kind(key.value)})"
+                )
             if key.value in out:
                 raise ConfigError(
                     f"{where}:{key.line}: duplicate key {key.value!r} "
@@ -158,9 +197,21 @@ def _located(node: yaml.Node, loader: yaml.SafeLoader, where: str) -> _Y:
         return _Y(out, line)
     if isinstance(node, yaml.SequenceNode):
         return _Y([_located(item, loader, where) for item in node.value], line)
-    if isinstance(node, yaml.ScalarNode):
+    try:
         return _Y(loader.construct_object(node, deep=True), line)
-    raise ConfigError(f"{where}:{line}: unsupported YAML node {node.tag!r}")
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}:{line}: cannot read this value: {exc}") from None
+
+
+def _plain(value: Any) -> Any:
+    """A located value as plain Python (for messages): mappings and lists unwrapped."""
+    if isinstance(value, _Y):
+        return _plain(value.value)
+    if isinstance(value, dict):
+        return {k: _plain(v[0]) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 _YAML_TYPES: dict[type, str] = {
@@ -175,6 +226,7 @@ _YAML_TYPES: dict[type, str] = {
 
 def _yaml_kind(value: Any) -> str:
     """``a sequence``, ``the string 'x'``: a parsed YAML value as the user wrote it."""
+    value = _plain(value)
     if value is None:
         return "nothing (null)"
     kind = _YAML_TYPES.get(type(value), type(value).__name__)
@@ -210,7 +262,9 @@ def _energy(y: _Y, what: str, where: str) -> float:
             f"{where}:{y.line}: {what} must be an energy with a unit like '{text} J' (got {text!r})"
         )
     if not isinstance(text, str):
-        raise ConfigError(f"{where}:{y.line}: {what} must be an energy like '1.5 J' (got {text!r})")
+        raise ConfigError(
+            f"{where}:{y.line}: {what} must be an energy like '1.5 J' (got {_yaml_kind(text)})"
+        )
     try:
         return parse_energy(text)
     except ValueError as exc:
@@ -220,7 +274,7 @@ def _energy(y: _Y, what: str, where: str) -> float:
 def _percent(y: _Y, what: str, where: str) -> float:
     if not isinstance(y.value, str):
         raise ConfigError(
-            f"{where}:{y.line}: {what} must be a percentage like '5%' (got {y.value!r})"
+            f"{where}:{y.line}: {what} must be a percentage like '5%' (got {_yaml_kind(y.value)})"
         )
     try:
         return parse_percent(y.value)
@@ -230,7 +284,9 @@ def _percent(y: _Y, what: str, where: str) -> float:
 
 def _positive_int(y: _Y, what: str, where: str) -> int:
     if isinstance(y.value, bool) or not isinstance(y.value, int) or y.value <= 0:
-        raise ConfigError(f"{where}:{y.line}: {what} must be a positive integer (got {y.value!r})")
+        raise ConfigError(
+            f"{where}:{y.line}: {what} must be a positive integer (got {_yaml_kind(y.value)})"
+        )
     return y.value
 
 
@@ -243,10 +299,12 @@ _INPUT_KEYS = ("batch_size", "seq_len")
 def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
     """Parse the text of a budgets file; every error names ``path:line``."""
     where = str(path) if path is not None else "<budgets>"
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
+        except _Refused as exc:
+            raise ConfigError(f"{where}:{exc.line}: {exc}") from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 1
@@ -276,7 +334,7 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
         if not isinstance(profile_y.value, str) or not profile_y.value.strip():
             raise ConfigError(
                 f"{where}:{profile_y.line}: profile must be a profile name or path "
-                f"(got {profile_y.value!r})"
+                f"(got {_yaml_kind(profile_y.value)})"
             )
         profile = profile_y.value
     tolerance = DEFAULT_TOLERANCE
@@ -290,6 +348,9 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
         models_y = top["models"][0]
         if models_y.value is not None:
             for name, (entry_y, line) in _mapping(models_y, "models", where).items():
+                problem = name_problem(name)
+                if problem:
+                    raise ConfigError(f"{where}:{line}: model name {name!r} {problem}")
                 models[name] = _parse_model(name, entry_y, line, tolerance, where)
     return Budgets(
         path=Path(path) if path is not None else None,
@@ -298,6 +359,17 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
         tolerance=tolerance,
         models=models,
     )
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a model (empty, or holding a control character such as a
+    newline: it would break the terminal, JUnit XML and Markdown it is printed in), or None."""
+    if not name.strip():
+        return "is empty; give each model a name"
+    bad = next((ch for ch in name if ch < " " or ch == "\x7f"), None)
+    if bad is not None:
+        return f"holds the control character {bad!r}; use printable characters only"
+    return None
 
 
 def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> ModelBudget:
@@ -310,7 +382,7 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
         if not isinstance(spec_y.value, str) or not spec_y.value.strip():
             raise ConfigError(
                 f"{where}:{spec_y.line}: {what}: model must be a zoo name or "
-                f"'package.module:factory' (got {spec_y.value!r})"
+                f"'package.module:factory' (got {_yaml_kind(spec_y.value)})"
             )
         spec = spec_y.value.strip()
     inputs: Inputs | None = None

@@ -51,6 +51,11 @@ def render_budgets_yaml(
     ``headroom`` (0.1 = 10%), rounded up. ``extra_globs`` adds module globs to each model with a
     matching module; a glob that matches no module of any model is a ConfigError."""
     extra = tuple(extra_globs)
+    for pattern in extra:
+        try:
+            glob_to_regex(pattern)
+        except ValueError as exc:
+            raise ConfigError(f"--module: {exc}") from None
     used: set[str] = set()
     lines = [
         "# Energy budgets checked by `pytest --energy` (pytest-irene).",

@@ -71,7 +71,10 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(ch))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    try:
+        return re.compile("".join(out) + r"\Z")
+    except re.error as exc:  # e.g. a reversed range [z-a]
+        raise ValueError(f"module glob {pattern!r} is not valid: {exc.msg}") from None
 
 
 def module_nodes(tree: EnergyTree) -> dict[str, Node]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from predictor.gate.checks import ModelResult, module_nodes
+from predictor.gate.escape import md_code, md_text
 from predictor.gate.report import Report
 from predictor.gate.summary import unsupported_ops_text
 from predictor.gate.units import format_energy, format_percent
@@ -249,7 +250,9 @@ def _fmt(value: float | None) -> str:
 def _md_rows(changes: list[ModuleChange], first: str) -> list[str]:
     rows = [f"| {first} | Base | Head | Change |", "|---|---:|---:|---:|"]
     for c in changes:
-        rows.append(f"| `{c.fqn}` | {_fmt(c.base_j)} | {_fmt(c.head_j)} | {format_delta(c)} |")
+        rows.append(
+            f"| {md_code(c.fqn)} | {_fmt(c.base_j)} | {_fmt(c.head_j)} | {format_delta(c)} |"
+        )
     return rows
 
 
@@ -259,10 +262,11 @@ def render_markdown(diff: ReportDiff, top: int = 10) -> str:
     lines = [COMMENT_MARKER, "## Energy diff (IrEne prediction)", ""]
     profiles = {p for p in (diff.base_profile, diff.head_profile) if p}
     if profiles:
-        lines += [f"Profile: {', '.join(f'`{p}`' for p in sorted(profiles))}", ""]
+        lines += [f"Profile: {', '.join(md_code(p) for p in sorted(profiles))}", ""]
     if diff.profile_changed:
         lines += [
-            f"> **Note:** profile changed: `{diff.base_profile_id}` -> `{diff.head_profile_id}`"
+            f"> **Note:** profile changed: {md_code(diff.base_profile_id or '')} -> "
+            f"{md_code(diff.head_profile_id or '')}"
             " (base used one, head the other); part of the change comes from the profile.",
             "",
         ]
@@ -271,22 +275,26 @@ def render_markdown(diff: ReportDiff, top: int = 10) -> str:
     lines += ["| Model | Base | Head | Change |", "|---|---:|---:|---:|"]
     for m in diff.models:
         t = m.total
-        lines.append(f"| {m.name} | {_fmt(t.base_j)} | {_fmt(t.head_j)} | {format_delta(t)} |")
+        lines.append(
+            f"| {md_text(m.name)} | {_fmt(t.base_j)} | {_fmt(t.head_j)} | {format_delta(t)} |"
+        )
     lines.append("")
     if diff.errors:
         lines += ["**Configuration errors (head):**", ""]
-        lines += [f"- `{e}`" for e in diff.errors]
+        lines += [f"- {md_code(e)}" for e in diff.errors]
         lines.append("")
     if diff.unsupported:
         lines += ["**Unsupported ops (not counted in the prediction):**", ""]
-        lines += [f"- {label}: {text}" for label, text in diff.unsupported.items()]
+        lines += [
+            f"- {md_text(label)}: {md_text(text)}" for label, text in diff.unsupported.items()
+        ]
         lines.append("")
     for m in diff.models:
         if m.status in ("new", "removed"):
-            lines += [f"### {m.name}: model {m.status}", ""]
+            lines += [f"### {md_text(m.name)}: model {m.status}", ""]
             continue
         changed = m.changed
-        lines.append(f"### {m.name}")
+        lines.append(f"### {md_text(m.name)}")
         lines.append("")
         if changed:
             shown = changed[:top]
@@ -299,11 +307,11 @@ def render_markdown(diff: ReportDiff, top: int = 10) -> str:
         else:
             lines += ["No module changed.", ""]
         if m.new:
-            lines += ["New modules: " + ", ".join(f"`{c.fqn}`" for c in m.new), ""]
+            lines += ["New modules: " + ", ".join(md_code(c.fqn) for c in m.new), ""]
         if m.removed:
-            lines += ["Removed modules: " + ", ".join(f"`{c.fqn}`" for c in m.removed), ""]
+            lines += ["Removed modules: " + ", ".join(md_code(c.fqn) for c in m.removed), ""]
         lines += [
-            f"<details><summary>All {len(m.modules)} modules of {m.name}</summary>",
+            f"<details><summary>All {len(m.modules)} modules of {md_text(m.name)}</summary>",
             "",
             *_md_rows(m.modules, "Module"),
             "",

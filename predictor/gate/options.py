@@ -266,6 +266,20 @@ def resolve_options(
     report, compare, markdown = (
         path(pick(_BY_KEY[key], cli.get(key)), key) for key in ("report", "compare", "markdown")
     )
+    inputs = {"budgets": budgets, "compare": compare}
+    outputs = {"report": report, "markdown": markdown}
+    for out_key, out_path in outputs.items():
+        for in_key, in_path in inputs.items():
+            if out_path is not None and out_path == in_path:
+                raise ConfigError(
+                    f"{where[out_key]}: {out_path} is also the {in_key} file "
+                    f"({where.get(in_key) or 'default'}); writing it would overwrite it: "
+                    "give another path"
+                )
+    if report is not None and report == markdown:
+        raise ConfigError(
+            f"{where['markdown']}: {markdown} is also the JSON report's path; give another path"
+        )
     return GateOptions(
         enabled=enabled,
         budgets=budgets,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from predictor.gate.checks import ModelResult, module_nodes
+from predictor.gate.escape import md_code, md_text, printable
 from predictor.gate.units import format_energy
 from predictor.trace.tree import EnergyTree, Node
 
@@ -167,14 +168,14 @@ def print_summary(console: Any, gate: EnergyGate, extra: Sequence[tuple[str, str
             total = format_energy(result.energy_j) if result.energy_j is not None else "—"
             n_extra = len(_extrapolated(result))
             table.add_row(
-                Text(label),
+                Text(printable(label)),
                 total,
                 Text(status, style=style),
                 Text(str(n_extra), style="yellow" if n_extra else ""),
             )
         console.print(table)
     for text, style in [*summary_messages(gate), *extra]:
-        console.print(Text(text, style=style), soft_wrap=True)
+        console.print(Text(printable(text), style=style), soft_wrap=True)
 
 
 def render_summary_markdown(report: Report) -> str:
@@ -182,7 +183,7 @@ def render_summary_markdown(report: Report) -> str:
     lines = [
         "## Energy gate (IrEne prediction)",
         "",
-        f"Profile: `{report.profile.get('name')}`",
+        f"Profile: {md_code(str(report.profile.get('name')))}",
         "",
         "| Model | Energy | Budgets |",
         "|---|---:|---|",
@@ -191,18 +192,18 @@ def render_summary_markdown(report: Report) -> str:
         text, _ = check_status(m)
         status = text if not m.checks else ("❌ " if m.violations else "✅ ") + text
         total = format_energy(m.energy_j) if m.energy_j is not None else "—"
-        lines.append(f"| {m.name} | {total} | {status} |")
+        lines.append(f"| {md_text(m.name)} | {total} | {status} |")
     violations = [c.message() for m in report.models for c in m.violations]
     if violations:
-        lines += ["", "**Over budget:**", "", *(f"- `{v}`" for v in violations)]
+        lines += ["", "**Over budget:**", "", *(f"- {md_code(v)}" for v in violations)]
     unsupported = [(m.name, unsupported_ops_text(m.tree)) for m in report.models]
     if any(text for _, text in unsupported):
         lines += ["", "**Unsupported ops (not counted in the prediction):**", ""]
-        lines += [f"- {name}: {text}" for name, text in unsupported if text]
+        lines += [f"- {md_text(name)}: {md_text(text)}" for name, text in unsupported if text]
     if report.errors:
-        lines += ["", "**Configuration errors:**", "", *(f"- `{e}`" for e in report.errors)]
+        lines += ["", "**Configuration errors:**", "", *(f"- {md_code(e)}" for e in report.errors)]
     if report.warnings:
-        lines += ["", "**Warnings:**", "", *(f"- {w}" for w in report.warnings)]
+        lines += ["", "**Warnings:**", "", *(f"- {md_text(w)}" for w in report.warnings)]
     return "\n".join(lines) + "\n"
 
 
