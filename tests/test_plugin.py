@@ -618,7 +618,7 @@ def test_markdown_summary_without_a_base(
     assert text.startswith("## Energy gate (IrEne prediction)")
     assert f"| tiny-bert | {format_energy(_total(predicted))} | ❌ 1 of 1 check failed |" in text
     message = Check("tiny-bert", None, None, _total(predicted), limit).message()
-    assert f"- `{message}`" in text
+    assert f"- <code>{message.replace('>', '&gt;')}</code>" in text
 
 
 def test_unused_fixture_budgets_are_noted_and_a_missing_base_is_a_usage_error(
