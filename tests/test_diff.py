@@ -64,9 +64,9 @@ def test_markdown_has_marker_totals_top_changes_and_details() -> None:
     assert "| bert | 290 mJ | 319 mJ | +29 mJ (+10.0%) |" in text
     assert "| gpt | — | 290 mJ | new |" in text
     assert "Largest module changes (2 of 4 changed modules):" in text
-    assert "| `encoder` | 240 mJ | 270 mJ | +30 mJ (+12.5%) |" in text
-    assert "New modules: `classifier`" in text
-    assert "Removed modules: `old_head`" in text
+    assert "| <code>encoder</code> | 240 mJ | 270 mJ | +30 mJ (+12.5%) |" in text
+    assert "New modules: <code>classifier</code>" in text
+    assert "Removed modules: <code>old_head</code>" in text
     assert "<details><summary>All 8 modules of bert</summary>" in text
     assert "### gpt: model new" in text
 
@@ -77,7 +77,7 @@ def test_markdown_notes_a_profile_change() -> None:
         _report(ModelResult("bert", tree), profile="a"),
         _report(ModelResult("bert", tree), profile="b"),
     )
-    assert "profile changed: `a (static)` -> `b (static)`" in render_markdown(diff)
+    assert "profile changed: <code>a (static)</code> -> <code>b (static)</code>" in render_markdown(diff)
     assert "note: profile changed: a (static) -> b (static)" in render_table(diff)
     assert "No module changed." in render_markdown(diff)
 
@@ -89,8 +89,8 @@ def test_retrained_profile_of_the_same_name_is_a_profile_change() -> None:
     base.profile["sha256"], head.profile["sha256"] = "a" * 64, "b" * 64
     markdown = render_markdown(diff_reports(base, head))
     assert (
-        "profile changed: `irene-device-1 (static, sha256 aaaaaaaaaaaa)` -> "
-        "`irene-device-1 (static, sha256 bbbbbbbbbbbb)`" in markdown
+        "profile changed: <code>irene-device-1 (static, sha256 aaaaaaaaaaaa)</code> -> "
+        "<code>irene-device-1 (static, sha256 bbbbbbbbbbbb)</code>" in markdown
     )
     head.profile["sha256"] = "a" * 64
     assert "profile changed" not in render_markdown(diff_reports(base, head))
@@ -301,7 +301,7 @@ def test_markdown_lists_head_models_unsupported_ops() -> None:
     markdown = render_markdown(
         diff_reports(_report(ModelResult("bert", small_bert())), _report(ModelResult("bert", head)))
     )
-    assert "- bert: fft_fft x2 in encoder" in markdown
+    assert "- bert: fft\\_fft x2 in encoder" in markdown
 
 
 def test_dataset_csv_files_get_the_umask_mode(tmp_path: Path) -> None:

@@ -517,7 +517,7 @@ def test_compare_against_a_base_report(project: pytest.Pytester, shrink: float, 
         )
     markdown = (project.path / "diff.md").read_text()
     assert markdown.startswith("<!-- irene-energy-diff -->")
-    assert "| `encoder.layer.0` |" in markdown
+    assert "| <code>encoder.layer.0</code> |" in markdown
 
 
 # ---------------------------------------------------------------- metering
@@ -804,7 +804,7 @@ def test_unsupported_ops_are_listed_per_model(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["fft-model: unsupported ops (not counted): fft_fft x1 in *"])
     text = (project.path / "s.md").read_text()
     assert "**Unsupported ops (not counted in the prediction):**" in text
-    assert "- fft-model: fft_fft x1 in " in text
+    assert "- fft-model: fft\\_fft x1 in " in text
 
 
 # ---------------------------------------------------------------- one engine, two shells
