@@ -35,4 +35,4 @@ def test_mlp_energy(energy) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.energy_budget("1 J")  # the whole model
 @pytest.mark.energy_budget("150 mJ", module="encoder.layer.*")  # each matching module
 def test_tiny_bert_layers(energy) -> None:  # type: ignore[no-untyped-def]
-    energy(tiny_bert(), input_ids=torch.ones(8, 64, dtype=torch.long), name="tiny-bert-64")
+    energy(tiny_bert(), {"input_ids": torch.ones(8, 64, dtype=torch.long)}, name="tiny-bert-64")

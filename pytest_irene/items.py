@@ -111,7 +111,9 @@ class BudgetItem(pytest.Item):
 
 
 class EnergyProbe:
-    """What the ``energy`` fixture returns: ``energy(model, *args, name=..., **kwargs)``.
+    """What the ``energy`` fixture returns: ``energy(model, inputs, *, name=..., batch_size=...,
+    seq_len=...)``, ``inputs`` a tensor, a tuple or list of positional inputs, or a mapping of
+    keyword inputs (``{"input_ids": ids}``), apart from the options.
 
     Traces ``model`` with the example inputs, predicts it, checks the budgets file's entry for
     ``name`` and the test's ``energy_budget`` markers, and returns the predicted tree. The test
@@ -125,19 +127,22 @@ class EnergyProbe:
     def __call__(
         self,
         model: Any,
-        *args: Any,
+        inputs: Any = (),
+        *,
         name: str | None = None,
         batch_size: int | None = None,
         seq_len: int | None = None,
-        **kwargs: Any,
     ) -> EnergyTree:
+        from predictor.trace.inputs import split_inputs
+
         # Without name=, the class name alone would merge different tests' models (and a
         # compare would pit one against the other): the default is unique per test.
         label = name or f"{type(model).__name__}[{self._item.nodeid}]"
         error: str | None = None
         try:
+            args, kwargs = split_inputs(inputs, name=label)
             tree = self._gate.predict_model(
-                model, args, kwargs, name=label, batch_size=batch_size, seq_len=seq_len
+                model, inputs, name=label, batch_size=batch_size, seq_len=seq_len
             )
         except (ModelError, TraceError) as exc:
             error = f"energy({label!r}): {exc}"

@@ -187,9 +187,10 @@ def pytest_collection_modifyitems(
 
 @pytest.fixture
 def energy(request: pytest.FixtureRequest) -> EnergyProbe:
-    """``energy(model, *example_args, name=..., **example_kwargs) -> EnergyTree``: predict a model
-    built in test code and check its budgets (the budgets file's entry for ``name`` and the
-    test's ``energy_budget`` markers). Skipped when the gate is off."""
+    """``energy(model, inputs, *, name=...) -> EnergyTree``: predict a model built in test code
+    on ``inputs`` (a tensor, a tuple of positional inputs or a dict of keyword inputs) and check
+    its budgets (the budgets file's entry for ``name`` and the test's ``energy_budget``
+    markers). Skipped when the gate is off."""
     gate = _gate(request.config)
     if gate is None:
         pytest.skip("energy gate is off: run pytest with --energy (or energy = true in the ini)")

@@ -324,7 +324,7 @@ from examples.tiny_models import tiny_bert
 
 {marks}
 def test_model(energy):
-    tree = energy(tiny_bert(), input_ids=torch.zeros((2, 16), dtype=torch.long), name="tiny")
+    tree = energy(tiny_bert(), {{"input_ids": torch.zeros((2, 16), dtype=torch.long)}}, name="tiny")
     assert tree.root.energy_j > 0
 """
 

@@ -276,18 +276,20 @@ class EnergyGate:
     def predict_model(
         self,
         model: Any,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
+        inputs: Any,
         *,
         name: str,
         batch_size: int | None = None,
         seq_len: int | None = None,
     ) -> EnergyTree:
-        """Trace a model built in test code with its example inputs and predict it."""
+        """Trace a model built in test code with its example inputs (a tensor, a tuple or list
+        of positional inputs, or a mapping of keyword inputs) and predict it."""
+        from predictor.trace.inputs import split_inputs
         from predictor.trace.tracer import build_tree
 
-        tree = build_tree(model, *args, name=name, batch_size=batch_size, seq_len=seq_len, **kwargs)
+        tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
         predicted: EnergyTree = self.profile.predict(tree)
+        args, kwargs = split_inputs(inputs, name=name)
         return self.measure(model, predicted, kwargs if kwargs else args)
 
     def evaluate(
