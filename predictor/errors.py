@@ -15,6 +15,7 @@ __all__ = [
     "ModelError",
     "OutputError",
     "ProfileError",
+    "SequenceTooLong",
     "TraceError",
 ]
 
@@ -30,6 +31,29 @@ class ModelError(IreneError):
     inputs that do not fit the model (e.g. seq_len beyond its positions)."""
 
     exit_code = 3
+
+
+class SequenceTooLong(ModelError):
+    """A sequence length beyond the positions a model has.
+
+    Fields for the caller to word its own advice (the CLI names ``--seq-len``, the budgets file
+    ``inputs.seq_len``): ``model`` (the model's name as given), ``seq_len`` (the length asked
+    for), ``limit`` (the longest the model takes) and ``source`` (where the limit comes from,
+    e.g. ``GPT2Config.n_positions``; may be empty). The message itself names no option.
+    """
+
+    def __init__(self, model: str, seq_len: int, limit: int, source: str = "") -> None:
+        self.model = model
+        self.seq_len = seq_len
+        self.limit = limit
+        self.source = source
+        where = f" ({source})" if source else ""
+        super().__init__(
+            f"{model}: seq_len {seq_len} is beyond the model's {limit} positions{where}"
+        )
+
+    def __reduce__(self) -> tuple[type[SequenceTooLong], tuple[str, int, int, str]]:
+        return type(self), (self.model, self.seq_len, self.limit, self.source)
 
 
 class ConfigError(IreneError):

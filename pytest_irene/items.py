@@ -127,6 +127,8 @@ class EnergyProbe:
         batch_size: int | None = None,
         seq_len: int | None = None,
     ) -> EnergyTree:
+        from predictor.trace.inputs import split_inputs  # imports torch: only when used
+
         # Without name=, the class name alone would merge different tests' models (and a
         # compare would pit one against the other): the default is unique per test.
         label = name or f"{type(model).__name__}[{self._item.nodeid}]"
@@ -146,7 +148,9 @@ class EnergyProbe:
             nodeid=self._item.nodeid,
             markers=marker_budgets(self._item),
             entry_names=(label,) if name else (label, type(model).__name__),
-            inputs=describe_inputs(inputs, batch_size=batch_size, seq_len=seq_len),
+            inputs=describe_inputs(
+                *split_inputs(inputs, name=label), batch_size=batch_size, seq_len=seq_len
+            ),
         )
         record(self._item, result)
         return tree
@@ -167,16 +171,15 @@ def _describe(value: Any) -> str:
 
 
 def describe_inputs(
-    inputs: Any, *, batch_size: int | None = None, seq_len: int | None = None
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
 ) -> str:
     """A short, stable description of example inputs: ``"int64[2, 16], mask=int64[2, 16]"``;
     with ``name`` it identifies a fixture model in reports, diffs and comparisons."""
-    if isinstance(inputs, Mapping):
-        parts = [f"{k}={_describe(v)}" for k, v in inputs.items()]
-    elif isinstance(inputs, Sequence) and not isinstance(inputs, str):
-        parts = [_describe(a) for a in inputs]
-    else:
-        parts = [_describe(inputs)]
+    parts = [_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
     if batch_size is not None:
         parts.append(f"batch_size={batch_size}")
     if seq_len is not None:

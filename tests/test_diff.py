@@ -77,7 +77,9 @@ def test_markdown_notes_a_profile_change() -> None:
         _report(ModelResult("bert", tree), profile="a"),
         _report(ModelResult("bert", tree), profile="b"),
     )
-    assert "profile changed: <code>a (static)</code> -> <code>b (static)</code>" in render_markdown(diff)
+    assert "profile changed: <code>a (static)</code> -> <code>b (static)</code>" in render_markdown(
+        diff
+    )
     assert "note: profile changed: a (static) -> b (static)" in render_table(diff)
     assert "No module changed." in render_markdown(diff)
 

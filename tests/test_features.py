@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predictor.trace.features import (
-    _HANDLES,
-    OpCall,
-    OpCount,
-    get_op_handle,
-    op_name,
-    set_op_handle,
-)
+from predictor.trace.features import default_ops
+from predictor.trace.ops import OpCall, OpCount, OpRegistry, op_name
 from predictor.trace.tracer import build_tree
 
 MIB = 2**20
@@ -35,7 +27,7 @@ class Wrap(nn.Module):
 
 def cost(fn: object, *args: torch.Tensor, mode: str = "irene") -> tuple[float, float]:
     """(FLOPs, bytes) of one call, traced."""
-    tree = build_tree(Wrap(fn), *args, counting_mode=mode)
+    tree = build_tree(Wrap(fn), args, counting_mode=mode)
     assert not tree.unsupported_ops, tree.unsupported_ops
     return tree.root.flops * 1e6, tree.root.mem_bytes * MIB
 
@@ -125,29 +117,54 @@ def test_sdpa_counts_as_matmul_softmax_matmul_nodes() -> None:
     assert tree.root.flops * 1e6 == pytest.approx(2 * mm + 5 * scores + scores)
 
 
-@pytest.fixture
-def restore_registry() -> Iterator[None]:
-    saved = {mode: dict(handles) for mode, handles in _HANDLES.items()}
-    yield
-    for mode, handles in saved.items():
-        _HANDLES[mode].clear()
-        _HANDLES[mode].update(handles)
+def _cumprod(t: torch.Tensor) -> torch.Tensor:
+    return torch.cumprod(t, 0)
 
 
-def test_op_without_formula_is_listed_not_counted(restore_registry: None) -> None:
-    assert get_op_handle("cumprod", "irene") is None
-    tree = build_tree(Wrap(lambda t: torch.cumprod(t, 0)), torch.zeros(3))
+def _one_flop_per_output(call: OpCall) -> list[OpCount]:
+    return [OpCount(float(call.out.numel()), 0.0)]
+
+
+def test_op_without_formula_is_listed_not_counted() -> None:
+    assert default_ops().get("cumprod", "irene") is None
+    tree = build_tree(Wrap(_cumprod), torch.zeros(3))
     assert [(u.op, u.count) for u in tree.unsupported_ops] == [("cumprod", 1)]
-    # a new op is one entry
-    set_op_handle("cumprod", lambda call: [OpCount(float(call.out.numel()), 0.0)])
-    tree = build_tree(Wrap(lambda t: torch.cumprod(t, 0)), torch.zeros(3))
+    assert tree.root.flops == 0
+
+
+def test_a_new_op_is_one_entry_for_one_call() -> None:
+    tree = build_tree(Wrap(_cumprod), torch.zeros(3), ops={"cumprod": _one_flop_per_output})
     assert tree.unsupported_ops == []
     assert tree.root.flops == pytest.approx(3e-6)
+    # nothing global changed: the next trace has no formula for it again
+    assert default_ops().get("cumprod", "irene") is None
+    assert [u.op for u in build_tree(Wrap(_cumprod), torch.zeros(3)).unsupported_ops] == ["cumprod"]
 
 
-def test_unknown_counting_mode_is_refused() -> None:
+def test_a_registry_object_overrides_one_mode_and_is_copied_into_the_trace() -> None:
+    ops = default_ops().set_op_handle("cumprod", _one_flop_per_output, "native")
+    native = build_tree(Wrap(_cumprod), torch.zeros(3), counting_mode="native", ops=ops)
+    assert native.unsupported_ops == [] and native.root.flops == pytest.approx(3e-6)
+    irene = build_tree(Wrap(_cumprod), torch.zeros(3), ops=ops)
+    assert [u.op for u in irene.unsupported_ops] == ["cumprod"]
+    # the trace works on a copy: changing the registry afterwards changes no tree already built
+    ops.set_op_handle("cumprod", lambda call: [OpCount(100.0, 0.0)], "native")
+    assert native.root.flops == pytest.approx(3e-6)
+
+
+def test_an_existing_formula_overridden_for_one_call() -> None:
+    x = torch.zeros(2, 3)
+    assert cost(torch.add, x, x) == (6, 2 * 4 * 6)
+    tree = build_tree(Wrap(torch.add), (x, x), ops={"add": lambda call: [OpCount(100.0, 8.0)]})
+    assert (tree.root.flops * 1e6, tree.root.mem_bytes * MIB) == (100, 8)
+    assert cost(torch.add, x, x) == (6, 2 * 4 * 6)  # the default is back for the next call
+
+
+def test_unknown_counting_mode_and_bad_ops_are_refused() -> None:
     with pytest.raises(ValueError, match="counting mode"):
-        set_op_handle("x", lambda call: [], mode="bogus")
+        OpRegistry().set_op_handle("x", lambda call: [], mode="bogus")
+    with pytest.raises(TypeError, match="ops= takes an OpRegistry"):
+        build_tree(Wrap(torch.neg), torch.zeros(2), ops=[torch.neg])  # type: ignore[arg-type]
     assert OpCall("x", ()).arg(0, "input", "d") == "d"
 
 

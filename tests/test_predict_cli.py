@@ -102,6 +102,18 @@ def test_full_profile_on_a_traced_model_is_refused(capsys: pytest.CaptureFixture
     assert "'full' feature set" in err and "use a static profile such as 'irene-device-1'" in err
 
 
+def test_sequence_too_long_is_worded_for_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rc = main(["predict", "roberta-base", "--batch-size", "1", "--seq-len", "600"])
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert err == (
+        "irene predict: error: roberta-base: seq_len 600 is beyond the model's 512 positions "
+        "(RobertaConfig.max_position_embeddings 514, 2 reserved); use --seq-len 512 or less\n"
+    )
+
+
 def test_corrupt_profile_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.irene.joblib"
     bad.write_bytes(b"\x80\x04garbage")

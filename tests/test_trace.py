@@ -3,17 +3,21 @@ hand-computed features; and a few IrEne dataset configurations matched node by n
 
 from __future__ import annotations
 
+import pickle
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predictor.errors import ModelError, TraceError
+from predictor.errors import ModelError, SequenceTooLong, TraceError
 from predictor.learn.data import load_dataset
-from predictor.trace.tracer import build_tree, primitive_type
+from predictor.trace.primitives import PrimitiveRegistry, default_primitives
+from predictor.trace.tracer import build_tree
 from predictor.trace.tree import EnergyTree, Node
 from predictor.trace.zoo import build_zoo_tree
 
@@ -116,16 +120,40 @@ def test_meta_and_unsupported() -> None:
     assert EnergyTree.from_dict(tree.to_dict()).to_dict() == tree.to_dict()
 
 
-def test_primitive_registry() -> None:
-    assert primitive_type(nn.Linear(2, 2)) == "Linear"
-    assert primitive_type(nn.SiLU()) == "SiLU"
-    assert primitive_type(Attn()) is None
+def test_default_primitives() -> None:
+    primitives = default_primitives()
+    assert primitives.type_of(nn.Linear(2, 2)) == "Linear"
+    assert primitives.type_of(nn.SiLU()) == "SiLU"
+    assert primitives.type_of(Attn()) is None
+    assert primitives.is_skipped(nn.Dropout(0.1)) and not primitives.is_skipped(Attn())
 
     class LlamaRMSNorm(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x
 
-    assert primitive_type(LlamaRMSNorm()) == "LlamaRMSNorm"
+    assert primitives.type_of(LlamaRMSNorm()) == "LlamaRMSNorm"
+
+
+def test_a_primitive_for_one_call_leaves_other_traces_alone() -> None:
+    default = _tree()
+    as_leaf = build_tree(Net(), name="net", batch_size=2, seq_len=3, primitives=[Attn])
+    blocks = [n for n in as_leaf.root.children if n.fqn == "block"]
+    assert [(n.level, n.name, n.type) for n in blocks] == [("ml", "block:Attn", "Attn")] * 2
+    assert all(n.children == [] for n in blocks)  # its Linear, MatMuls ... are inside the leaf
+    assert blocks[0].flops == pytest.approx(default.root.children[1].flops)
+    assert blocks[0].num_parameters == 20
+    # the defaults did not change: the next trace without the override has the module again
+    assert default_primitives().type_of(Attn()) is None
+    assert _tree().root.children[1].level == "module"
+    # the same through a registry object; a class *name* matches leaf modules only
+    registry = default_primitives().register(Attn)
+    assert isinstance(registry, PrimitiveRegistry)
+    same = build_tree(Net(), name="net", batch_size=2, seq_len=3, primitives=registry)
+    assert same.to_dict() == as_leaf.to_dict()
+    by_name = build_tree(Net(), name="net", batch_size=2, seq_len=3, primitives=["Attn"])
+    assert by_name.to_dict() == default.to_dict()  # Attn has children: not a leaf
+    with pytest.raises(TypeError, match=r"primitives=\[MyBlock\]"):
+        build_tree(Net(), batch_size=2, seq_len=3, primitives="Attn")  # type: ignore[arg-type]
 
 
 class ItemModel(nn.Module):
@@ -167,15 +195,127 @@ def test_failure_on_fake_and_real_names_module_and_op() -> None:
         build_tree(Broken(), torch.zeros(2, 4))
     msg = str(info.value)
     assert "inner.1:Bad" in msg and "'matmul'" in msg and "real tensors" in msg
+    assert "Check that the inputs fit the model" in msg
 
 
 def test_inputs_that_do_not_fit_and_missing_inputs() -> None:
+    ids = torch.zeros(2, 3, dtype=torch.long)
     with pytest.raises(ModelError, match="do not fit"):
-        build_tree(Net(), torch.zeros(2, 3, dtype=torch.long), pixel_values=torch.zeros(1))
+        build_tree(Net(), {"input_ids": ids, "pixel_values": torch.zeros(1)})
+    with pytest.raises(ModelError, match="do not fit"):
+        build_tree(Net(), (ids, ids))
     with pytest.raises(ModelError, match="batch_size and seq_len"):
         build_tree(Net())
     with pytest.raises(ModelError, match="counting mode"):
         build_tree(Net(), batch_size=1, seq_len=2, counting_mode="fast")
+
+
+class TwoInputs(nn.Module):
+    """forward(x, y): a Linear on x, plus y (an add of 2*3*4 = 24 FLOPs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) + y  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("form", ["tuple", "list", "mapping", "mixed-order mapping"])
+def test_each_input_form_traces_the_same(form: str) -> None:
+    x, y = torch.zeros(2, 3, 4), torch.ones(2, 3, 4)
+    inputs: Any = {
+        "tuple": (x, y),
+        "list": [x, y],
+        "mapping": {"x": x, "y": y},
+        "mixed-order mapping": {"y": y, "x": x},
+    }[form]
+    tree = build_tree(TwoInputs(), inputs, name="two")
+    fc = tree.root.children[0]
+    assert fc.flops * 1e6 == pytest.approx(2 * 2 * 3 * 4 * 4 + 2 * 3 * 4)
+    assert (tree.root.flops - fc.flops) * 1e6 == pytest.approx(24)  # the add of y
+    assert (tree.root.batch_size, tree.root.seq_len) == (2, 3)
+    names = {"tuple": ["arg0", "arg1"], "list": ["arg0", "arg1"]}.get(form, ["x", "y"])
+    assert sorted(tree.meta["inputs"]) == names
+
+
+def test_a_single_tensor_is_the_one_positional_input() -> None:
+    x = torch.zeros(2, 3, 4)
+    single = build_tree(nn.Linear(4, 4), x)
+    assert single.to_dict() == build_tree(nn.Linear(4, 4), (x,)).to_dict()
+    assert single.meta["inputs"] == {"arg0": {"shape": [2, 3, 4], "dtype": "float32"}}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (
+            "input_ids",
+            "inputs must be a tensor, a tuple or list of positional inputs, or a mapping",
+        ),
+        (7, "(got a int)"),
+        ({0: torch.zeros(2, 3)}, "keyword inputs are named by strings"),
+    ],
+)
+def test_inputs_of_a_wrong_type_are_a_model_error(inputs: Any, message: str) -> None:
+    with pytest.raises(ModelError) as info:
+        build_tree(TwoInputs(), inputs, name="two")
+    assert str(info.value).startswith("two: ") and message in str(info.value)
+
+
+class WithSeqLen(nn.Module):
+    """A forward with a ``seq_len`` parameter, as the library's option is named: it keeps the
+    first ``seq_len`` positions before the Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, input_ids: torch.Tensor, seq_len: int | None = None) -> torch.Tensor:
+        x = self.emb(input_ids)
+        if seq_len is not None:
+            x = x[:, :seq_len]
+        return self.fc(x)  # type: ignore[no-any-return]
+
+
+def test_a_forward_parameter_named_like_an_option_reaches_the_model() -> None:
+    ids = torch.zeros(2, 6, dtype=torch.long)
+    full = build_tree(WithSeqLen(), {"input_ids": ids})
+    cut = build_tree(WithSeqLen(), {"input_ids": ids, "seq_len": 2}, seq_len=6)
+    fc_full, fc_cut = full.root.children[1], cut.root.children[1]
+    # IrEne's 3-D linear, 2 x tokens x in x out + tokens x out (bias), on 2x6 and 2x2 tokens
+    assert fc_full.flops * 1e6 == pytest.approx(2 * 12 * 4 * 4 + 12 * 4)
+    assert fc_cut.flops * 1e6 == pytest.approx(2 * 4 * 4 * 4 + 4 * 4)
+    # the input went to the forward; the option only annotates the tree
+    assert cut.meta["inputs"]["seq_len"] == 2
+    assert (cut.root.seq_len, full.root.seq_len) == (6, 6)
+
+
+def test_sequence_beyond_the_positions_is_a_typed_error() -> None:
+    model = Net()
+    model.config = SimpleNamespace(max_position_embeddings=4)  # type: ignore[assignment]
+    build_tree(model, batch_size=1, seq_len=4)  # at the limit: fits
+    with pytest.raises(SequenceTooLong) as info:
+        build_tree(model, batch_size=1, seq_len=5, name="tiny")
+    exc = info.value
+    assert isinstance(exc, ModelError)
+    assert (exc.model, exc.seq_len, exc.limit) == ("tiny", 5, 4)
+    assert exc.source == "SimpleNamespace.max_position_embeddings"
+    assert str(exc) == (
+        "tiny: seq_len 5 is beyond the model's 4 positions (SimpleNamespace.max_position_embeddings)"
+    )
+    # inferred from the inputs as well, and the message names no command-line option
+    with pytest.raises(SequenceTooLong, match="seq_len 6 is beyond") as again:
+        build_tree(model, torch.zeros(1, 6, dtype=torch.long))
+    assert "--" not in str(again.value)
+    copy = pickle.loads(pickle.dumps(exc))
+    assert (type(copy), copy.limit, copy.source, str(copy)) == (
+        SequenceTooLong,
+        4,
+        exc.source,
+        str(exc),
+    )
 
 
 def test_meta_model_allocates_no_storage() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from predictor.cli.main import main
+from predictor.cli.main import describe_error, main
+from predictor.errors import ModelError, SequenceTooLong
 
 TINY = "examples.tiny_models:tiny_bert"
 REPO = Path(__file__).resolve().parent.parent
@@ -71,7 +73,12 @@ def test_counting_and_attention_options(capsys: pytest.CaptureFixture[str]) -> N
     [
         (["bert-huge"], 3, "unknown model 'bert-huge'; known models: bert-base-uncased"),
         (["nowhere.module:make"], 3, "cannot import module 'nowhere.module'"),
-        (["gpt2", "--seq-len", "2048"], 3, "seq_len 2048 is beyond the model's 1024 positions"),
+        (
+            ["gpt2", "--seq-len", "2048"],
+            3,
+            "seq_len 2048 is beyond the model's 1024 positions "
+            "(GPT2Config.max_position_embeddings); use --seq-len 1024 or less",
+        ),
         (["badmodels:takes_images"], 3, "inputs do not fit"),
         (["badmodels:fails_always"], 5, "module 'block:Explodes'"),
     ],
@@ -112,6 +119,16 @@ def test_bad_input_is_a_clean_error(
     assert "Traceback" not in err and out == ""
     if exit_code == 5:
         assert "'matmul'" in err and "real tensors" in err
+
+
+def test_seq_len_advice_only_where_the_command_has_the_option() -> None:
+    exc = SequenceTooLong("gpt2", 2048, 1024)
+    with_option = argparse.Namespace(command="tree", seq_len=2048)
+    assert describe_error(exc, with_option) == (
+        "gpt2: seq_len 2048 is beyond the model's 1024 positions; use --seq-len 1024 or less"
+    )
+    assert describe_error(exc, argparse.Namespace(command="diff")) == str(exc)
+    assert describe_error(ModelError("x"), with_option) == "x"
 
 
 def test_list_and_missing_model(capsys: pytest.CaptureFixture[str]) -> None:

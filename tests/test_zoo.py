@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from predictor.errors import ModelError
-from predictor.trace.tracer import primitive_type
+from predictor.errors import ModelError, SequenceTooLong
+from predictor.trace.primitives import default_primitives
 from predictor.trace.zoo import build_model, build_zoo_tree, known_models, model_inputs
 
 BATCH, SEQ = 2, 32
@@ -80,7 +80,7 @@ def test_seven_billion_parameters_without_storage() -> None:
     params = list(model.parameters())
     assert sum(p.numel() for p in params) > 6.5e9
     assert sum(p.numel() * p.element_size() for p in params if not p.is_meta) == 0
-    assert primitive_type(model.norm) == "LlamaRMSNorm"
+    assert default_primitives().type_of(model.norm) == "LlamaRMSNorm"
 
 
 def test_sdpa_attention_is_counted_like_eager() -> None:
@@ -137,6 +137,23 @@ def test_factory_spec_builds_on_meta() -> None:
 def test_bad_specs_raise_model_error(spec: str, seq: int, pattern: str) -> None:
     with pytest.raises(ModelError, match=re.escape(pattern)):
         build_zoo_tree(spec, 1, seq)
+
+
+@pytest.mark.parametrize(
+    ("spec", "limit", "source"),
+    [
+        ("gpt2", 1024, "GPT2Config.max_position_embeddings"),
+        ("roberta-base", 512, "RobertaConfig.max_position_embeddings 514, 2 reserved"),
+        ("examples.tiny_models:tiny_bert", 128, "BertConfig.max_position_embeddings"),
+    ],
+)
+def test_sequence_too_long_carries_its_fields(spec: str, limit: int, source: str) -> None:
+    assert build_zoo_tree(spec, 1, limit).seq_len == limit  # the longest input fits
+    with pytest.raises(SequenceTooLong) as info:
+        build_zoo_tree(spec, 1, limit + 1)
+    exc = info.value
+    assert (exc.model, exc.seq_len, exc.limit, exc.source) == (spec, limit + 1, limit, source)
+    assert "--seq-len" not in str(exc) and "inputs.seq_len" not in str(exc)
 
 
 def test_bad_attention_and_sizes() -> None:

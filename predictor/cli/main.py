@@ -7,7 +7,9 @@ inside the handlers, so ``irene --help`` stays fast.
 
 Errors derived from :class:`predictor.errors.IreneError` are printed as one line on stderr
 (no traceback) and give the error's distinct exit status; an OSError the command did not
-turn into one (a file it cannot read or write) is an OutputError (exit 9).
+turn into one (a file it cannot read or write) is an OutputError (exit 9). The library's
+errors name no command-line option; :func:`describe_error` adds the advice in the CLI's terms
+(``use --seq-len 512 or less``) from the error's fields.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import sys
 from collections.abc import Sequence
 
 from predictor import __version__
-from predictor.errors import IreneError, OutputError
+from predictor.errors import IreneError, OutputError, SequenceTooLong
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "describe_error", "main"]
 
 #: Command modules, in the order ``irene --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -47,13 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_error(exc: IreneError, args: argparse.Namespace) -> str:
+    """``exc``'s message with the fix worded for the command line that ``args`` parsed."""
+    if isinstance(exc, SequenceTooLong) and hasattr(args, "seq_len"):
+        return f"{exc}; use --seq-len {exc.limit} or less"
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except IreneError as exc:
-        print(f"irene {args.command}: error: {exc}", file=sys.stderr)
+        print(f"irene {args.command}: error: {describe_error(exc, args)}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # `irene tree ... | head`
         return 0

@@ -157,7 +157,7 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML's parser is untyped
             raise _Refused(
                 event.start_mark.line + 1,
                 f"YAML aliases (*{event.anchor}) are not supported in a budgets file; "
@@ -348,9 +348,9 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
         models_y = top["models"][0]
         if models_y.value is not None:
             for name, (entry_y, line) in _mapping(models_y, "models", where).items():
-                problem = name_problem(name)
-                if problem:
-                    raise ConfigError(f"{where}:{line}: model name {name!r} {problem}")
+                why = name_problem(name)
+                if why:
+                    raise ConfigError(f"{where}:{line}: model name {name!r} {why}")
                 models[name] = _parse_model(name, entry_y, line, tolerance, where)
     return Budgets(
         path=Path(path) if path is not None else None,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from predictor.errors import ConfigError, IreneError, ModelError, TraceError
+from predictor.errors import ConfigError, IreneError, ModelError, SequenceTooLong, TraceError
 from predictor.gate.budgets import Budgets, ModelBudget, iter_collected, load_budgets
 from predictor.gate.checks import MarkerBudget, ModelResult, check_tree, compare_tree
 from predictor.gate.options import GateOptions, resolve_options
@@ -215,20 +215,17 @@ class EnergyGate:
         batch_size: int | None = None,
         seq_len: int | None = None,
     ) -> EnergyTree:
-        """Trace a model built in test code on its example ``inputs`` (positional tensors, a
-        mapping of keyword tensors, or one tensor), predict it, and measure it when metering."""
+        """Trace a model built in test code on its example ``inputs`` (a tensor, a tuple or list
+        of positional inputs, or a mapping of keyword inputs), predict it, and measure it when
+        metering."""
+        from predictor.trace.inputs import split_inputs
         from predictor.trace.tracer import build_tree
 
-        if isinstance(inputs, Mapping):
-            args: tuple[Any, ...] = ()
-            kwargs: dict[str, Any] = dict(inputs)
-        else:
-            args = tuple(inputs) if isinstance(inputs, list | tuple) else (inputs,)
-            kwargs = {}
-        tree = build_tree(model, *args, name=name, batch_size=batch_size, seq_len=seq_len, **kwargs)
+        tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
         predicted = self.profile.predict(tree)
         if self.metering is None:
             return predicted
+        args, kwargs = split_inputs(inputs, name=name)
         return self._judge(self.metering.measure(model, predicted, kwargs if kwargs else args))
 
     def _judge(self, outcome: Outcome) -> EnergyTree:
@@ -383,15 +380,10 @@ def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
 
 
 def _yaml_wording(exc: IreneError, entry: ModelBudget) -> str:
-    """A model error's message with its command-line advice turned into the budgets file's."""
-    import re
-
-    text = str(exc)
-    match = re.search(r"beyond the model's (\d+) positions", text)
-    if match is not None and entry.inputs is not None:
-        limit = match.group(1)
+    """A model error's message, with the fix worded for the budgets file."""
+    if isinstance(exc, SequenceTooLong):
         return (
-            f"inputs.seq_len: {entry.inputs.seq_len} exceeds the model's {limit} positions; "
-            f"set inputs.seq_len to {limit} or less"
+            f"inputs.seq_len: {exc.seq_len} exceeds the model's {exc.limit} positions; "
+            f"set inputs.seq_len to {exc.limit} or less"
         )
-    return text
+    return str(exc)

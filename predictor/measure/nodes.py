@@ -259,9 +259,12 @@ class _Capture(TorchFunctionMode):
     """Records, for each node name and occurrence, a replayable call with cloned inputs."""
 
     def __init__(self, model: nn.Module, counting_mode: str) -> None:
+        from predictor.trace.features import default_ops
+
         super().__init__()
         self.model = model
         self.mode = counting_mode
+        self.ops = default_ops()
         self.stack: list[_Frame] = [_Frame("", primitive=False, is_node=True)]
         self.seen: Counter[str] = Counter()
         self.calls: dict[tuple[str, int], _Call] = {}
@@ -305,7 +308,7 @@ class _Capture(TorchFunctionMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        from predictor.trace.features import OpCall, get_op_handle, op_name
+        from predictor.trace.ops import OpCall, op_name
 
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
@@ -313,7 +316,7 @@ class _Capture(TorchFunctionMode):
         if frame.primitive:
             return out
         name = op_name(func)
-        handle = get_op_handle(name, self.mode)
+        handle = self.ops.get(name, self.mode)
         if handle is None:
             return out
         try:
@@ -352,14 +355,15 @@ class _Capture(TorchFunctionMode):
 def _capture(
     model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], counting_mode: str
 ) -> _Capture:
-    from predictor.trace.tracer import is_skipped_module, primitive_type
+    from predictor.trace.primitives import default_primitives
 
+    primitives = default_primitives()
     cap = _Capture(model, counting_mode)
     handles = []
     for name, module in model.named_modules():
-        if module is model or is_skipped_module(module):
+        if module is model or primitives.is_skipped(module):
             continue
-        prim = primitive_type(module)
+        prim = primitives.type_of(module)
 
         def pre(mod: nn.Module, a: Any, kw: Any, n: str = name, p: str | None = prim) -> None:
             cap.enter(n, mod, p, a, kw)

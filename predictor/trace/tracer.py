@@ -6,16 +6,20 @@ activation memory is allocated. Two interceptors build the tree while it runs:
 
 - forward pre/post hooks on every submodule keep a stack of the modules being executed;
 - a ``TorchFunctionMode`` sees each torch-function-level call (``F.linear``, ``torch.matmul``,
-  ``F.softmax``, ``Tensor.add`` ...) once, at the outermost level, and charges its cost
-  (:mod:`predictor.trace.features`) to the innermost module on the stack. Module costs roll up to
-  their parents when they return, so a module's features are the sum of every op inside it.
+  ``F.softmax``, ``Tensor.add`` ...) once, at the outermost level, and charges its cost (the
+  trace's op registry, :mod:`predictor.trace.features`) to the innermost module on the stack.
+  Module costs roll up to their parents when they return, so a module's features are the sum
+  of every op inside it.
 
 Levels: the root (``model``), every non-primitive module except Dropout (``module``), and ML
-primitives (``ml``): leaf modules such as Linear / LayerNorm / Embedding / HF Conv1D /
-activations / RMSNorm, plus functional MatMul and Softmax calls inside a module (named after
-that module, one node per call). When the fake run fails (e.g. an op with no meta kernel, or a
-data-dependent ``.item()``), the trace is retried on real tensors; when that fails too a
-:class:`~predictor.errors.TraceError` names the module and op that failed.
+primitives (``ml``): the modules the trace's primitive registry names
+(:mod:`predictor.trace.primitives`: Linear / LayerNorm / Embedding / HF Conv1D / activations /
+RMSNorm ...), plus functional MatMul and Softmax calls inside a module (named after that
+module, one node per call). Inputs take the forms :mod:`predictor.trace.inputs` describes.
+
+When the fake run fails (e.g. an op with no meta kernel, or a data-dependent ``.item()``), the
+trace is retried on real tensors; when that fails too a :class:`~predictor.errors.TraceError`
+names the module and op that failed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import inspect
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,89 +39,22 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.hooks import RemovableHandle
 
-from predictor.errors import ModelError, TraceError
-from predictor.trace.features import (
-    COUNTING_MODES,
-    FEATURES_VERSION,
-    MFLOP,
-    MIB,
-    OpCall,
-    get_op_handle,
-    op_name,
+from predictor.errors import ModelError, SequenceTooLong, TraceError
+from predictor.trace.features import FEATURES_VERSION, resolve_ops
+from predictor.trace.inputs import (
+    Inputs,
+    describe_inputs,
+    infer_shape,
+    map_tensors,
+    max_positions,
+    split_inputs,
+    token_ids,
 )
+from predictor.trace.ops import COUNTING_MODES, MFLOP, MIB, OpCall, OpHandle, OpRegistry, op_name
+from predictor.trace.primitives import PrimitiveRegistry, resolve_primitives
 from predictor.trace.tree import EnergyTree, Node, UnsupportedOp
 
-__all__ = [
-    "PRIMITIVE_MODULES",
-    "build_tree",
-    "is_skipped_module",
-    "primitive_type",
-    "register_primitive",
-]
-
-#: Leaf modules that are ML primitives, by class (isinstance) ...
-PRIMITIVE_MODULES: list[type[nn.Module]] = [
-    nn.Linear,
-    nn.Bilinear,
-    nn.LayerNorm,
-    nn.RMSNorm,
-    nn.GroupNorm,
-    nn.modules.batchnorm._BatchNorm,
-    nn.Embedding,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.Tanh,
-    nn.GELU,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.SiLU,
-    nn.Sigmoid,
-    nn.Mish,
-    nn.ELU,
-    nn.SELU,
-    nn.Softplus,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Hardtanh,
-    nn.GLU,
-]
-#: ... and, for classes defined outside torch (Hugging Face), by class name of a leaf module.
-_PRIMITIVE_NAMES: set[str] = {"Conv1D", "T5LayerNorm"}
-_PRIMITIVE_SUFFIXES: tuple[str, ...] = ("RMSNorm",)
-#: Every leaf module defined in these modules is an activation primitive.
-_ACTIVATION_MODULES: tuple[str, ...] = ("transformers.activations",)
-
-
-def register_primitive(cls: type[nn.Module] | str) -> None:
-    """Make a module class (or a class name) an ML primitive: a leaf of the tree."""
-    if isinstance(cls, str):
-        _PRIMITIVE_NAMES.add(cls)
-    else:
-        PRIMITIVE_MODULES.append(cls)
-
-
-def primitive_type(module: nn.Module) -> str | None:
-    """The ML-primitive type (the class name) of a leaf-module primitive, else None."""
-    cls = type(module)
-    if isinstance(module, tuple(PRIMITIVE_MODULES)):
-        return cls.__name__
-    if next(iter(module.children()), None) is not None:
-        return None
-    name = cls.__name__
-    if name in _PRIMITIVE_NAMES or name.endswith(_PRIMITIVE_SUFFIXES):
-        return name
-    if cls.__module__ in _ACTIVATION_MODULES:
-        return name
-    return None
-
-
-def is_skipped_module(module: nn.Module) -> bool:
-    """Dropout modules are not nodes (their ops, none in eval mode, go to the parent)."""
-    return isinstance(module, nn.modules.dropout._DropoutNd) or type(module).__name__.endswith(
-        "Dropout"
-    )
+__all__ = ["build_tree"]
 
 
 @dataclass
@@ -155,6 +92,7 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 class _Tracer(TorchFunctionMode):
     mode: str
     root: Node
+    ops: OpRegistry
     stack: list[_Frame] = field(default_factory=list)
     unsupported: Counter[tuple[str, str]] = field(default_factory=Counter)
     formula_errors: dict[str, str] = field(default_factory=dict)
@@ -186,7 +124,7 @@ class _Tracer(TorchFunctionMode):
         frame = self.frame()
         node = frame.node
         assert node is not None
-        handle = get_op_handle(name, self.mode)
+        handle = self.ops.get(name, self.mode)
         if handle is None:
             self.unsupported[(name, frame.module_name)] += 1
             return out
@@ -238,12 +176,14 @@ class _Tracer(TorchFunctionMode):
         parent.mem_bytes += frame.node.mem_bytes
 
 
-def _install_hooks(model: nn.Module, tracer: _Tracer) -> list[RemovableHandle]:
+def _install_hooks(
+    model: nn.Module, tracer: _Tracer, primitives: PrimitiveRegistry
+) -> list[RemovableHandle]:
     handles: list[RemovableHandle] = []
     for module_name, module in model.named_modules():
-        if module is model or is_skipped_module(module):
+        if module is model or primitives.is_skipped(module):
             continue
-        prim = primitive_type(module)
+        prim = primitives.type_of(module)
 
         def pre(mod: nn.Module, args: Any, name: str = module_name, p: str | None = prim) -> None:
             tracer.enter(name, mod, p)
@@ -266,56 +206,6 @@ def _is_meta(model: nn.Module) -> bool:
     return any(t.is_meta for t in tensors)
 
 
-def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, tuple):
-        return tuple(_map_tensors(v, fn) for v in value)
-    if isinstance(value, list):
-        return [_map_tensors(v, fn) for v in value]
-    if isinstance(value, dict):
-        return {k: _map_tensors(v, fn) for k, v in value.items()}
-    return value
-
-
-def _max_positions(model: nn.Module) -> int | None:
-    config = getattr(model, "config", None)
-    if config is None:
-        return None
-    for attr in ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def _describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    def one(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch.")}
-        if isinstance(value, (bool, int, float, str)) or value is None:
-            return value
-        return type(value).__name__
-
-    out: dict[str, Any] = {f"arg{i}": one(v) for i, v in enumerate(args)}
-    out.update({k: one(v) for k, v in kwargs.items()})
-    return out
-
-
-def _infer_shape(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, int]:
-    """(batch, seq) from the first integer 2-D tensor input, else the first tensor's two dims."""
-    tensors = [v for v in itertools.chain(args, kwargs.values()) if isinstance(v, torch.Tensor)]
-    for t in tensors:
-        if t.dim() == 2 and not t.is_floating_point():
-            return int(t.shape[0]), int(t.shape[1])
-    for t in tensors:
-        if t.dim() >= 2:
-            return int(t.shape[0]), int(t.shape[1])
-        if t.dim() == 1:
-            return int(t.shape[0]), 1
-    return 0, 0
-
-
 class _Attempt(Exception):
     def __init__(self, failure: _Failure) -> None:
         super().__init__(failure.describe())
@@ -329,12 +219,14 @@ def _attempt(
     name: str,
     mode: str,
     execution: str,
+    ops: OpRegistry,
+    primitives: PrimitiveRegistry,
 ) -> tuple[Node, _Tracer]:
     root = Node(name=name, level="model", type=type(model).__name__, fqn="")
     tracer: _Tracer | None = None
     try:
-        tracer = _Tracer(mode=mode, root=root)
-        handles = _install_hooks(model, tracer)
+        tracer = _Tracer(mode=mode, root=root, ops=ops)
+        handles = _install_hooks(model, tracer, primitives)
         try:
             with ExitStack() as stack:
                 stack.enter_context(torch.no_grad())
@@ -392,25 +284,38 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 def build_tree(
     model: nn.Module,
-    *example_args: Any,
+    inputs: Inputs = (),
+    *,
     name: str | None = None,
     counting_mode: str = "irene",
     batch_size: int | None = None,
     seq_len: int | None = None,
     real_model: Callable[[], nn.Module] | None = None,
-    **example_kwargs: Any,
+    ops: OpRegistry | Mapping[str, OpHandle] | None = None,
+    primitives: PrimitiveRegistry | Iterable[type[nn.Module] | str] | None = None,
 ) -> EnergyTree:
-    """Trace ``model`` on example inputs into an EnergyTree, computing nothing.
+    """Trace ``model`` on example ``inputs`` into an EnergyTree, computing nothing.
 
-    With no example inputs, ``batch_size`` and ``seq_len`` make ``input_ids`` (int64, zeros,
-    shape ``(batch_size, seq_len)``). A model on the meta device runs on meta tensors, any other
-    under ``FakeTensorMode``; if that fails the trace is retried on real tensors (for a meta
-    model, on the model ``real_model()`` builds, when given). Every node gets ``batch_size``,
-    ``seq_len``, ``flops`` (MFLOPs), ``mem_bytes`` (MiB) and ``num_parameters`` (tied weights
-    once). Ops with no formula are listed in ``tree.unsupported_ops``.
+    ``inputs``: a tensor (the one positional argument), a tuple or list (positional
+    arguments) or a mapping (keyword arguments) of the model's ``forward``; the options here
+    are keyword-only and never reach the model. With no tensor among the inputs,
+    ``batch_size`` and ``seq_len`` make ``input_ids`` (int64 zeros, ``(batch_size, seq_len)``),
+    joined to any keyword inputs given. A model on the meta device runs on meta tensors, any
+    other under ``FakeTensorMode``; if that fails the trace is retried on real tensors (for a
+    meta model, on the model ``real_model()`` builds, when given). Every node gets
+    ``batch_size``, ``seq_len`` (by default inferred from the inputs), ``flops`` (MFLOPs),
+    ``mem_bytes`` (MiB) and ``num_parameters`` (tied weights once). Ops with no formula are
+    listed in ``tree.unsupported_ops``.
 
-    Raises ModelError when the inputs do not fit the model (signature, positions) and
-    TraceError when the forward fails on fake and on real tensors.
+    ``ops`` and ``primitives`` change the registries for this call only: an
+    :class:`~predictor.trace.ops.OpRegistry` (e.g. ``default_ops().set_op_handle(...)``) or a
+    mapping ``{op name: handle}`` laid over the defaults in every counting mode; a
+    :class:`~predictor.trace.primitives.PrimitiveRegistry` or a list of module classes and
+    class names added to the default primitives. Each trace works on a copy.
+
+    Raises ModelError when the inputs are of another type or do not fit the model's
+    signature, SequenceTooLong (a ModelError) when the sequence is beyond the model's
+    positions, and TraceError when the forward fails on fake and on real tensors.
     """
     if counting_mode not in COUNTING_MODES:
         raise ModelError(
@@ -421,9 +326,10 @@ def build_tree(
     name = name or type(model).__name__
     cls = type(model).__name__
     meta_model = _is_meta(model)
+    op_registry = resolve_ops(ops)
+    primitive_registry = resolve_primitives(primitives)
 
-    args: tuple[Any, ...] = example_args
-    kwargs: dict[str, Any] = dict(example_kwargs)
+    args, kwargs = split_inputs(inputs, name=name)
     if not args and not any(isinstance(v, torch.Tensor) for v in kwargs.values()):
         if batch_size is None or seq_len is None:
             raise ModelError(
@@ -433,17 +339,14 @@ def build_tree(
             raise ModelError(
                 f"{name}: batch_size and seq_len must be >= 1 (got {batch_size} and {seq_len})"
             )
-        kwargs = {"input_ids": torch.zeros((batch_size, seq_len), dtype=torch.long), **kwargs}
-    inferred = _infer_shape(args, kwargs)
+        kwargs = {"input_ids": token_ids(batch_size, seq_len), **kwargs}
+    inferred = infer_shape(args, kwargs)
     batch = batch_size if batch_size is not None else inferred[0]
     seq = seq_len if seq_len is not None else inferred[1]
 
-    limit = _max_positions(model)
-    if limit is not None and seq > limit:
-        raise ModelError(
-            f"{name}: seq_len {seq} is beyond the model's {limit} positions "
-            f"({cls}.config); use --seq-len {limit} or less"
-        )
+    positions = max_positions(model)
+    if positions is not None and seq > positions[0]:
+        raise SequenceTooLong(name, seq, positions[0], positions[1])
     try:
         inspect.signature(model.forward).bind(*args, **kwargs)
     except TypeError as exc:
@@ -464,16 +367,25 @@ def build_tree(
                 if real_model is None:
                     break
                 target = real_model()
-            run_args = _map_tensors(args, lambda t: t.to("cpu") if t.is_meta else t)
-            run_kwargs = _map_tensors(kwargs, lambda t: t.to("cpu") if t.is_meta else t)
+            run_args = map_tensors(args, lambda t: t.to("cpu") if t.is_meta else t)
+            run_kwargs = map_tensors(kwargs, lambda t: t.to("cpu") if t.is_meta else t)
         elif meta_model:
             to_meta = lambda t: t.to("meta")  # noqa: E731  (no data is copied to meta)
-            run_args, run_kwargs = _map_tensors(args, to_meta), _map_tensors(kwargs, to_meta)
+            run_args, run_kwargs = map_tensors(args, to_meta), map_tensors(kwargs, to_meta)
         else:
             run_args, run_kwargs = args, kwargs
         try:
             with _eval_mode(target):
-                result = _attempt(target, run_args, run_kwargs, name, counting_mode, execution)
+                result = _attempt(
+                    target,
+                    run_args,
+                    run_kwargs,
+                    name,
+                    counting_mode,
+                    execution,
+                    op_registry,
+                    primitive_registry,
+                )
             break
         except _Attempt as failed:
             failures.append((execution, failed.failure))
@@ -485,9 +397,11 @@ def build_tree(
             if meta_model and real_model is None
             else ""
         )
+        # Making the failing module a primitive would not help: a primitive's forward still
+        # runs (only its node is a leaf), so the advice is about the inputs.
         raise TraceError(
-            f"{name} ({cls}) failed {tried}.{hint} Check that the inputs fit the model, or "
-            "register the failing module as a primitive (predictor.trace.tracer.register_primitive)"
+            f"{name} ({cls}) failed {tried}.{hint} Check that the inputs fit the model: the "
+            "shapes and dtypes the failing module's forward expects"
         )
     root, tracer = result
     model = target
@@ -514,7 +428,7 @@ def build_tree(
     meta: dict[str, Any] = {
         "model": name,
         "model_class": cls,
-        "inputs": _describe_inputs(args, kwargs),
+        "inputs": describe_inputs(args, kwargs),
         "attn_implementation": getattr(
             getattr(model, "config", None), "_attn_implementation", None
         ),

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from predictor.errors import ModelError
+from predictor.errors import ModelError, SequenceTooLong
+from predictor.trace.inputs import max_positions, token_ids
 from predictor.trace.tracer import build_tree
 from predictor.trace.tree import EnergyTree
 
@@ -310,15 +311,6 @@ def build_model(
     return model.eval()
 
 
-def _max_seq_len(model: nn.Module, entry: ZooEntry | None) -> int | None:
-    config = getattr(model, "config", None)
-    for attr in ("max_position_embeddings", "n_positions", "n_ctx"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value - (entry.position_offset if entry else 0)
-    return None
-
-
 def model_inputs(
     model: nn.Module,
     batch_size: int,
@@ -340,14 +332,13 @@ def model_inputs(
     if entry is not None:
         causal = causal or entry.causal
         irene_position_ids = irene_position_ids or entry.irene_position_ids
-    ids = torch.zeros((batch_size, seq_len), dtype=torch.long)
-    kwargs: dict[str, Any] = {"input_ids": ids}
+    kwargs: dict[str, Any] = {"input_ids": token_ids(batch_size, seq_len)}
     params = inspect.signature(model.forward).parameters
     if causal and "attention_mask" in params:
         kwargs["attention_mask"] = torch.ones((batch_size, seq_len), dtype=torch.long)
     config = getattr(model, "config", None)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
-        kwargs["decoder_input_ids"] = torch.zeros((batch_size, seq_len), dtype=torch.long)
+        kwargs["decoder_input_ids"] = token_ids(batch_size, seq_len)
     if "use_cache" in params:
         kwargs["use_cache"] = False
     if irene_position_ids and counting_mode == "irene" and "position_ids" in params:
@@ -363,19 +354,21 @@ def build_zoo_tree(
     counting_mode: str = "irene",
     attn_implementation: str = "eager",
 ) -> EnergyTree:
-    """Build ``spec`` (zoo name or ``package.module:factory``) and trace it on token inputs."""
+    """Build ``spec`` (zoo name or ``package.module:factory``) and trace it on token inputs
+    (:func:`model_inputs`).
+
+    Raises SequenceTooLong when ``seq_len`` is beyond the model's positions (less those it
+    reserves), ModelError when the spec cannot be built or its inputs do not fit, TraceError
+    when the forward fails."""
     if batch_size < 1 or seq_len < 1:
         raise ModelError(
             f"{spec}: batch size and sequence length must be >= 1 (got {batch_size} and {seq_len})"
         )
     model = build_model(spec, attn_implementation)
     entry = _ZOO.get(spec)
-    limit = _max_seq_len(model, entry)
-    if limit is not None and seq_len > limit:
-        raise ModelError(
-            f"{spec}: seq_len {seq_len} is beyond the model's {limit} positions; "
-            f"use --seq-len {limit} or less"
-        )
+    positions = max_positions(model, reserved=entry.position_offset if entry else 0)
+    if positions is not None and seq_len > positions[0]:
+        raise SequenceTooLong(spec, seq_len, positions[0], positions[1])
     kwargs = model_inputs(model, batch_size, seq_len, counting_mode=counting_mode, spec=spec)
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:
@@ -385,12 +378,12 @@ def build_zoo_tree(
             real_model = lambda: build_model(spec, attn_implementation, device="cpu")  # noqa: E731
     tree = build_tree(
         model,
+        kwargs,
         name=spec,
         counting_mode=counting_mode,
         batch_size=batch_size,
         seq_len=seq_len,
         real_model=real_model,
-        **kwargs,
     )
     tree.meta["spec"] = spec
     return tree

@@ -1,0 +1,54 @@
+"""The library in one call: a model and its inputs -> the predicted :class:`EnergyTree`.
+
+``predict(model, inputs)`` traces ``model`` (:func:`predictor.trace.tracer.build_tree`) and
+predicts every node with a hardware profile (:func:`predictor.learn.profile.load_profile`).
+Importing this module imports no torch; calling it does.
+
+>>> import torch
+>>> from torch import nn
+>>> tree = predict(nn.Linear(4, 2), torch.zeros(8, 4), name="linear")
+>>> tree.root.name, tree.root.energy_j > 0
+('linear', True)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from predictor.trace.tree import EnergyTree
+
+if TYPE_CHECKING:
+    from predictor.learn.profile import Profile
+    from predictor.trace.inputs import Inputs
+
+__all__ = ["predict"]
+
+
+def predict(
+    model: Any,
+    inputs: Inputs,
+    *,
+    profile: Profile | str | os.PathLike[str] | None = None,
+    name: str | None = None,
+) -> EnergyTree:
+    """The predicted tree of ``model`` (an ``nn.Module``) on ``inputs``: joules on every node.
+
+    ``inputs``: a tensor (the forward's one positional argument), a tuple or list (positional
+    arguments) or a mapping (keyword arguments, e.g. ``{"input_ids": ids}``), so a forward
+    parameter named like an option (``seq_len``, ``name``) is still the model's.
+    ``profile``: a :class:`~predictor.learn.profile.Profile`, a shipped profile's name, a
+    profile file's path, or None for the default profile; the trace uses the counting mode the
+    profile was trained on. ``name``: the root's name (default: the model's class name).
+
+    Raises ModelError (wrong inputs, including SequenceTooLong), TraceError (the forward
+    fails) and ProfileError (no such profile, or one that cannot be trusted).
+    """
+    from predictor.learn.profile import Profile, load_profile
+    from predictor.trace.ops import COUNTING_MODES
+    from predictor.trace.tracer import build_tree
+
+    chosen = profile if isinstance(profile, Profile) else load_profile(profile)
+    mode = chosen.counting_mode if chosen.counting_mode in COUNTING_MODES else "irene"
+    tree = build_tree(model, inputs, name=name, counting_mode=mode)
+    return chosen.predict(tree)

@@ -1,0 +1,134 @@
+"""A model's example inputs: the forms a caller may give, the shape the tree records, and the
+limits a model sets on them.
+
+Inputs are apart from options: ``build_tree(model, inputs, *, name=..., seq_len=...)`` takes
+``inputs`` as one of
+
+- a tensor: the forward's one positional argument;
+- a tuple or list: the forward's positional arguments, in order;
+- a mapping of names to values: the forward's keyword arguments;
+
+so no option of the library can collide with an argument of the model's ``forward``. Empty
+inputs with ``batch_size`` and ``seq_len`` stand for token ids (:func:`token_ids`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+import torch
+from torch import nn
+
+from predictor.errors import ModelError
+
+__all__ = [
+    "Inputs",
+    "describe_inputs",
+    "infer_shape",
+    "map_tensors",
+    "max_positions",
+    "split_inputs",
+    "token_ids",
+]
+
+#: What ``build_tree``, ``predict`` and the ``energy`` fixture accept as a model's inputs.
+Inputs: TypeAlias = torch.Tensor | tuple[Any, ...] | list[Any] | Mapping[str, Any]
+
+#: Config attributes that bound a model's sequence length, in the order they are read.
+_POSITION_ATTRS: tuple[str, ...] = (
+    "max_position_embeddings",
+    "n_positions",
+    "n_ctx",
+    "max_seq_len",
+)
+
+
+def split_inputs(inputs: object, *, name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``inputs`` (see the module docstring) as the forward's ``(args, kwargs)``.
+
+    Raises ModelError, naming the model ``name``, for any other type or a non-string key.
+    """
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,), {}
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    if isinstance(inputs, Mapping):
+        for key in inputs:
+            if not isinstance(key, str):
+                raise ModelError(
+                    f"{name}: keyword inputs are named by strings, the forward's parameter "
+                    f"names (got the key {key!r}, a {type(key).__name__})"
+                )
+        return (), dict(inputs)
+    raise ModelError(
+        f"{name}: inputs must be a tensor, a tuple or list of positional inputs, or a mapping "
+        f"of keyword inputs such as {{'input_ids': ids}} (got a {type(inputs).__name__})"
+    )
+
+
+def token_ids(batch_size: int, seq_len: int) -> torch.Tensor:
+    """Token ids standing for any text: int64 zeros of shape ``(batch_size, seq_len)``."""
+    return torch.zeros((batch_size, seq_len), dtype=torch.long)
+
+
+def infer_shape(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[int, int]:
+    """(batch, seq) from the first integer 2-D tensor input, else the first tensor's two dims."""
+    tensors = [v for v in itertools.chain(args, kwargs.values()) if isinstance(v, torch.Tensor)]
+    for t in tensors:
+        if t.dim() == 2 and not t.is_floating_point():
+            return int(t.shape[0]), int(t.shape[1])
+    for t in tensors:
+        if t.dim() >= 2:
+            return int(t.shape[0]), int(t.shape[1])
+        if t.dim() == 1:
+            return int(t.shape[0]), 1
+    return 0, 0
+
+
+def describe_inputs(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs as the tree's ``meta["inputs"]`` records them: ``arg0``, ``arg1`` ... and the
+    keyword names, each a ``{"shape", "dtype"}`` for a tensor, the value for a scalar, else the
+    type's name."""
+
+    def one(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch.")}
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            return value
+        return type(value).__name__
+
+    out: dict[str, Any] = {f"arg{i}": one(v) for i, v in enumerate(args)}
+    out.update({k: one(v) for k, v in kwargs.items()})
+    return out
+
+
+def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``value`` with ``fn`` applied to every tensor in it (through tuples, lists and dicts)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, tuple):
+        return tuple(map_tensors(v, fn) for v in value)
+    if isinstance(value, list):
+        return [map_tensors(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: map_tensors(v, fn) for k, v in value.items()}
+    return value
+
+
+def max_positions(model: nn.Module, reserved: int = 0) -> tuple[int, str] | None:
+    """The longest sequence ``model`` takes, from its HF-style ``config``, and where that limit
+    comes from (``"GPT2Config.n_positions"``); ``reserved`` positions (RoBERTa's padding
+    offset) are not available to inputs. None when the model states no limit."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return None
+    for attr in _POSITION_ATTRS:
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            source = f"{type(config).__name__}.{attr}"
+            if reserved:
+                source += f" {value}, {reserved} reserved"
+            return value - reserved, source
+    return None
