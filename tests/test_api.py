@@ -96,3 +96,22 @@ def test_importing_the_api_imports_no_torch() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_top_level_api_is_lazy_and_complete() -> None:
+    """``import predictor`` loads no torch; each public name resolves to its stage's object."""
+    code = (
+        "import sys, predictor; assert 'torch' not in sys.modules; "
+        "from predictor import predict, build_tree, load_profile, load_budgets, check_tree; "
+        "import predictor.api, predictor.trace.tracer, predictor.learn.profile, "
+        "predictor.gate.budgets, predictor.gate.checks; "
+        "assert predict is predictor.api.predict and build_tree is predictor.trace.tracer.build_tree; "
+        "assert load_profile is predictor.learn.profile.load_profile; "
+        "assert load_budgets is predictor.gate.budgets.load_budgets; "
+        "assert check_tree is predictor.gate.checks.check_tree"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import predictor
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        predictor.nope  # noqa: B018

@@ -201,8 +201,13 @@ def _check_attn(attn_implementation: str) -> None:
 
 
 def _hf_class(name: str) -> Any:
-    import transformers
-
+    try:
+        import transformers
+    except ImportError:
+        raise ModelError(
+            f"zoo models are built with Hugging Face transformers ({name}), which is not "
+            "installed: pip install 'pytest-irene[hf]'"
+        ) from None
     return getattr(transformers, name)
 
 
@@ -233,6 +238,10 @@ def _import_factory(spec: str) -> Callable[[], Any]:
             f"({type(exc).__name__}: {exc}); check the dotted path and that it is importable "
             "from the current directory or PYTHONPATH"
         ) from None
+    except SystemExit as exc:
+        raise ModelError(
+            f"model factory {spec!r}: importing {module_name!r} called sys.exit({exc.code!r})"
+        ) from None
     finally:
         if added and cwd in sys.path:
             sys.path.remove(cwd)
@@ -259,6 +268,11 @@ def _call_factory(spec: str, factory: Callable[[], Any], device: str | None) -> 
                 model = factory()
     except Exception as exc:
         raise ModelError(f"model factory {spec!r} raised {type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:  # a factory is library code: it must not end the gate or the CLI
+        raise ModelError(
+            f"model factory {spec!r} called sys.exit({exc.code!r}); a factory must return a "
+            "torch.nn.Module (raise an exception to report a problem)"
+        ) from None
     if not isinstance(model, nn.Module):
         raise ModelError(
             f"model factory {spec!r} returned {type(model).__name__}, not a torch.nn.Module"
