@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from predictor.errors import IreneError, ModelError, TraceError
+from predictor.errors import IreneError
 from predictor.gate.budgets import ModelBudget, iter_collected
 from predictor.gate.checks import ModelResult
 from predictor.gate.engine import EnergyGate
@@ -137,7 +137,7 @@ class EnergyProbe:
             tree = self._gate.predict_model(
                 model, inputs, name=label, batch_size=batch_size, seq_len=seq_len
             )
-        except (ModelError, TraceError) as exc:
+        except IreneError as exc:  # a model, trace, meter or profile error: one line
             error = f"energy({label!r}): {exc}"
         if error is not None:  # outside the except: no "during handling" chain in the report
             pytest.fail(error, pytrace=False)

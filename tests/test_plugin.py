@@ -533,7 +533,7 @@ def _nvml_available() -> bool:
         meter.close()
 
 
-@pytest.mark.parametrize(("check", "code"), [("predicted", 0), ("measured", 1)])
+@pytest.mark.parametrize(("check", "code"), [("predicted", 0), ("measured", 4)])
 def test_unreadable_meter_falls_back_or_fails_with_its_reason(
     project: pytest.Pytester, check: str, code: int
 ) -> None:
@@ -542,10 +542,14 @@ def test_unreadable_meter_falls_back_or_fails_with_its_reason(
     _budgets(project, _tiny_bert_entry(budget="1 kJ"))
     result = _run(project, "--energy", "--energy-meter", "nvml", "--energy-check", check)
     assert result.ret == pytest.ExitCode(code)
-    if code:
+    if code:  # measured energy was demanded and cannot be had: one line, a usage error
         result.stdout.fnmatch_lines(
-            ["*not metered on cpu: *--energy-check measured needs a working meter*"]
+            [
+                "*energy_budgets.yaml:3: model 'tiny-bert': tiny-bert: not metered on cpu: *"
+                "--energy-check measured needs a working meter*"
+            ]
         )
+        assert "Traceback" not in result.stdout.str()
     else:
         result.stdout.fnmatch_lines(
             ["warning: tiny-bert: not metered on cpu: *; budgets judge predicted energy"]

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from predictor.errors import ConfigError
+from predictor.errors import ConfigError, OutputError
 from predictor.gate.checks import glob_to_regex
 from predictor.gate.units import parse_energy, parse_percent
 
@@ -425,17 +425,19 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
 
 
 def load_budgets(path: Path | str) -> Budgets:
-    """Read and parse a budgets file; a missing or unreadable file is a ConfigError."""
+    """Read and parse a budgets file: a missing or malformed one is a ConfigError, one that
+    cannot be read (no permission, a folder) an OutputError."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            f"{p}: budgets file not found; create one with `irene budgets init MODEL` "
-            "or point --energy-budgets at it"
+            f"{p}: budgets file not found; create one with `irene budgets init MODEL`"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read the budgets file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}:1: the budgets file is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, "read", p) from None
     return parse_budgets(text, p)
 
 

@@ -21,7 +21,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from predictor.errors import ConfigError, IreneError, ModelError, SequenceTooLong, TraceError
+from predictor.errors import (
+    ConfigError,
+    HardwareUnavailable,
+    IreneError,
+    ModelError,
+    ProfileError,
+    SequenceTooLong,
+    TraceError,
+)
 from predictor.gate.budgets import Budgets, ModelBudget, iter_collected, load_budgets
 from predictor.gate.checks import MarkerBudget, ModelResult, check_tree, compare_tree
 from predictor.gate.options import GateOptions, resolve_options
@@ -111,6 +119,10 @@ class EnergyGate:
         self._entries_run: set[str] = set()
         self._budgets_collected = False
         self._cache: dict[str, EnergyTree] = {}
+        #: Why the base report cannot be compared with (it was predicted by another profile),
+        #: or None. Its energies would differ by the profile, not by the change: comparing
+        #: them would fail or pass for the wrong reason.
+        self.base_mismatch = _profile_mismatch(base, profile) if base is not None else None
 
     @classmethod
     def load(
@@ -130,6 +142,12 @@ class EnergyGate:
 
             load_profile = _load
         profile = load_profile(options.profile)
+        if getattr(profile, "feature_set", "static") != "static":
+            raise ProfileError(
+                f"profile {profile.name!r} uses the {profile.feature_set!r} feature set (static + "
+                "runtime measurements), which only a tree measured on the device has; the gate "
+                "predicts traced models: use a static profile such as 'irene-device-1'"
+            )
         base = load_report(options.compare) if options.compare is not None else None
         if metering is None and options.metering:
             from predictor.measure.metering import Metering
@@ -202,7 +220,12 @@ class EnergyGate:
                 ) from None
             if self.metering is not None:
                 # predicted on the meta device: metering rebuilds it with real weights
-                tree = self._judge(self.metering.measure_spec(entry.spec, tree))
+                try:
+                    tree = self._judge(self.metering.measure_spec(entry.spec, tree))
+                except (HardwareUnavailable, ModelError) as exc:
+                    raise ConfigError(
+                        f"{self.budgets.location(entry.line)}: model {entry.name!r}: {exc}"
+                    ) from None
         self._cache[entry.name] = tree
         return tree
 
@@ -269,7 +292,9 @@ class EnergyGate:
         metering = tree.meta.get("metering")
         if isinstance(metering, dict) and not metering.get("measured", True):
             warnings.append(str(metering.get("note", "")))
-        if self.base is not None:
+        if self.base_mismatch is not None:
+            warnings.append(f"{name}: not compared with the base report: {self.base_mismatch}")
+        elif self.base is not None:
             base = self.base.model(name, inputs, nodeid)
             if base is None:
                 with_inputs = f" with inputs {inputs}" if inputs else ""
@@ -365,6 +390,20 @@ class EnergyGate:
     def close(self) -> None:
         if self.metering is not None:
             self.metering.close()
+
+
+def _profile_mismatch(base: Report, profile: Profile) -> str | None:
+    """``base report predicted by 'a' (sha256 ...), this run by 'b' (...)``, or None when the
+    base report names the same profile payload (or names none: an older report)."""
+    theirs = base.profile.get("sha256")
+    ours = profile_identity(profile)
+    if not theirs or theirs == ours["sha256"]:
+        return None
+    return (
+        f"it was predicted by profile {base.profile.get('name')!r} (sha256 {str(theirs)[:12]}), "
+        f"this run by {ours['name']!r} (sha256 {str(ours['sha256'])[:12]}); re-run the base with "
+        "this profile to compare"
+    )
 
 
 def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:

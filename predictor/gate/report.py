@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from predictor.errors import ConfigError
+from predictor.errors import ConfigError, OutputError
 from predictor.files import write_text_atomic
 from predictor.gate.checks import ModelResult
 from predictor.gate.json_fields import get_field, json_type
@@ -164,11 +164,36 @@ def load_report(path: Path | str) -> Report:
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{p}:{exc.lineno}: not a JSON energy report: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read the energy report: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a JSON energy report (not UTF-8 text: {exc.reason})") from None
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, "read", p) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: not an energy report (expected a JSON object)")
     try:
-        return Report.from_dict(data)
+        report = Report.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{p}: invalid energy report: {exc}") from None
+    for i, model in enumerate(report.models):
+        problem = _energy_problem(model)
+        if problem:
+            raise ConfigError(
+                f"{p}: invalid energy report: models[{i}] ({model.name!r}): {problem}"
+            )
+    return report
+
+
+def _energy_problem(model: ModelResult) -> str | None:
+    """Why a model's recorded energies cannot be compared with (a negative node, a total that
+    is not positive), or None."""
+    for node in model.tree.walk():
+        for label, value in (
+            ("energy_j", node.energy_j),
+            ("measured_energy_j", node.measured_energy_j),
+        ):
+            if value is not None and value < 0:
+                return f"node {node.name!r} has {label} {value!r} J; energies are never negative"
+    total = model.tree.root.energy_j
+    if total is not None and not total > 0:
+        return f"the model's total energy_j is {total!r} J; a model that ran costs more than 0 J"
+    return None
