@@ -141,9 +141,11 @@ def test_list_and_missing_model(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_bad_numbers_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """An option argparse rejects is a configuration error: exit 4, as the README's table says
+    (argparse's own status would be 2)."""
     with pytest.raises(SystemExit) as info:
         main(["tree", "gpt2", "--batch-size", "0"])
-    assert info.value.code == 2
+    assert info.value.code == 4
     assert "must be a positive integer (got '0')" in capsys.readouterr().err
 
 

@@ -37,6 +37,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("-o", "--output", required=True, help="dataset folder to write")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder that already holds a dataset (its files are replaced)",
+    )
+    parser.add_argument(
         "--powercap-root", default="/sys/class/powercap", help="RAPL: powercap sysfs folder"
     )
     parser.add_argument(
@@ -140,8 +145,15 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    meter = get_meter(args.meter, device=device, **_meter_options(args))
     out = Path(args.output)
+    existing = sorted(p.name for p in out.glob("*") if p.is_file()) if out.is_dir() else []
+    if existing and not args.force:
+        raise ConfigError(
+            f"{out} already holds files ({', '.join(existing[:4])}{', ...' if len(existing) > 4 else ''}); "
+            "measurements take hours on real hardware, so calibrate does not overwrite them: "
+            "give another -o folder, or pass --force to replace them"
+        )
+    meter = get_meter(args.meter, device=device, **_meter_options(args))
     try:
         st = meter.status()
         if not st.available:

@@ -18,9 +18,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from predictor import __version__
-from predictor.errors import IreneError, OutputError, SequenceTooLong
+from predictor.errors import ConfigError, IreneError, OutputError, SequenceTooLong
 
 __all__ = ["COMMANDS", "build_parser", "describe_error", "main"]
 
@@ -37,8 +38,17 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's exit status for a usage error: 4, a configuration error (as in
+    the README's table), not argparse's 2. Sub-command parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ConfigError.exit_code, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="irene",
         description="Predict and gate the inference energy of PyTorch / Hugging Face models (IrEne).",
     )

@@ -210,9 +210,12 @@ class EnergyGate:
                 f"{self.budgets.location(entry.line)}: model {entry.name!r} has no inputs; add "
                 "inputs: {batch_size: N, seq_len: N} or hand the model to the `energy` fixture"
             )
+        from predictor.gate.timeout import time_limit
+
         with self.budgets.import_path():
             try:
-                tree = predict_spec(entry, self.profile)
+                with time_limit(self.options.timeout_s, f"model {entry.name!r}"):
+                    tree = predict_spec(entry, self.profile)
             except (ModelError, TraceError) as exc:
                 raise ConfigError(
                     f"{self.budgets.location(entry.line)}: model {entry.name!r}: "
@@ -241,11 +244,13 @@ class EnergyGate:
         """Trace a model built in test code on its example ``inputs`` (a tensor, a tuple or list
         of positional inputs, or a mapping of keyword inputs), predict it, and measure it when
         metering."""
+        from predictor.gate.timeout import time_limit
         from predictor.trace.inputs import split_inputs
         from predictor.trace.tracer import build_tree
 
-        tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
-        predicted = self.profile.predict(tree)
+        with time_limit(self.options.timeout_s, f"model {name!r}"):
+            tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
+            predicted = self.profile.predict(tree)
         if self.metering is None:
             return predicted
         args, kwargs = split_inputs(inputs, name=name)

@@ -14,6 +14,7 @@ reference is a shipped profile's name or a profile file (:func:`profile_referenc
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ CHECK_CHOICES: tuple[str, ...] = ("predicted", "measured")
 class GateOption:
     """One option: ``key`` (the :class:`GateOptions` field), ``flag`` (pytest's command line;
     ``irene budgets check`` uses ``cli_flag``), ``ini`` key, ``budgets_key`` (a top-level key
-    of the budgets file, or None), ``kind`` (``path``, ``profile``, ``choice``, ``bool``)."""
+    of the budgets file, or None), ``kind`` (``path``, ``profile``, ``choice``, ``bool``,
+    ``number``)."""
 
     key: str
     flag: str
@@ -114,6 +116,16 @@ OPTIONS: tuple[GateOption, ...] = (
         metavar="METER",
     ),
     GateOption(
+        "timeout",
+        "--energy-timeout",
+        "energy_timeout",
+        "longest time in seconds to build, trace and predict one model before its test fails "
+        "naming it (default 600; 0: no limit)",
+        kind="number",
+        default="600",
+        metavar="SECONDS",
+    ),
+    GateOption(
         "check",
         "--energy-check",
         "energy_check",
@@ -141,6 +153,8 @@ class GateOptions:
     markdown: Path | None = None
     meter: str = "none"
     check: str = "predicted"
+    #: Seconds one model may take to build, trace and predict (None: no limit).
+    timeout_s: float | None = 600.0
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -263,6 +277,16 @@ def resolve_options(
         if not isinstance(profile, str) or not profile.strip():
             raise ConfigError(f"{where['profile']}: give a profile name or path (got {profile!r})")
         profile = profile_reference(profile, bases[sources["profile"]])
+    raw_timeout = pick(_BY_KEY["timeout"], cli.get("timeout"))
+    try:
+        timeout = float(raw_timeout)
+    except (TypeError, ValueError):
+        timeout = math.nan
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise ConfigError(
+            f"{where['timeout']}: {str(raw_timeout)!r} is not a number of seconds >= 0 "
+            "(0 turns the limit off)"
+        )
     report, compare, markdown = (
         path(pick(_BY_KEY[key], cli.get(key)), key) for key in ("report", "compare", "markdown")
     )
@@ -289,6 +313,7 @@ def resolve_options(
         markdown=markdown,
         meter=choice["meter"],
         check=choice["check"],
+        timeout_s=timeout or None,
         sources=sources,
     )
 
