@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from predictor.errors import IreneError
-from predictor.gate.budgets import ModelBudget, iter_collected
+from predictor.gate.budgets import ModelBudget, iter_collected, name_problem
 from predictor.gate.checks import ModelResult
 from predictor.gate.engine import EnergyGate
 from predictor.trace.tree import EnergyTree
@@ -133,6 +133,9 @@ class EnergyProbe:
         # compare would pit one against the other): the default is unique per test.
         label = name or f"{type(model).__name__}[{self._item.nodeid}]"
         error: str | None = None
+        why = name_problem(label) if name is not None else None
+        if why:
+            pytest.fail(f"energy(name={name!r}): the name {why}", pytrace=False)
         try:
             tree = self._gate.predict_model(
                 model, inputs, name=label, batch_size=batch_size, seq_len=seq_len

@@ -25,6 +25,7 @@ from predictor.errors import ModelError
 
 __all__ = [
     "Inputs",
+    "check_not_empty",
     "describe_inputs",
     "infer_shape",
     "map_tensors",
@@ -68,9 +69,24 @@ def split_inputs(inputs: object, *, name: str) -> tuple[tuple[Any, ...], dict[st
     )
 
 
-def token_ids(batch_size: int, seq_len: int) -> torch.Tensor:
-    """Token ids standing for any text: int64 zeros of shape ``(batch_size, seq_len)``."""
-    return torch.zeros((batch_size, seq_len), dtype=torch.long)
+def token_ids(batch_size: int, seq_len: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Token ids standing for any text: int64 zeros of shape ``(batch_size, seq_len)``, on
+    ``device`` (``"meta"`` for a model on the meta device: no memory at any size)."""
+    return torch.zeros((batch_size, seq_len), dtype=torch.long, device=device)
+
+
+def check_not_empty(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, name: str) -> None:
+    """A ModelError for a tensor input with a dimension of size 0: it would trace a model
+    that does no work (and a profile would still predict its fixed costs)."""
+    named = [(f"argument {i}", v) for i, v in enumerate(args)] + [
+        (repr(k), v) for k, v in kwargs.items()
+    ]
+    for label, value in named:
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and 0 in value.shape:
+            raise ModelError(
+                f"{name}: input {label} has shape {tuple(value.shape)}, with an empty "
+                "dimension: the model would do no work; give every dimension at least one element"
+            )
 
 
 def infer_shape(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[int, int]:

@@ -43,6 +43,7 @@ from predictor.errors import ModelError, SequenceTooLong, TraceError
 from predictor.trace.features import FEATURES_VERSION, resolve_ops
 from predictor.trace.inputs import (
     Inputs,
+    check_not_empty,
     describe_inputs,
     infer_shape,
     map_tensors,
@@ -339,7 +340,9 @@ def build_tree(
             raise ModelError(
                 f"{name}: batch_size and seq_len must be >= 1 (got {batch_size} and {seq_len})"
             )
-        kwargs = {"input_ids": token_ids(batch_size, seq_len), **kwargs}
+        device = "meta" if meta_model else "cpu"
+        kwargs = {"input_ids": token_ids(batch_size, seq_len, device), **kwargs}
+    check_not_empty(args, kwargs, name=name)
     inferred = infer_shape(args, kwargs)
     batch = batch_size if batch_size is not None else inferred[0]
     seq = seq_len if seq_len is not None else inferred[1]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -346,17 +347,23 @@ def model_inputs(
     if entry is not None:
         causal = causal or entry.causal
         irene_position_ids = irene_position_ids or entry.irene_position_ids
-    kwargs: dict[str, Any] = {"input_ids": token_ids(batch_size, seq_len)}
+    # On the model's device: a meta model gets meta inputs, which hold no memory at any size.
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    device = first.device if first is not None and first.is_meta else torch.device("cpu")
+    kwargs: dict[str, Any] = {"input_ids": token_ids(batch_size, seq_len, device)}
     params = inspect.signature(model.forward).parameters
     if causal and "attention_mask" in params:
-        kwargs["attention_mask"] = torch.ones((batch_size, seq_len), dtype=torch.long)
+        kwargs["attention_mask"] = torch.ones(
+            (batch_size, seq_len), dtype=torch.long, device=device
+        )
     config = getattr(model, "config", None)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
-        kwargs["decoder_input_ids"] = token_ids(batch_size, seq_len)
+        kwargs["decoder_input_ids"] = token_ids(batch_size, seq_len, device)
     if "use_cache" in params:
         kwargs["use_cache"] = False
     if irene_position_ids and counting_mode == "irene" and "position_ids" in params:
-        kwargs["position_ids"] = torch.arange(seq_len).unsqueeze(0).expand(batch_size, seq_len)
+        positions = torch.arange(seq_len, device=device)
+        kwargs["position_ids"] = positions.unsqueeze(0).expand(batch_size, seq_len)
     return kwargs
 
 
