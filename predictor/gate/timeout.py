@@ -45,12 +45,20 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         return
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise ModelTimeout(what, seconds)
+        raise _Alarm
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+    except _Alarm:
+        raise ModelTimeout(what, seconds) from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class _Alarm(BaseException):
+    """Raised by the alarm inside the body: a BaseException, like KeyboardInterrupt, so code
+    under the limit that catches Exception (a factory retried on another device) cannot
+    swallow it; :func:`time_limit` turns it into a :class:`ModelTimeout`."""

@@ -150,6 +150,7 @@ class Metering:
         self._factory = meter_factory
         self._measure_settings = measure_settings
         self._meters: dict[str, Any] = {}
+        self._status: dict[str, str] = {}
         self._idle: dict[str, float] = {}
 
     def meter_for(self, device: str) -> Any:
@@ -159,8 +160,10 @@ class Metering:
         return self._meters[device]
 
     def status_lines(self) -> list[str]:
-        """One line per opened meter, for the terminal summary."""
-        return [f"{dev}: {m.status().describe()}" for dev, m in self._meters.items()]
+        """One line per meter opened in this run, for the summary (also after :meth:`close`)."""
+        for dev, meter in self._meters.items():
+            self._status[dev] = meter.status().describe()
+        return [f"{dev}: {text}" for dev, text in self._status.items()]
 
     def measure(
         self, model: Any, tree: EnergyTree, inputs: Sequence[Any] | Mapping[str, Any]
@@ -211,6 +214,7 @@ class Metering:
             del model
 
     def close(self) -> None:
+        self.status_lines()  # keep what each meter said for the summary printed after closing
         for meter in self._meters.values():
             meter.close()
         self._meters.clear()
