@@ -362,3 +362,18 @@ def test_escape_helpers() -> None:
     assert printable("a\nb\x1b") == "a\\x0ab\\x1b"
     assert md_text("x|y*z_@") == "x\\|y\\*z\\_&#64;"
     assert md_code("a`|<b>") == "<code>a`&#124;&lt;b&gt;</code>"
+
+
+def test_a_factory_that_prints_does_not_corrupt_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "chatty.py").write_text(
+        "from examples.tiny_models import tiny_bert\n\n"
+        "def make():\n    print('loading weights...')\n    return tiny_bert()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for command in (["predict"], ["tree"]):
+        assert main([*command, "chatty:make", "-b", "1", "-s", "4", "--format", "json"]) == 0
+        captured = capsys.readouterr()
+        json.loads(captured.out)  # stdout holds the JSON alone
+        assert "loading weights..." in captured.err

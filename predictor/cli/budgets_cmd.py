@@ -82,6 +82,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    from predictor.cli.output import model_code
     from predictor.errors import ConfigError
     from predictor.files import write_text_atomic
     from predictor.gate.budgets import Inputs, ModelBudget, name_problem
@@ -123,7 +124,8 @@ def run_init(args: argparse.Namespace) -> int:
         name, _, spec = arg.rpartition("=")
         inputs = Inputs(args.batch_size, args.seq_len)
         entry = ModelBudget(name=name or spec, spec=spec, inputs=inputs)
-        entries.append((entry, predict_spec(entry, profile)))
+        with model_code():
+            entries.append((entry, predict_spec(entry, profile)))
     text = render_budgets_yaml(
         entries,
         headroom=headroom,
@@ -139,6 +141,7 @@ def run_init(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from predictor.cli.output import model_code
     from predictor.errors import ConfigError
     from predictor.gate.engine import open_gate
     from predictor.gate.summary import print_summary
@@ -154,7 +157,8 @@ def run_check(args: argparse.Namespace) -> int:
     gate = open_gate(cli, invocation_dir=cwd, rootdir=cwd, cli_flags=True)
     assert gate is not None  # enabled above
     try:
-        gate.run_budgets(_nodeid_prefix(gate.options.budgets, cwd))
+        with model_code():
+            gate.run_budgets(_nodeid_prefix(gate.options.budgets, cwd))
         for error in gate.config_errors:
             print(f"irene budgets check: error: {error}", file=sys.stderr)
         print_summary(Console(highlight=False, soft_wrap=True), gate)

@@ -138,10 +138,12 @@ def trace_model(model: str, batch_size: int, seq_len: int) -> EnergyTree:
 
 
 def run(args: argparse.Namespace) -> int:
+    from predictor.cli.output import model_code
     from predictor.learn.profile import load_profile
 
     profile = load_profile(args.profile)
-    tree = trace_model(args.model, args.batch_size, args.seq_len)
+    with model_code():
+        tree = trace_model(args.model, args.batch_size, args.seq_len)
     profile.predict(tree)
     if args.format == "json":
         out = tree.to_dict()

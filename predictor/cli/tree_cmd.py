@@ -80,13 +80,16 @@ def run(args: argparse.Namespace) -> int:
             f"give a MODEL: one of {', '.join(known_models())}, or package.module:factory"
         )
 
-    tree = build_zoo_tree(
-        args.model,
-        args.batch_size,
-        args.seq_len,
-        counting_mode=args.counting,
-        attn_implementation=args.attn,
-    )
+    from predictor.cli.output import model_code
+
+    with model_code():
+        tree = build_zoo_tree(
+            args.model,
+            args.batch_size,
+            args.seq_len,
+            counting_mode=args.counting,
+            attn_implementation=args.attn,
+        )
     if args.format == "json":
         sys.stdout.write(tree.to_json() + "\n")
     else:
