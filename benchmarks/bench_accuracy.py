@@ -10,7 +10,7 @@ the ablation that chose each part of ours.
    per-type OLS at ML level; a pooled ``c*flops + d*mem_bytes`` at module level;
    ``c*FLOPs`` at model level.
 3. The ablation: each change from IrEne's method to ours, alone and together, and the variants
-   that LOMO rejected.
+   that LOMO rejected (those not shipped are registered from ``ablation_methods.py``).
 
 Writes benchmarks/results/accuracy.json, accuracy.md, ablation.json, ablation.md.
 """
@@ -33,9 +33,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from predictor.learn.data import Dataset, load_dataset  # noqa: E402
+from benchmarks import ablation_methods  # noqa: E402
+from predictor.learn.data import Dataset, attach_num_parameters, load_dataset  # noqa: E402
 from predictor.learn.evaluate import NOT_A_FOLD, cross_validate  # noqa: E402
-from predictor.learn.profile import Settings, attach_num_parameters  # noqa: E402
+from predictor.learn.profile import Settings  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 LEVELS = ("ml", "module", "model")
@@ -147,6 +148,7 @@ def simple_baselines(ds: Dataset) -> dict[str, Any]:
 
 # -- ablation ---------------------------------------------------------------------------------
 
+ablation_methods.register()
 S0 = Settings.default("static")
 F0 = Settings.default("full")
 S0N = replace(S0, reconcile="none")  # ours before the hierarchical reconciliation
@@ -173,10 +175,10 @@ ABLATION: list[tuple[str, str, Settings, str]] = [
     ("static", "ours, monotone cubic correction (poly: more work never predicts less energy)", replace(S0, ml_method="poly"), "rejected: ML 3.8 %, over the 3 % target; CV 10x slower"),
     ("static", "ours + input_size term", replace(S0, residual_terms=(*S0.residual_terms, "input_size")), "rejected"),
     ("static", "ours, all residual terms at the root", replace(S0, model_terms=None), "rejected"),
-    ("static", "ours, one model for module and model levels", replace(S0, per_level=False, model_terms=None), "rejected"),
-    ("static", "ours, refit once on own bottom-up predictions", replace(S0, refits=1), "rejected"),
-    ("static", "ours, refit twice on own bottom-up predictions", replace(S0, refits=2), "rejected"),
-    ("static", "ours, refit 4 times on own bottom-up predictions", replace(S0, refits=4), "rejected"),
+    ("static", "ours, one model for module and model levels", replace(S0, aggregator="residual-one-level", model_terms=None), "rejected"),
+    ("static", "ours, refit once on own bottom-up predictions", replace(S0, aggregator="residual-refit-1"), "rejected"),
+    ("static", "ours, refit twice on own bottom-up predictions", replace(S0, aggregator="residual-refit-2"), "rejected"),
+    ("static", "ours, refit 4 times on own bottom-up predictions", replace(S0, aggregator="residual-refit-4"), "rejected"),
     ("full", "IrEne: per-type OLS + tanh-weighted sum", Settings.irene(), "baseline"),
     ("full", "relative linear ML; children sums + residual + own runtime", F0N, "step (inconsistent: children may exceed parent)"),
     ("full", "  + top-down reconciliation (ours)", F0, "ours"),
@@ -186,7 +188,7 @@ ABLATION: list[tuple[str, str, Settings, str]] = [
     ("full", "ours, linear ML with unsigned work coefficients (previous form)", replace(F0, ml_method="linear-free"), "rejected: not monotone"),
     ("full", "ours, without own runtime terms", replace(F0, residual_terms=("resid_flops", "resid_mem")), "rejected"),
     ("full", "ours, ML/module children apart", replace(F0, split_children=True), "rejected"),
-    ("full", "ours, refit twice on own bottom-up predictions", replace(F0, refits=2), "rejected"),
+    ("full", "ours, refit twice on own bottom-up predictions", replace(F0, aggregator="residual-refit-2"), "rejected"),
 ]  # fmt: skip
 
 
@@ -242,8 +244,8 @@ OFF_GRID_ML = ("irene", "physical", "poly-all", "poly", "poly-free")
 def off_grid(ds: Dataset) -> list[dict[str, Any]]:
     """Leave one model out *and* some configurations out of training: the same code, asked
     about batch sizes / sequence lengths it never saw, as a CI user's model will be."""
-    from predictor.learn.aggregate import Flat
     from predictor.learn.evaluate import level_errors
+    from predictor.learn.flat import Flat
     from predictor.learn.profile import fit_components, predict_flat
 
     folds = [m for m in ds.model_names if m not in NOT_A_FOLD]
