@@ -13,6 +13,13 @@ the ablation that chose each part of ours.
    that LOMO rejected (those not shipped are registered from ``ablation_methods.py``).
 
 Writes benchmarks/results/accuracy.json, accuracy.md, ablation.json, ablation.md.
+
+IrEne's method trains its aggregator with Adam through whole trees, and that training amplifies
+last-digit differences of its inputs: a 1e-12 relative change of the leaves' energies moves its
+model-level error by ~1e-3 points. So its figures depend on the BLAS kernels numpy and scipy
+run (recorded as ``blas_kernels``): the results here were produced with OpenBLAS's ``SkylakeX``
+kernels (``OPENBLAS_CORETYPE=SkylakeX``); with ``Haswell`` the full-feature IrEne model level
+reads 6.99 instead of 7.02 (ours and the baselines agree to ~1e-12).
 """
 
 from __future__ import annotations
@@ -52,6 +59,14 @@ def _write(path: Path, text: str) -> None:
         fh.write(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def _blas_kernels() -> str:
+    """The OpenBLAS kernels numpy/scipy run (IrEne's aggregator turns their last-digit
+    differences into ~0.03 points of model-level error; see the module docstring)."""
+    from threadpoolctl import threadpool_info  # scikit-learn's dependency
+
+    return ", ".join(sorted({str(i.get("architecture")) for i in threadpool_info()})) or "unknown"
 
 
 def run_cli(data: str, features: str, method: str) -> dict[str, Any]:
@@ -299,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "blas_kernels": _blas_kernels(),
     }
 
     headline: dict[str, Any] = {}
@@ -343,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         "without its leaks (every scaler and regressor fit on the training folds only; "
         "sshleifer/tiny-ctrl trains every fold but is never one). MAPE %, overall = row-weighted "
         f"over all folds, also the mean over the six folds. Machine: {env['cpus']} CPUs, "
-        "shared with other jobs, so wall times are upper bounds.",
+        "shared with other jobs, so wall times are upper bounds; OpenBLAS kernels "
+        f"{env['blas_kernels']} (IrEne's method depends on them in the second decimal, see "
+        "bench_accuracy.py).",
         "",
         "| run | features | ML | module | model | target (ML/module/model) | CV wall s | peak RSS MiB |",
         "|---|---|---|---|---|---|---|---|",

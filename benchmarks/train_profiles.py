@@ -5,9 +5,9 @@ the IrEne authors' device_1 data (default ``../shared/irene-data/device_1``), st
 leave-one-model-out error in it, writes them to ``predictor/profiles/`` and the manifest
 ``predictor/profiles/manifest.json`` (file sha256, feature set, CV error, training data).
 Training is deterministic: rerunning gives byte-identical files on the same library versions
-and BLAS kernels. OpenBLAS picks its kernels per CPU (the last digits of the coefficients differ
-between them, ~1e-13 relative); ``OPENBLAS_CORETYPE`` pins them (the files shipped were written
-with the default choice on an AMD EPYC, ``Haswell``).
+and BLAS kernels. OpenBLAS picks its kernels per CPU unless ``OPENBLAS_CORETYPE`` pins them, and
+the last digits of the coefficients differ between kernels (~1e-13 relative); the files shipped
+were written with ``OPENBLAS_CORETYPE=Haswell``.
 """
 
 from __future__ import annotations
