@@ -165,7 +165,7 @@ def _ridge(a: Array, b: Array, ridge: float, nonneg: Sequence[int] = ()) -> Arra
         method="bvls",
     )
     if not res.success:
-        raise ValueError(f"sign-constrained least squares did not converge: {res.message}")
+        raise ValueError(f"ridge least squares did not converge: {res.message}")
     return np.asarray(res.x, dtype=np.float64)
 
 
