@@ -14,10 +14,11 @@ import numpy.typing as npt
 
 from predictor.trace.tree import EnergyTree, Node
 
-__all__ = ["Flat", "IntArray"]
+__all__ = ["Array", "Flat", "IntArray"]
 
-IntArray = npt.NDArray[np.int64]
+#: Per-node float64 values (energies, features), and node indices.
 Array = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 
 @dataclass

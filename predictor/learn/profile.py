@@ -14,7 +14,7 @@ import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "PROFILES_DIR",
     "AggregatorFit",
+    "AggregatorTraining",
     "Profile",
     "Settings",
     "fit_components",
@@ -139,42 +140,47 @@ class Settings:
         )
 
 
-#: An aggregator's training: ``(trees, leaf_pred, settings, columns, terms) -> fitted
-#: aggregator``, ``leaf_pred`` the ML predictions per node of ``Flat.of(trees)``, ``columns``
-#: the feature columns, ``terms`` the residual terms the data supports.
-AggregatorFit = Callable[
-    [Sequence[EnergyTree], Array, Settings, tuple[str, ...], tuple[str, ...]], Aggregator
-]
+R = TypeVar("R", bound=ResidualAggregator)
 
 
-def _fit_irene(
-    trees: Sequence[EnergyTree],
-    leaf_pred: Array,
-    settings: Settings,
-    columns: tuple[str, ...],
-    terms: tuple[str, ...],
-) -> Aggregator:
-    del terms
-    return IreneAggregator(columns=columns, reconcile=settings.reconcile).fit(
-        trees, leaf_pred, epochs=settings.irene_epochs, seed=settings.seed
-    )
+@dataclass(frozen=True)
+class AggregatorTraining:
+    """What an aggregator is fitted on (the argument of an :data:`AggregatorFit`)."""
+
+    trees: Sequence[EnergyTree]
+    #: The ML regressors' prediction per node of ``Flat.of(trees)`` (leaves used).
+    leaf_pred: Array
+    settings: Settings
+    #: The feature columns of the profile's feature set.
+    columns: tuple[str, ...]
+    #: ``settings.residual_terms`` less the runtime columns the data lacks.
+    terms: tuple[str, ...]
+
+    def residual(self, cls: type[R] = ResidualAggregator, **extra: Any) -> R:  # type: ignore[assignment]
+        """An unfitted residual aggregator (``cls``, a subclass will do) set up as
+        :attr:`settings` say, with the subclass's own options ``extra``."""
+        s = self.settings
+        return cls(
+            terms=self.terms,
+            split_children=s.split_children,
+            model_terms=s.model_terms,
+            reconcile=s.reconcile,
+            weight_prior=s.weight_prior,
+            **extra,
+        )
 
 
-def _fit_residual(
-    trees: Sequence[EnergyTree],
-    leaf_pred: Array,
-    settings: Settings,
-    columns: tuple[str, ...],
-    terms: tuple[str, ...],
-) -> Aggregator:
-    del columns
-    return ResidualAggregator(
-        terms=terms,
-        split_children=settings.split_children,
-        model_terms=settings.model_terms,
-        reconcile=settings.reconcile,
-        weight_prior=settings.weight_prior,
-    ).fit(trees, leaf_pred)
+#: An aggregator's training: fits and returns an aggregator.
+AggregatorFit = Callable[[AggregatorTraining], Aggregator]
+
+
+def _fit_irene(t: AggregatorTraining) -> Aggregator:
+    agg = IreneAggregator(columns=t.columns, reconcile=t.settings.reconcile)
+    return agg.fit(t.trees, t.leaf_pred, epochs=t.settings.irene_epochs, seed=t.settings.seed)
+
+
+def _fit_residual(t: AggregatorTraining) -> Aggregator:
+    return t.residual().fit(t.trees, t.leaf_pred)
 
 
 _BUILTIN_AGGREGATORS: Mapping[str, AggregatorFit] = {
@@ -230,7 +236,8 @@ def fit_components(
         raise ValueError(
             f"unknown aggregator {settings.aggregator!r}; use one of {', '.join(AGGREGATORS)}"
         )
-    agg = fit(trees, leaf_pred, settings, feature_columns(feature_set, runtime), terms)
+    columns = feature_columns(feature_set, runtime)
+    agg = fit(AggregatorTraining(trees, leaf_pred, settings, columns, terms))
     return ml, agg
 
 

@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from predictor.errors import ProfileError
+from predictor.learn.flat import Array
 from predictor.trace.tree import RUNTIME_FEATURES, Node
 
 __all__ = [
@@ -80,8 +81,6 @@ WORK_COLUMNS: tuple[str, ...] = ("flops", "mem_bytes", "input_size")
 #: Columns of the physical base: the work, charged with non-negative coefficients, so energy
 #: never falls as work grows and extrapolation stays linear in work.
 BASE_COLUMNS: tuple[str, ...] = WORK_COLUMNS
-
-Array = npt.NDArray[np.float64]
 
 
 def feature_columns(feature_set: str, runtime: Sequence[str] = RUNTIME_FEATURES) -> tuple[str, ...]:
