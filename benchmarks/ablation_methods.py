@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from predictor.learn.aggregate import Aggregator, ResidualAggregator, register_residual_term
 from predictor.learn.flat import Array, Flat, IntArray
-from predictor.learn.profile import AggregatorFit, Settings, register_aggregator
+from predictor.learn.profile import AggregatorFit, AggregatorTraining, register_aggregator
 from predictor.learn.reconcile import register_reconcile_mode
 from predictor.learn.regressors import (
     FALLBACK_SETTINGS,
@@ -351,40 +351,15 @@ class OneLevelResidualAggregator(ResidualAggregator):
         return {"all": idx}
 
 
-def _residual_kwargs(settings: Settings, terms: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "terms": terms,
-        "split_children": settings.split_children,
-        "model_terms": settings.model_terms,
-        "reconcile": settings.reconcile,
-        "weight_prior": settings.weight_prior,
-    }
-
-
 def _refit_aggregator(refits: int) -> AggregatorFit:
-    def fit(
-        trees: Sequence[EnergyTree],
-        leaf_pred: Array,
-        settings: Settings,
-        columns: tuple[str, ...],
-        terms: tuple[str, ...],
-    ) -> Aggregator:
-        del columns
-        agg = RefitResidualAggregator(**_residual_kwargs(settings, terms), refits=refits)
-        return agg.fit(trees, leaf_pred)
+    def fit(t: AggregatorTraining) -> Aggregator:
+        return t.residual(RefitResidualAggregator, refits=refits).fit(t.trees, t.leaf_pred)
 
     return fit
 
 
-def _one_level_aggregator(
-    trees: Sequence[EnergyTree],
-    leaf_pred: Array,
-    settings: Settings,
-    columns: tuple[str, ...],
-    terms: tuple[str, ...],
-) -> Aggregator:
-    del columns
-    return OneLevelResidualAggregator(**_residual_kwargs(settings, terms)).fit(trees, leaf_pred)
+def _one_level_aggregator(t: AggregatorTraining) -> Aggregator:
+    return t.residual(OneLevelResidualAggregator).fit(t.trees, t.leaf_pred)
 
 
 def _input_size(nodes: Sequence[Node]) -> Array:

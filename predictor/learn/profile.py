@@ -156,9 +156,9 @@ class AggregatorTraining:
     #: ``settings.residual_terms`` less the runtime columns the data lacks.
     terms: tuple[str, ...]
 
-    def residual(self, cls: type[R] = ResidualAggregator, **extra: Any) -> R:  # type: ignore[assignment]
-        """An unfitted residual aggregator (``cls``, a subclass will do) set up as
-        :attr:`settings` say, with the subclass's own options ``extra``."""
+    def residual(self, cls: type[R], **extra: Any) -> R:
+        """An unfitted residual aggregator of class ``cls`` (:class:`ResidualAggregator` or a
+        subclass) set up as :attr:`settings` say, with the subclass's own options ``extra``."""
         s = self.settings
         return cls(
             terms=self.terms,
@@ -180,7 +180,7 @@ def _fit_irene(t: AggregatorTraining) -> Aggregator:
 
 
 def _fit_residual(t: AggregatorTraining) -> Aggregator:
-    return t.residual().fit(t.trees, t.leaf_pred)
+    return t.residual(ResidualAggregator).fit(t.trees, t.leaf_pred)
 
 
 _BUILTIN_AGGREGATORS: Mapping[str, AggregatorFit] = {
