@@ -22,8 +22,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from predictor.learn.data import load_dataset  # noqa: E402
-from predictor.learn.profile import Settings, attach_num_parameters, load_profile, train_profile  # noqa: E402
+from predictor.learn.data import attach_num_parameters, load_dataset  # noqa: E402
+from predictor.learn.profile import Settings, load_profile, train_profile  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 

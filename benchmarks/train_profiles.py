@@ -4,7 +4,10 @@ Trains ``irene-device-1`` (static features) and ``irene-device-1-full`` (static 
 the IrEne authors' device_1 data (default ``../shared/irene-data/device_1``), stores each one's
 leave-one-model-out error in it, writes them to ``predictor/profiles/`` and the manifest
 ``predictor/profiles/manifest.json`` (file sha256, feature set, CV error, training data).
-Training is deterministic: rerunning gives byte-identical files on the same library versions.
+Training is deterministic: rerunning gives byte-identical files on the same library versions
+and BLAS kernels. OpenBLAS picks its kernels per CPU unless ``OPENBLAS_CORETYPE`` pins them, and
+the last digits of the coefficients differ between kernels (~1e-13 relative); the files shipped
+were written with ``OPENBLAS_CORETYPE=Haswell``.
 """
 
 from __future__ import annotations
@@ -21,15 +24,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from predictor.learn.data import load_dataset  # noqa: E402
+from predictor.learn.data import attach_num_parameters, load_dataset  # noqa: E402
 from predictor.learn.evaluate import cross_validate  # noqa: E402
-from predictor.learn.profile import (  # noqa: E402
-    PROFILES_DIR,
-    SUFFIX,
-    Settings,
-    attach_num_parameters,
-    train_profile,
-)
+from predictor.learn.profile import PROFILES_DIR, Settings, train_profile  # noqa: E402
+from predictor.learn.profile_file import SUFFIX  # noqa: E402
 
 DEVICE_1_DESCRIPTION = (
     "device_1 of the IrEne dataset: GPU inference energy of six Hugging Face Transformers "

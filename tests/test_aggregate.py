@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from predictor.learn.aggregate import (
-    RECONCILE_MODES,
-    Flat,
     IreneAggregator,
     ResidualAggregator,
     aggregator_from_dict,
-    reconcile,
+    register_residual_term,
 )
+from predictor.learn.flat import Flat
+from predictor.learn.reconcile import reconcile, register_reconcile_mode
 from predictor.trace.tree import EnergyTree, Node
 
 
@@ -149,24 +149,30 @@ def test_reconcile_top_down_by_hand() -> None:
     assert reconcile(flat, pred).tolist() == pred.tolist()
 
 
-def test_reconcile_other_modes_by_hand() -> None:
+def test_reconcile_none_and_unknown_modes() -> None:
     flat = Flat.of([_tree()])
     pred = np.array([10.0, 9.0, 6.0, 4.0, 2.0])
-    # bottom-up: block raised to 10 J, then the root to 10 + 2 J.
-    assert reconcile(flat, pred, "bottom-up").tolist() == [12.0, 10.0, 6.0, 4.0, 2.0]
-    # scale: the root's subtree x 10/11; the block's children further x 9/10 (their raw sum
-    # overran the block's raw 9 J): every primitive moves, unlike top-down's absorption.
-    np.testing.assert_allclose(
-        reconcile(flat, pred, "scale"), [10.0, 90 / 11, 54 / 11, 36 / 11, 20 / 11], rtol=1e-15
-    )
-    out = reconcile(flat, np.array([10.0, 9.0, 3.0, 4.0, 2.0]), "scale")
-    np.testing.assert_allclose(out, [10.0, 90 / 11, 30 / 11, 40 / 11, 20 / 11], rtol=1e-15)
-    assert reconcile(flat, pred, "none") is pred
+    assert reconcile(flat, pred, "none") is pred  # IrEne's method: as predicted
     # Negative predictions are no energy: set to 0 before reconciling.
     out = reconcile(flat, np.array([10.0, 9.0, -1.0, 4.0, 2.0]))
     assert out[2] == 0.0 and out[3] == 4.0
     with pytest.raises(ValueError, match="unknown reconcile mode 'sideways'"):
         reconcile(flat, pred, "sideways")
+
+
+def test_built_in_entries_cannot_be_replaced() -> None:
+    with pytest.raises(ValueError, match="reconcile mode 'top-down' is built in"):
+        register_reconcile_mode("top-down", lambda flat, e: e)
+    with pytest.raises(ValueError, match="residual term 'resid_mem' is built in"):
+        register_residual_term("resid_mem", lambda nodes: np.zeros(len(nodes)))
+    with pytest.raises(ValueError, match="prefix 'own:' names a runtime column"):
+        register_residual_term("own:cpu", lambda nodes: np.zeros(len(nodes)))
+
+
+def test_unknown_residual_term() -> None:
+    trees = [_tree(s) for s in (1.0, 2.0)]
+    with pytest.raises(ValueError, match=r"unknown aggregator term 'ownx:a\*b'.*resid_flops"):
+        ResidualAggregator(terms=("ownx:a*b",)).fit(trees, Flat.of(trees).measured())
 
 
 def _random_tree(rng: np.random.Generator, depth: int = 0) -> Node:
@@ -178,24 +184,25 @@ def _random_tree(rng: np.random.Generator, depth: int = 0) -> Node:
     return Node(name=f"n{depth}", level=level, type="T", energy_j=energy, children=kids)
 
 
-@pytest.mark.parametrize("mode", [m for m in RECONCILE_MODES if m != "none"])
-def test_reconcile_invariant_on_random_trees(mode: str) -> None:
-    rng = np.random.default_rng(7)
-    trees = [EnergyTree(root=_random_tree(rng)) for _ in range(300)]
-    flat = Flat.of(trees)
+def random_forest_prediction(seed: int = 7) -> tuple[Flat, np.ndarray]:
+    """300 random trees and their (mostly inconsistent) random energies."""
+    rng = np.random.default_rng(seed)
+    flat = Flat.of([EnergyTree(root=_random_tree(rng)) for _ in range(300)])
     pred = np.asarray([n.energy_j for n in flat.nodes], dtype=np.float64)
     assert (flat.child_sum(pred) > pred)[~flat.is_leaf].mean() > 0.3  # mostly inconsistent
-    out = reconcile(flat, pred, mode)
+    return flat, pred
+
+
+def test_reconcile_invariant_on_random_trees() -> None:
+    flat, pred = random_forest_prediction()
+    out = reconcile(flat, pred, "top-down")
     assert_children_within_parent(flat, out)
     assert np.all(out >= 0)
     roots = flat.parent < 0
-    if mode == "bottom-up":
-        assert np.all(out >= pred)
-    else:  # the root keeps its prediction; nothing grows
-        assert out[roots].tolist() == pred[roots].tolist()
-        assert np.all(out <= pred)
-    assert reconcile(flat, pred, mode).tolist() == out.tolist()  # deterministic
-    np.testing.assert_allclose(reconcile(flat, out, mode), out, rtol=1e-9)  # idempotent
+    assert out[roots].tolist() == pred[roots].tolist()  # the root keeps its prediction
+    assert np.all(out <= pred)  # nothing grows
+    assert reconcile(flat, pred).tolist() == out.tolist()  # deterministic
+    np.testing.assert_allclose(reconcile(flat, out), out, rtol=1e-9)  # idempotent
 
 
 def test_aggregators_reconcile_their_predictions() -> None:

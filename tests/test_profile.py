@@ -11,12 +11,11 @@ import joblib
 import numpy as np
 import pytest
 
-import predictor.learn.profile as profile_module
+import predictor.learn.profile_file as profile_file
 from predictor.errors import DataError, ProfileError
 from predictor.learn.data import Dataset
 from predictor.learn.profile import (
     DEFAULT_PROFILE,
-    FORMAT_VERSION,
     PROFILES_DIR,
     Profile,
     Settings,
@@ -24,6 +23,7 @@ from predictor.learn.profile import (
     load_profile,
     train_profile,
 )
+from predictor.learn.profile_file import FORMAT_VERSION
 from predictor.trace.tree import RUNTIME_FEATURES, EnergyTree, Node
 
 
@@ -210,6 +210,53 @@ def test_profile_saved_before_reconciliation_loads_and_predicts_consistently(
     assert tree.root.energy_j == raw.root.energy_j  # top-down keeps the root
 
 
+def _write_payload(path: Path, payload: dict[str, Any]) -> Path:
+    text = json.dumps(payload, sort_keys=True)
+    joblib.dump(
+        {"format": "irene-profile", "version": FORMAT_VERSION, "payload": text,
+         "sha256": hashlib.sha256(text.encode()).hexdigest()},
+        path,
+    )  # fmt: skip
+    return path
+
+
+def test_profile_saved_with_earlier_training_options_loads_and_predicts_the_same(
+    static_profile: Profile, tmp_path: Path
+) -> None:
+    """Profiles written before the ablation-only options left the library carry their
+    default values (one model per level, no refit, no monotone correction box)."""
+    payload = static_profile.payload()
+    for part in (payload["settings"], payload["aggregator"]):
+        part.update(per_level=True, refits=0)
+    for reg in [*payload["ml"]["by_type"].values(), payload["ml"]["fallback"]]:
+        reg["corr_xmax"] = []
+    loaded = load_profile(_write_payload(tmp_path / "earlier.irene.joblib", payload))
+    a = static_profile.predict(synthetic_tree("toy-new", 112, 3, 4, 48))
+    b = loaded.predict(synthetic_tree("toy-new", 112, 3, 4, 48))
+    assert [n.energy_j for n in a.walk()] == [n.energy_j for n in b.walk()]
+    assert loaded.settings == static_profile.settings
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: p["aggregator"].update(per_level=False), "per_level false"),
+        (lambda p: p["ml"]["by_type"]["Linear"].update(monotone=True), "ML method 'poly'"),
+        (lambda p: p["settings"].update(reconcile="scale"), "unknown reconcile mode 'scale'"),
+    ],
+    ids=["one-level aggregator", "monotone cubic", "ablation reconcile"],
+)
+def test_profile_trained_with_an_ablation_variant_is_refused(
+    static_profile: Profile, tmp_path: Path, edit: Any, message: str
+) -> None:
+    payload = copy.deepcopy(static_profile.payload())
+    assert payload["ml"]["by_type"]["Linear"]["degree"] == 3  # poly-free's cubic
+    edit(payload)
+    path = _write_payload(tmp_path / "variant.irene.joblib", payload)
+    with pytest.raises(ProfileError, match=f"payload is malformed.*{message}"):
+        load_profile(path)
+
+
 def test_shipped_profiles_never_predict_a_child_above_its_parent(irene_device_1: Path) -> None:
     """On every tree of the training data, both shipped profiles; repeated runs bit-identical."""
     from predictor.learn.data import load_dataset
@@ -321,7 +368,7 @@ def test_loads_profiles_joblib_wrote_with_any_standard_compressor(
 
 
 def test_refuses_a_decompression_bomb(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(profile_module, "MAX_PAYLOAD_BYTES", 1000)
+    monkeypatch.setattr(profile_file, "MAX_PAYLOAD_BYTES", 1000)
     with pytest.raises(ProfileError, match="decompresses to more than 1000 bytes"):
         load_profile(saved)
 

@@ -1,21 +1,23 @@
 from __future__ import annotations
 
-import itertools
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from predictor.errors import ProfileError
 from predictor.learn.regressors import (
     ML_METHODS,
+    ML_SETTINGS,
     STATIC_COLUMNS,
+    WORK_COLUMNS,
     MLRegressors,
     PolyRegressor,
+    _nnls,
+    _ridge,
     feature_columns,
     feature_matrix,
     fit_regressor,
     poly_terms,
+    register_ml_method,
 )
 from predictor.trace.tree import RUNTIME_FEATURES, Node
 
@@ -103,7 +105,7 @@ def _ml(typ: str, flops: float, mem: float, energy: float | None = None, batch: 
 def test_per_type_regressors_and_flagged_fallback() -> None:
     nodes = [_ml("Linear", f, 2 * f, 1e-3 * f + 1e-4, b) for f in (1, 2, 4, 8) for b in (8, 16)]
     nodes += [_ml("Softmax", f, f, 5e-3 * f + 1e-3, b) for f in (1, 2, 4, 8) for b in (8, 16)]
-    ml = MLRegressors.fit(nodes, "static")
+    ml = MLRegressors.fit(nodes, "static", method="poly-free")
     assert sorted(ml.by_type) == ["Linear", "Softmax"]
     probe = [_ml("Linear", 3, 6), _ml("SiLU", 3, 6), _ml("Softmax", 3, 3)]
     energy, extrapolated = ml.predict(probe)
@@ -146,16 +148,82 @@ def test_correction_on_chosen_columns_in_log_space() -> None:
     assert back.predict_matrix(probe).tolist() == reg.predict_matrix(probe).tolist()
 
 
-def test_degree_drops_for_rare_types() -> None:
-    x = np.linspace(1, 10, 12)[:, None] * np.array([[1.0, 2.0, 0.5]]) + np.arange(12)[:, None] % 3
-    y = x.sum(axis=1)
-    reg = fit_regressor(x, y, ["a", "b", "c"], degree=3, rows_per_term=5.0)
-    assert reg.degree == 1  # 10 terms for degree 2 would need 50 rows
+def test_unknown_and_built_in_ml_methods() -> None:
+    with pytest.raises(
+        ValueError, match=r"unknown ML method 'poly'; use one of irene, linear, poly-free"
+    ):
+        MLRegressors.fit([_ml("Linear", 1, 1, 1.0)], "static", method="poly")
+    with pytest.raises(ValueError, match="ML method 'linear' is built in"):
+        register_ml_method("linear", ML_METHODS["irene"])
+    assert list(ML_METHODS)[:3] == list(ML_SETTINGS) == ["irene", "linear", "poly-free"]
+
+
+def test_a_monotone_fit_is_linear_only() -> None:
+    x = np.linspace(1, 10, 20)[:, None]
+    with pytest.raises(ValueError, match="a monotone fit is linear"):
+        fit_regressor(x, x[:, 0], ["flops"], degree=3, monotone=True)
+
+
+# -- the solvers, against hand-computed and brute-force solutions -----------------------------
+
+# a = [[1, 0], [0, 1], [1, 1]], b = [1, -1, 0]: the unconstrained least squares is (1, -1)
+# (normal equations [[2, 1], [1, 2]] x = [1, -1]); with x2 >= 0 it is x2 = 0 and x1 = 1/2
+# (min (x1 - 1)^2 + 1 + x1^2), where the gradient in x2, a2 . (a x - b) = 1.5, is >= 0.
+A = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+B = np.array([1.0, -1.0, 0.0])
+
+
+def test_nnls_by_hand() -> None:
+    np.testing.assert_allclose(_nnls(A, B), [0.5, 0.0], atol=1e-15)
+    np.testing.assert_allclose(_nnls(A, -B), [0.0, 0.5], atol=1e-15)
+    np.testing.assert_allclose(_nnls(A, A @ [2.0, 3.0]), [2.0, 3.0], rtol=1e-14)  # interior
+
+
+def test_ridge_by_hand() -> None:
+    np.testing.assert_allclose(_ridge(A, B, 0.0), [1.0, -1.0], rtol=1e-14)
+    # ridge 1: (a'a + I) x = a'b, [[3, 1], [1, 3]] x = [1, -1] -> x = (1/2, -1/2)
+    np.testing.assert_allclose(_ridge(A, B, 1.0), [0.5, -0.5], rtol=1e-14)
+    # one column, ridge 2: x = a'b / (a'a + 2) = 4 / 4
+    np.testing.assert_allclose(_ridge(np.ones((2, 1)), np.array([1.0, 3.0]), 2.0), [1.0])
+    # x2 >= 0 binds: as for the non-negative fit; x1 >= 0 does not: as unconstrained
+    np.testing.assert_allclose(_ridge(A, B, 0.0, nonneg=[1]), [0.5, 0.0], atol=1e-15)
+    np.testing.assert_allclose(_ridge(A, B, 0.0, nonneg=[0]), [1.0, -1.0], rtol=1e-14)
+    # ridge 1, x2 >= 0: x2 = 0, then min (x1 - 1)^2 + x1^2 + x1^2 -> x1 = 1/3
+    np.testing.assert_allclose(_ridge(A, B, 1.0, nonneg=[1]), [1 / 3, 0.0], atol=1e-15)
+
+
+def _brute_force(a: np.ndarray, b: np.ndarray, ridge: float, nonneg: list[int]) -> np.ndarray:
+    """The exact sign-constrained ridge fit by trying every set of constrained coefficients
+    held at zero (what the library did by hand before it used scikit-learn and scipy)."""
+    n = a.shape[1]
+    aa = np.vstack([a, np.sqrt(ridge) * np.eye(n)])
+    bb = np.concatenate([b, np.zeros(n)])
+    best, best_res = np.zeros(n), np.inf
+    for mask in range(1 << len(nonneg)):
+        keep = [j for j in range(n) if j not in [k for i, k in enumerate(nonneg) if mask >> i & 1]]
+        coef = np.zeros(n)
+        coef[keep] = np.linalg.lstsq(aa[:, keep], bb, rcond=None)[0]
+        res = float(np.sum((aa @ coef - bb) ** 2))
+        if np.all(coef[nonneg] >= 0) and res < best_res:
+            best, best_res = coef, res
+    return best
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_solvers_match_the_exact_subset_search(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(30, 4))
+    b = a @ rng.normal(size=4) + 0.3 * rng.normal(size=30)
+    np.testing.assert_allclose(_nnls(a, b), _brute_force(a, b, 0.0, [0, 1, 2, 3]), atol=1e-12)
+    np.testing.assert_allclose(_ridge(a, b, 0.5), _brute_force(a, b, 0.5, []), rtol=1e-12)
+    np.testing.assert_allclose(
+        _ridge(a, b, 1e-6, nonneg=[1, 3]), _brute_force(a, b, 1e-6, [1, 3]), atol=1e-12
+    )
 
 
 # -- monotonicity: more work never predicts less energy ---------------------------------------
 
-WORK = ("flops", "mem_bytes", "input_size")
+WORK = WORK_COLUMNS
 
 
 def _dipping_data() -> tuple[np.ndarray, np.ndarray]:
@@ -215,40 +283,22 @@ def _falls(reg: PolyRegressor, paths: list[np.ndarray]) -> float:
     return worst
 
 
-def test_monotone_correction_never_falls_as_work_grows() -> None:
-    x, y = _dipping_data()
-    settings = ML_METHODS["poly"]
-    free = fit_regressor(x, y, STATIC_COLUMNS, **{**settings, "monotone": False})
-    mono = fit_regressor(x, y, STATIC_COLUMNS, **settings)
-    cols = [STATIC_COLUMNS.index(c) for c in WORK]
-    paths = _work_grid(mono, x[:, cols].min(axis=0), x[:, cols].max(axis=0))
-    assert _falls(free, paths) > 0.05  # the data dips, and so does the free cubic
-    assert _falls(mono, paths) <= 1e-12  # rounding only
-    # ... and still fits the data better than no correction at all.
-    plain = fit_regressor(x, y, STATIC_COLUMNS, **ML_METHODS["physical"])
-    mape = {
-        r: float(np.mean(np.abs(reg.predict_matrix(x) - y) / y))
-        for r, reg in (("mono", mono), ("plain", plain))
-    }
-    assert mape["mono"] < mape["plain"]
-
-
 def test_monotone_linear_keeps_work_coefficients_non_negative() -> None:
     x, y = _dipping_data()
-    cols = [STATIC_COLUMNS.index(c) for c in WORK]
+    cols = [STATIC_COLUMNS.index(c) for c in WORK_COLUMNS]
     y = y * (
         1.0 + 0.5 * np.log(x[:, cols[2]]).max() - 0.5 * np.log(x[:, cols[2]])
     )  # fewer tokens, dearer
-    free = fit_regressor(x, y, STATIC_COLUMNS, **ML_METHODS["linear-free"])
-    mono = fit_regressor(x, y, STATIC_COLUMNS, **ML_METHODS["linear"])
+    free = fit_regressor(x, y, STATIC_COLUMNS, **{**ML_SETTINGS["linear"], "monotone": False})
+    mono = ML_METHODS["linear"](x, y, STATIC_COLUMNS)
     paths = _work_grid(mono, x[:, cols].min(axis=0), x[:, cols].max(axis=0))
     assert _falls(free, paths) > 0.0
     assert _falls(mono, paths) <= 1e-12  # rounding only
 
 
 def test_monotone_regressors_never_predict_less_energy_for_more_work() -> None:
-    """Every regressor fit with ``monotone`` in the shipped profiles: all of the full
-    profile's and both fallbacks (the static default ``poly-free`` is not monotone: see
+    """Every regressor of the shipped profiles fit ``monotone``: all of the full profile's
+    (``linear``) and both fallbacks (the static profile's ``poly-free`` is not monotone: see
     predictor/learn/regressors.py)."""
     from predictor.learn.profile import list_profiles, load_profile
 
@@ -259,6 +309,7 @@ def test_monotone_regressors_never_predict_less_energy_for_more_work() -> None:
             **{t: r for t, r in profile.ml.by_type.items() if profile.ml.method != "poly-free"},
             "<fallback>": profile.ml.fallback,
         }
+        assert all(r.monotone for r in regs.values()), name
         checked += len(regs)
         for typ, reg in regs.items():
             cols = [reg.columns.index(c) for c in WORK]
@@ -270,36 +321,3 @@ def test_monotone_regressors_never_predict_less_energy_for_more_work() -> None:
             paths = _work_grid(reg, np.maximum(lows, 1.0), np.maximum(highs, 2.0))
             assert _falls(reg, paths) <= 1e-12, (name, typ)
     assert checked >= 8  # the full profile's types and two fallbacks
-
-
-@pytest.mark.slow
-def test_a_bigger_input_never_costs_less_with_a_monotone_profile(irene_device_1: Path) -> None:
-    """The reviewer's case: a 2-layer MLP at 8x the tokens predicted fc1 at less energy with
-    the free correction; a profile trained with the monotone ``poly`` method never does."""
-    from dataclasses import replace
-
-    import torch
-    from torch import nn
-
-    from predictor.learn.data import load_dataset
-    from predictor.learn.profile import Settings, attach_num_parameters, train_profile
-    from predictor.trace.tracer import build_tree
-
-    ds = load_dataset(irene_device_1)
-    attach_num_parameters(ds.trees)
-    settings = replace(Settings.default("static"), ml_method="poly")
-    profile = train_profile(ds, "static", "monotone", settings=settings)
-
-    torch.manual_seed(0)
-    mlp = nn.Sequential()
-    mlp.add_module("fc1", nn.Linear(64, 256))
-    mlp.add_module("act", nn.GELU())
-    mlp.add_module("fc2", nn.Linear(256, 64))
-    energy: dict[int, dict[str, float]] = {}
-    for seq in (1, 2, 4, 16, 128, 4096):
-        tree = profile.predict(build_tree(mlp, torch.zeros(1, seq, 64), name="mlp"))
-        energy[seq] = {n.name: float(n.energy_j or 0.0) for n in tree.walk()}
-    seqs = sorted(energy)
-    for name in energy[seqs[0]]:
-        values = [energy[s][name] for s in seqs]
-        assert all(b >= a for a, b in itertools.pairwise(values)), (name, values)

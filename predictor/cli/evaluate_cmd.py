@@ -35,9 +35,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from predictor.learn.data import load_dataset
+    from predictor.learn.data import attach_num_parameters, load_dataset
     from predictor.learn.evaluate import cross_validate
-    from predictor.learn.profile import Settings, attach_num_parameters
+    from predictor.learn.profile import Settings
 
     dataset = load_dataset(args.data)
     attach_num_parameters(dataset.trees)

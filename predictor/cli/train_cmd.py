@@ -45,9 +45,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from predictor.learn.data import load_dataset
+    from predictor.learn.data import attach_num_parameters, load_dataset
     from predictor.learn.evaluate import cross_validate
-    from predictor.learn.profile import SUFFIX, Settings, attach_num_parameters, train_profile
+    from predictor.learn.profile import Settings, train_profile
+    from predictor.learn.profile_file import SUFFIX
 
     dataset = load_dataset(args.data)
     attach_num_parameters(dataset.trees)

@@ -8,185 +8,44 @@ Two aggregators, both fitted on training trees whose ML leaves carry *predicted*
   child's standardised features, one linear layer shared by all nodes, trained end to end through
   the tree with Adam (lr 1e-3, 8 epochs, one tree per step), loss = squared error / true^2 over
   the non-leaf nodes. Vectorised per depth with torch.
-- :class:`ResidualAggregator` (default): ``E(n) = a * sum_c E(c) + theta . psi(n)``, a linear
-  model fitted by relative least squares. ``psi`` holds what the children cannot see: the
-  FLOPs and bytes of the node's own ops that are not primitives (adds, GELU functions, masks:
-  the node's static features minus its children's), and with the ``full`` feature set the
-  node's own runtime measurements. It is fitted on the true children's energies ("stepwise",
-  one closed-form solve per level); ``refits > 0`` then refits it on the energies it predicts
-  bottom-up. Leave-one-model-out preferred no refit: the refit iteration does not converge
-  monotonically (benchmarks/results/ablation.md).
+- :class:`ResidualAggregator` (ours): ``E(n) = a * sum_c E(c) + theta . psi(n)``, one linear
+  model per level (module, model) fitted by relative least squares on the true children's
+  energies ("stepwise", one closed-form solve per level). ``psi`` holds what the children cannot
+  see (:data:`RESIDUAL_TERMS`): the FLOPs and bytes of the node's own ops that are not
+  primitives (adds, GELU functions, masks: the node's static features minus its children's),
+  and with the ``full`` feature set the node's own runtime measurements (``own:<column>``).
 
-Both end with :func:`reconcile`, which makes the prediction hierarchically consistent: for every
-node the children's energies sum to at most the node's (a parent runs all of its children plus
-its own ops). The default, ``top-down``, keeps the root (the most accurate level under
-leave-one-model-out) and cuts each overrun from the children's own-op energy first.
-
-A forest of trees is flattened once into arrays (:class:`Flat`), so prediction is a handful of
-numpy operations per depth, deterministic and bit-identical across runs.
+Both end with :func:`predictor.learn.reconcile.reconcile`, which makes the prediction
+hierarchically consistent (children sum to at most their parent): ``top-down`` for ours,
+``none`` for IrEne's. The variants leave-one-model-out rejected (refits on the aggregator's own
+predictions, one model for both levels, more residual terms) live in
+benchmarks/ablation_methods.py, registered from there (:func:`register_residual_term`,
+``predictor.learn.profile.register_aggregator``). Prediction walks a :class:`Flat` forest
+depth by depth: deterministic and bit-identical across runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from predictor.learn.regressors import Array, feature_matrix, poly_terms
+from predictor.learn.flat import Array, Flat, IntArray
+from predictor.learn.reconcile import DEFAULT_RECONCILE, reconcile, reconcile_mode
+from predictor.learn.regressors import feature_matrix, poly_terms
 from predictor.trace.tree import EnergyTree, Node
 
 __all__ = [
-    "AGGREGATORS",
-    "DEFAULT_RECONCILE",
-    "RECONCILE_MODES",
     "RESIDUAL_TERMS",
-    "Flat",
+    "Aggregator",
     "IreneAggregator",
     "ResidualAggregator",
+    "TermFn",
     "aggregator_from_dict",
-    "reconcile",
-    "reconcile_mode",
+    "register_residual_term",
 ]
-
-IntArray = npt.NDArray[np.int64]
-
-
-@dataclass
-class Flat:
-    """Trees flattened in pre-order: parent index (-1 for roots), depth, tree index per node."""
-
-    nodes: list[Node]
-    parent: IntArray
-    depth: IntArray
-    tree: IntArray
-    is_leaf: npt.NDArray[np.bool_]
-    n_trees: int
-
-    @classmethod
-    def of(cls, trees: Sequence[EnergyTree]) -> Flat:
-        nodes: list[Node] = []
-        parent: list[int] = []
-        depth: list[int] = []
-        tree_idx: list[int] = []
-        for t, tree in enumerate(trees):
-            stack: list[tuple[Node, int, int]] = [(tree.root, -1, 0)]
-            while stack:
-                node, par, d = stack.pop()
-                me = len(nodes)
-                nodes.append(node)
-                parent.append(par)
-                depth.append(d)
-                tree_idx.append(t)
-                stack.extend((c, me, d + 1) for c in reversed(node.children))
-        return cls(
-            nodes=nodes,
-            parent=np.asarray(parent, dtype=np.int64),
-            depth=np.asarray(depth, dtype=np.int64),
-            tree=np.asarray(tree_idx, dtype=np.int64),
-            is_leaf=np.asarray([not n.children for n in nodes], dtype=bool),
-            n_trees=len(trees),
-        )
-
-    def measured(self) -> Array:
-        return np.asarray(
-            [np.nan if n.measured_energy_j is None else n.measured_energy_j for n in self.nodes],
-            dtype=np.float64,
-        )
-
-    def child_sum(self, values: Array) -> Array:
-        """Per node, the sum of ``values`` over its children (0 for leaves)."""
-        out = np.zeros(len(self.nodes), dtype=np.float64)
-        has_parent = self.parent >= 0
-        np.add.at(out, self.parent[has_parent], values[has_parent])
-        return out
-
-    def depths_bottom_up(self) -> list[IntArray]:
-        """Indices of non-leaf nodes grouped by depth, deepest first."""
-        inner = np.flatnonzero(~self.is_leaf)
-        out: list[IntArray] = []
-        for d in sorted(set(self.depth[inner].tolist()), reverse=True):
-            out.append(inner[self.depth[inner] == d])
-        return out
-
-    def children_of(self, idx: IntArray) -> IntArray:
-        """Indices of all nodes whose parent is in ``idx``."""
-        mask = np.isin(self.parent, idx)
-        return np.flatnonzero(mask)
-
-
-# -- hierarchical consistency -----------------------------------------------------------------
-
-#: How :func:`reconcile` makes children sum to at most their parent (see its docstring).
-RECONCILE_MODES: tuple[str, ...] = ("top-down", "bottom-up", "scale", "none")
-#: What a profile saved before reconciliation existed gets: its predictions are made consistent.
-DEFAULT_RECONCILE = "top-down"
-
-
-def reconcile_mode(data: dict[str, Any]) -> str:
-    """The ``reconcile`` entry of a saved aggregator/settings dict (absent: the default)."""
-    mode = str(data.get("reconcile", DEFAULT_RECONCILE))
-    if mode not in RECONCILE_MODES:
-        raise ValueError(f"unknown reconcile mode {mode!r} (one of {', '.join(RECONCILE_MODES)})")
-    return mode
-
-
-def reconcile(flat: Flat, energy: Array, mode: str = DEFAULT_RECONCILE) -> Array:
-    """Make ``energy`` (one value per node of ``flat``) hierarchically consistent.
-
-    Afterwards every energy is >= 0 and, for every node, the sum of its children's energies is
-    at most its own (up to float rounding, ~1e-16 relative). Modes:
-
-    - ``top-down`` (default): the root keeps its prediction. Where a node's children overrun its
-      (possibly already cut) energy by ``X``, each child is cut by ``X * E(c) / sum E(children)``
-      (the same relative cut for every child: nothing says which one is wrong), and a child
-      absorbs its cut from its own-op energy first (``E(c) - sum E(its children)``, the part its
-      children do not explain); only the rest is passed to its children, the same way. Nodes that
-      are consistent with their parent are left exactly as predicted.
-    - ``bottom-up``: a parent is raised to its children's sum where it is below it (the root can
-      only grow).
-    - ``scale``: the root keeps its prediction; an overrun scales the whole subtree under the
-      node by ``E(n) / sum E(children)``.
-    - ``none``: unchanged (IrEne's method; children may exceed their parent).
-
-    Negative predictions (a linear model far outside its data) are set to 0 first, except with
-    ``none``.
-    """
-    if mode == "none":
-        return energy
-    if mode not in RECONCILE_MODES:
-        raise ValueError(f"unknown reconcile mode {mode!r} (one of {', '.join(RECONCILE_MODES)})")
-    e = np.maximum(np.asarray(energy, dtype=np.float64), 0.0)
-    if mode == "bottom-up":
-        for idx in flat.depths_bottom_up():
-            e[idx] = np.maximum(e[idx], flat.child_sum(e)[idx])
-        return e
-    sums = flat.child_sum(e)
-    # Fraction of each inner node's children's sum that must go: X / sum, X = overrun.
-    fraction = np.zeros(len(e), dtype=np.float64)
-    if mode == "scale":
-        factor = np.ones(len(e), dtype=np.float64)  # cumulative scale of each node's subtree
-        for d in range(int(flat.depth.max(initial=0)) + 1):
-            idx = np.flatnonzero((flat.depth == d) & ~flat.is_leaf)
-            over = sums[idx] > e[idx]
-            fraction[idx] = np.where(over, e[idx] / np.where(over, sums[idx], 1.0), 1.0)
-            kids = flat.children_of(idx)
-            factor[kids] = factor[flat.parent[kids]] * fraction[flat.parent[kids]]
-        return e * factor
-    cut = np.zeros(len(e), dtype=np.float64)
-    for d in range(int(flat.depth.max(initial=0)) + 1):
-        idx = np.flatnonzero((flat.depth == d) & ~flat.is_leaf)
-        if idx.size == 0:
-            continue
-        overrun = np.maximum(sums[idx] - (e[idx] - cut[idx]), 0.0)
-        positive = sums[idx] > 0
-        fraction[idx] = np.where(positive, overrun / np.where(positive, sums[idx], 1.0), 0.0)
-        kids = flat.children_of(idx)
-        cut[kids] = e[kids] * fraction[flat.parent[kids]]
-    return np.asarray(e - cut, dtype=np.float64)
-
 
 # -- IrEne's aggregator -----------------------------------------------------------------------
 
@@ -327,40 +186,66 @@ class _TreeTensors:
 
 # -- our aggregator ---------------------------------------------------------------------------
 
-#: Terms ``psi(n)`` the residual aggregator may use (besides the children's sum).
-RESIDUAL_TERMS: tuple[str, ...] = ("resid_flops", "resid_mem", "input_size", "intercept")
+#: A residual term: one value per node (the part of its energy its children do not explain).
+TermFn = Callable[[Sequence[Node]], Array]
 
 
-def _psi(nodes: Sequence[Node], terms: Sequence[str], flat: Flat | None = None) -> Array:
-    """Per node the values of ``terms``: residual static features or ``own:<runtime>``."""
+def _resid_flops(nodes: Sequence[Node]) -> Array:
+    """MFLOPs of the node's own ops: its FLOPs minus its children's (>= 0)."""
+    own = np.asarray([n.flops for n in nodes], dtype=np.float64)
+    kids = np.asarray([sum(c.flops for c in n.children) for n in nodes], dtype=np.float64)
+    return np.maximum(own - kids, 0.0)
+
+
+def _resid_mem(nodes: Sequence[Node]) -> Array:
+    """MiB moved by the node's own ops: its bytes minus its children's (>= 0)."""
+    own = np.asarray([n.mem_bytes for n in nodes], dtype=np.float64)
+    kids = np.asarray([sum(c.mem_bytes for c in n.children) for n in nodes], dtype=np.float64)
+    return np.maximum(own - kids, 0.0)
+
+
+def _intercept(nodes: Sequence[Node]) -> Array:
+    return np.ones(len(nodes))
+
+
+_BUILTIN_TERMS: Mapping[str, TermFn] = {
+    "resid_flops": _resid_flops,
+    "resid_mem": _resid_mem,
+    "intercept": _intercept,
+}
+#: Terms ``psi(n)`` the residual aggregator may use besides the children's sum, by name: the
+#: built-ins, those added by :func:`register_residual_term`, and ``own:<column>`` for any
+#: runtime column (the node's own measurement).
+RESIDUAL_TERMS: dict[str, TermFn] = dict(_BUILTIN_TERMS)
+
+
+def register_residual_term(name: str, fn: TermFn) -> None:
+    """Make ``fn`` the residual term ``name`` (``Settings(residual_terms=(..., name))``).
+
+    For experiments (benchmarks/ablation_methods.py). A built-in term cannot be replaced;
+    registering an experiment's name again replaces it.
+    """
+    if name in _BUILTIN_TERMS:
+        raise ValueError(f"residual term {name!r} is built in and cannot be replaced")
+    if name.startswith("own:"):
+        raise ValueError(f"residual term {name!r}: the prefix 'own:' names a runtime column")
+    RESIDUAL_TERMS[name] = fn
+
+
+def _psi(nodes: Sequence[Node], terms: Sequence[str]) -> Array:
+    """Per node (rows) the values of ``terms`` (columns)."""
     cols: list[Array] = []
-    need_resid = any(t.startswith("resid_") for t in terms)
-    if need_resid:
-        child_flops = np.asarray(
-            [sum(c.flops for c in n.children) for n in nodes], dtype=np.float64
-        )
-        child_mem = np.asarray(
-            [sum(c.mem_bytes for c in n.children) for n in nodes], dtype=np.float64
-        )
     for term in terms:
-        if term == "resid_flops":
-            own = np.asarray([n.flops for n in nodes], dtype=np.float64)
-            cols.append(np.maximum(own - child_flops, 0.0))
-        elif term == "resid_mem":
-            own = np.asarray([n.mem_bytes for n in nodes], dtype=np.float64)
-            cols.append(np.maximum(own - child_mem, 0.0))
-        elif term == "input_size":
-            cols.append(np.asarray([float(n.input_size) for n in nodes], dtype=np.float64))
-        elif term == "intercept":
-            cols.append(np.ones(len(nodes)))
-        elif term.startswith("own:"):
+        if term.startswith("own:"):
             cols.append(feature_matrix(nodes, [term[4:]])[:, 0])
-        elif term.startswith("ownx:"):  # product of two own features, "ownx:a*b"
-            a, b = term[5:].split("*")
-            m = feature_matrix(nodes, [a, b])
-            cols.append(m[:, 0] * m[:, 1])
-        else:
-            raise ValueError(f"unknown aggregator term {term!r}")
+            continue
+        fn = RESIDUAL_TERMS.get(term)
+        if fn is None:
+            raise ValueError(
+                f"unknown aggregator term {term!r}; use own:<runtime column> or one of "
+                f"{', '.join(RESIDUAL_TERMS)}"
+            )
+        cols.append(fn(nodes))
     if not cols:
         return np.zeros((len(nodes), 0))
     return np.column_stack(cols)
@@ -373,12 +258,11 @@ class ResidualAggregator:
     ``S(n)`` is the children's predicted energy: one sum, or with ``split_children`` two (ML
     children, module children), so a container of modules can keep a weight near 1 while a
     module running primitives pays their launch and synchronisation overhead. ``psi(n)`` holds
-    ``terms`` (``model_terms`` at the root when given).
+    ``terms`` (``model_terms`` at the root when given). Fitted stepwise: on the true children's
+    energies, one solve per level (:meth:`fit_on`); predicted bottom-up from the leaves.
     """
 
     terms: tuple[str, ...]
-    per_level: bool = True
-    refits: int = 0
     ridge: float = 1e-8
     split_children: bool = False
     model_terms: tuple[str, ...] | None = None
@@ -392,9 +276,8 @@ class ResidualAggregator:
     scale: dict[str, Array] = field(default_factory=dict)
     kind: str = "residual"
 
-    def _groups(self, flat: Flat, idx: IntArray) -> dict[str, IntArray]:
-        if not self.per_level:
-            return {"all": idx}
+    def groups(self, flat: Flat, idx: IntArray) -> dict[str, IntArray]:
+        """The nodes of ``idx`` that share one linear model, by model key: one per level."""
         levels = np.asarray([flat.nodes[i].level for i in idx])
         return {lvl: idx[levels == lvl] for lvl in ("module", "model") if np.any(levels == lvl)}
 
@@ -417,9 +300,20 @@ class ResidualAggregator:
     def _psi(self, flat: Flat, groups: dict[str, IntArray]) -> dict[str, Array]:
         return {g: _psi([flat.nodes[i] for i in idx], self._terms(g)) for g, idx in groups.items()}
 
-    def _fit_once(
-        self, sums: Array, psi: dict[str, Array], y: Array, groups: dict[str, IntArray]
-    ) -> None:
+    def fit_on(self, flat: Flat, child_energy: Array) -> ResidualAggregator:
+        """Fit each model on ``flat``'s measured energies, its children-sum columns taken from
+        ``child_energy`` (one value per node: the measured energies for the stepwise fit).
+
+        Per model: relative least squares (rows weighted by 1 / energy) on the columns scaled
+        to a maximum of 1, with a ridge ``ridge`` and the prior ``weight_prior * (weight - 1)^2``
+        on each children-sum weight. That is Tikhonov regularisation toward a non-zero target
+        (weight 1, coefficient 0), which no scikit-learn estimator takes, so it is solved as one
+        least-squares problem with the prior's rows stacked under the data.
+        """
+        y = flat.measured()
+        groups = self.groups(flat, np.flatnonzero(~flat.is_leaf))
+        psi = self._psi(flat, groups)
+        sums = self._child_sums(flat, child_energy)
         for lvl, idx in groups.items():
             design = np.column_stack([sums[idx], psi[lvl]])
             sc = np.abs(design).max(axis=0)
@@ -441,24 +335,21 @@ class ResidualAggregator:
                 b = np.concatenate([b, np.full(n_sums, np.sqrt(self.weight_prior))])
             self.coef[lvl] = np.asarray(np.linalg.lstsq(a, b, rcond=None)[0], dtype=np.float64)
             self.scale[lvl] = sc
-
-    def fit(self, trees: Sequence[EnergyTree], leaf_pred: Array) -> ResidualAggregator:
-        flat = Flat.of(trees)
-        y = flat.measured()
-        groups = self._groups(flat, np.flatnonzero(~flat.is_leaf))
-        psi = self._psi(flat, groups)
-        # Stepwise first (true children), then on our own bottom-up predictions.
-        self._fit_once(self._child_sums(flat, y), psi, y, groups)
-        for _ in range(self.refits):
-            energy = self._bottom_up(flat, leaf_pred)
-            self._fit_once(self._child_sums(flat, energy), psi, y, groups)
         return self
 
-    def _bottom_up(self, flat: Flat, leaf_pred: Array) -> Array:
+    def fit(self, trees: Sequence[EnergyTree], leaf_pred: Array) -> ResidualAggregator:
+        """Stepwise fit on the true children's energies (``leaf_pred`` is not needed)."""
+        del leaf_pred
+        flat = Flat.of(trees)
+        return self.fit_on(flat, flat.measured())
+
+    def predict_unreconciled(self, flat: Flat, leaf_pred: Array) -> Array:
+        """Energies of every node of ``flat`` bottom-up from the leaves', before
+        :func:`reconcile`."""
         energy = np.where(flat.is_leaf, leaf_pred, 0.0)
         for idx in flat.depths_bottom_up():
             sums = self._child_sums(flat, energy, flat.children_of(idx))
-            groups = self._groups(flat, idx)
+            groups = self.groups(flat, idx)
             psi = self._psi(flat, groups)
             for lvl, gidx in groups.items():
                 coef = self.coef.get(lvl)
@@ -470,15 +361,13 @@ class ResidualAggregator:
         return energy
 
     def predict_flat(self, flat: Flat, leaf_pred: Array) -> Array:
-        return reconcile(flat, self._bottom_up(flat, leaf_pred), self.reconcile)
+        return reconcile(flat, self.predict_unreconciled(flat, leaf_pred), self.reconcile)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "terms": list(self.terms),
             "model_terms": None if self.model_terms is None else list(self.model_terms),
-            "per_level": self.per_level,
-            "refits": self.refits,
             "ridge": self.ridge,
             "split_children": self.split_children,
             "reconcile": self.reconcile,
@@ -489,12 +378,16 @@ class ResidualAggregator:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResidualAggregator:
+        if not data.get("per_level", True):
+            raise ValueError(
+                "this aggregator fits one model for module and model levels (per_level false), "
+                "an experiment of benchmarks/ablation_methods.py that the library does not "
+                "predict with; retrain the profile"
+            )
         mt = data.get("model_terms")
         return cls(
             terms=tuple(str(t) for t in data["terms"]),
             model_terms=None if mt is None else tuple(str(t) for t in mt),
-            per_level=bool(data["per_level"]),
-            refits=int(data["refits"]),
             ridge=float(data["ridge"]),
             split_children=bool(data["split_children"]),
             reconcile=reconcile_mode(data),
@@ -504,11 +397,12 @@ class ResidualAggregator:
         )
 
 
+#: A fitted aggregator (an experiment's subclass of one of these included).
 Aggregator = IreneAggregator | ResidualAggregator
-AGGREGATORS: tuple[str, ...] = ("irene", "residual")
 
 
 def aggregator_from_dict(data: dict[str, Any]) -> Aggregator:
+    """The aggregator a profile stored (by its ``kind``)."""
     kind = data.get("kind")
     if kind == "irene":
         return IreneAggregator.from_dict(data)

@@ -8,6 +8,7 @@ Two layouts are read:
 
 and the CSV layout is written (by ``irene calibrate``), with the same columns and units, so a
 dataset measured here trains and evaluates exactly like the authors' one.
+:func:`attach_num_parameters` fills in the parameter counts the authors' files lack.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "FUNCTIONAL_OPS",
     "REQUIRED_COLUMNS",
     "Dataset",
+    "attach_num_parameters",
     "load_csv_dataset",
     "load_dataset",
     "load_jsonl_dataset",
@@ -302,6 +304,53 @@ def _atomic_write_csv(path: Path, rows: list[list[str]]) -> None:
     buf = io.StringIO(newline="")
     csv.writer(buf).writerows(rows)
     write_text_atomic(path, buf.getvalue())
+
+
+# -- num_parameters from the zoo -------------------------------------------------------------
+
+
+def attach_num_parameters(trees: Iterable[EnergyTree]) -> int:
+    """Fill ``num_parameters`` (absent from the IrEne CSVs) from traced zoo trees, by node name.
+
+    Returns how many nodes were filled. Without :mod:`predictor.trace.zoo` (or for a model it does not
+    know) nothing changes: the regressors ignore a column that is constant in training.
+    """
+    try:
+        from predictor.trace import zoo
+    except ImportError:
+        return 0
+    # Keyed by fqn: class names changed between transformers 4.2 (the dataset) and 5.
+    cache: dict[str, tuple[int, dict[str, int]] | None] = {}
+    filled = 0
+    for tree in trees:
+        model = tree.model_name
+        if model not in cache:
+            try:
+                traced = zoo.build_zoo_tree(model, 1, 8, counting_mode="irene")
+            except Exception:  # a model the zoo cannot build: leave its counts at 0
+                cache[model] = None
+            else:
+                by_fqn = {
+                    n.fqn: n.num_parameters
+                    for n in traced.walk()
+                    if n.level != "model" and n.type not in FUNCTIONAL_OPS
+                }
+                cache[model] = (traced.root.num_parameters, by_fqn)
+        entry = cache[model]
+        if entry is None:
+            continue
+        root_params, by_fqn = entry
+        for node in tree.walk():
+            if node.level == "model":
+                node.num_parameters = root_params
+            elif node.type in FUNCTIONAL_OPS:
+                node.num_parameters = 0
+            elif node.fqn in by_fqn:
+                node.num_parameters = by_fqn[node.fqn]
+            else:
+                continue
+            filled += 1
+    return filled
 
 
 # -- JSONL layout -----------------------------------------------------------------------------

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 
 from predictor.errors import DataError
-from predictor.learn.aggregate import Flat
 from predictor.learn.data import Dataset
+from predictor.learn.flat import Array, Flat
 from predictor.learn.profile import Settings, fit_components, predict_flat
-from predictor.learn.regressors import Array
 from predictor.trace.tree import LEVELS, EnergyTree
 
 __all__ = ["NOT_A_FOLD", "CVReport", "FoldResult", "cross_validate", "level_errors"]

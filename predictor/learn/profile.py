@@ -1,99 +1,81 @@
 """A trained hardware profile: ML regressors + aggregator + metadata, saved as versioned data.
 
-File format (``.irene.joblib``): ``joblib.dump`` of a plain dict
-``{"format": "irene-profile", "version": 1, "sha256": <hex>, "payload": <JSON text>}``.
-The payload is JSON (numbers, strings, lists, dicts: no pickled estimator class), so a file
-loads under any scikit-learn/numpy version; the sha256 of the payload text detects corruption
-or tampering. Loading refuses, with a :class:`~predictor.errors.ProfileError`, a file that is
-truncated, not a profile, of an unknown version, or whose checksum does not match.
-
-Loading never executes code from the file. A joblib file is a pickle (compressed: zlib for
-``compress=3``; gzip, bz2, lzma/xz also read), and unpickling can call any importable function.
-So :func:`load_profile` does not call ``joblib.load``: it decompresses the container itself
-(output capped at :data:`MAX_PAYLOAD_BYTES`) and unpickles with an unpickler that refuses every
-global (class or function reference). The record holds only a dict, strings and an int, which
-need none; a file that names any global (a crafted ``__reduce__``, a numpy array, a pickled
-estimator) is refused with a :class:`~predictor.errors.ProfileError` before anything runs.
+:class:`Settings` say how a profile is trained (chosen by leave-one-model-out: ours per feature
+set, or IrEne's method); :func:`train_profile` fits one on a dataset; :class:`Profile` predicts
+a tree and saves itself. The file is plain JSON in a checksummed container that loading never
+runs code from (:mod:`predictor.learn.profile_file`).
 """
 
 from __future__ import annotations
 
-import bz2
-import hashlib
-import io
 import json
-import lzma
 import os
-import pickle
 import platform
-import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from predictor.errors import DataError, ProfileError
-from predictor.files import write_bytes_atomic
 from predictor.learn.aggregate import (
-    DEFAULT_RECONCILE,
     Aggregator,
-    Flat,
     IreneAggregator,
     ResidualAggregator,
     aggregator_from_dict,
-    reconcile_mode,
 )
-from predictor.learn.regressors import FEATURE_SETS, Array, MLRegressors, feature_columns
+from predictor.learn.data import attach_num_parameters
+from predictor.learn.flat import Array, Flat
+from predictor.learn.profile_file import (
+    FORMAT_VERSION,
+    SUFFIX,
+    payload_digest,
+    read_profile_file,
+    write_profile_file,
+)
+from predictor.learn.reconcile import DEFAULT_RECONCILE, reconcile_mode
+from predictor.learn.regressors import FEATURE_SETS, MLRegressors, feature_columns
 from predictor.trace.tree import RUNTIME_FEATURES, EnergyTree
 
 __all__ = [
+    "AGGREGATORS",
     "DEFAULT_PROFILE",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "MAX_PAYLOAD_BYTES",
     "PROFILES_DIR",
-    "SUFFIX",
+    "AggregatorFit",
+    "AggregatorTraining",
     "Profile",
     "Settings",
-    "attach_num_parameters",
     "fit_components",
     "list_profiles",
     "load_profile",
     "predict_flat",
+    "register_aggregator",
     "runtime_columns",
     "train_profile",
 ]
 
-FORMAT = "irene-profile"
-FORMAT_VERSION = 1
-SUFFIX = ".irene.joblib"
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-#: Largest decompressed profile record read (a shipped profile is well under 1 MiB); a larger
-#: one is refused instead of exhausting memory (a "zip bomb").
-MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
 #: The profile used when none is named: static features, so it works on any CPU-only runner.
 DEFAULT_PROFILE = "irene-device-1"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How a profile is trained (chosen by leave-one-model-out, see benchmarks/results)."""
+    """How a profile is trained. The defaults are ours for static features
+    (:meth:`default` adjusts them per feature set); :meth:`irene` is the authors' method. Each
+    choice was made by leave-one-model-out, see benchmarks/results/ablation.md."""
 
-    #: Static ML regressor: the free cubic correction (``poly-free``) meets the ML target under
-    #: leave-one-model-out (2.65 %); the monotone one (``poly``: more work never predicts less
-    #: energy) costs ~1.1 points on device_1 (3.77 %, over the 3 % target) because the
-    #: measurements are not monotone themselves. See benchmarks/results/ablation.md.
+    #: ML method (:data:`predictor.learn.regressors.ML_METHODS`). Static: the cubic correction
+    #: ``poly-free`` meets the ML target under leave-one-model-out (2.65 %).
     ml_method: str = "poly-free"
+    #: Aggregator (:data:`AGGREGATORS`): ``residual`` (ours) or ``irene``.
     aggregator: str = "residual"
     residual_terms: tuple[str, ...] = ("resid_flops", "resid_mem", "intercept")
-    per_level: bool = True
-    refits: int = 0
     split_children: bool = False
     model_terms: tuple[str, ...] | None = None
-    #: Hierarchical consistency of predictions (:func:`predictor.learn.aggregate.reconcile`).
+    #: Hierarchical consistency of predictions (:func:`predictor.learn.reconcile.reconcile`).
     reconcile: str = DEFAULT_RECONCILE
     #: Pull of each children-sum weight toward 1 (:class:`ResidualAggregator`).
     weight_prior: float = 0.0
@@ -102,6 +84,7 @@ class Settings:
 
     @classmethod
     def default(cls, feature_set: str) -> Settings:
+        """Ours for ``feature_set``: what the shipped profiles are trained with."""
         feature_columns(feature_set)  # validates the name
         if feature_set == "full":
             return cls(
@@ -130,8 +113,6 @@ class Settings:
             "ml_method": self.ml_method,
             "aggregator": self.aggregator,
             "residual_terms": list(self.residual_terms),
-            "per_level": self.per_level,
-            "refits": self.refits,
             "split_children": self.split_children,
             "model_terms": None if self.model_terms is None else list(self.model_terms),
             "reconcile": self.reconcile,
@@ -142,12 +123,12 @@ class Settings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Settings a profile recorded (earlier profiles' ``per_level``/``refits``, training
+        options of the aggregator only, are not kept)."""
         return cls(
             ml_method=str(data["ml_method"]),
             aggregator=str(data["aggregator"]),
             residual_terms=tuple(str(t) for t in data["residual_terms"]),
-            per_level=bool(data["per_level"]),
-            refits=int(data["refits"]),
             split_children=bool(data["split_children"]),
             model_terms=None
             if data["model_terms"] is None
@@ -159,50 +140,68 @@ class Settings:
         )
 
 
-def attach_num_parameters(trees: Sequence[EnergyTree]) -> int:
-    """Fill ``num_parameters`` (absent from the IrEne CSVs) from traced zoo trees, by node name.
+R = TypeVar("R", bound=ResidualAggregator)
 
-    Returns how many nodes were filled. Without :mod:`predictor.trace.zoo` (or for a model it does not
-    know) nothing changes: the regressors ignore a column that is constant in training.
+
+@dataclass(frozen=True)
+class AggregatorTraining:
+    """What an aggregator is fitted on (the argument of an :data:`AggregatorFit`)."""
+
+    trees: Sequence[EnergyTree]
+    #: The ML regressors' prediction per node of ``Flat.of(trees)`` (leaves used).
+    leaf_pred: Array
+    settings: Settings
+    #: The feature columns of the profile's feature set.
+    columns: tuple[str, ...]
+    #: ``settings.residual_terms`` less the runtime columns the data lacks.
+    terms: tuple[str, ...]
+
+    def residual(self, cls: type[R], **extra: Any) -> R:
+        """An unfitted residual aggregator of class ``cls`` (:class:`ResidualAggregator` or a
+        subclass) set up as :attr:`settings` say, with the subclass's own options ``extra``."""
+        s = self.settings
+        return cls(
+            terms=self.terms,
+            split_children=s.split_children,
+            model_terms=s.model_terms,
+            reconcile=s.reconcile,
+            weight_prior=s.weight_prior,
+            **extra,
+        )
+
+
+#: An aggregator's training: fits and returns an aggregator.
+AggregatorFit = Callable[[AggregatorTraining], Aggregator]
+
+
+def _fit_irene(t: AggregatorTraining) -> Aggregator:
+    agg = IreneAggregator(columns=t.columns, reconcile=t.settings.reconcile)
+    return agg.fit(t.trees, t.leaf_pred, epochs=t.settings.irene_epochs, seed=t.settings.seed)
+
+
+def _fit_residual(t: AggregatorTraining) -> Aggregator:
+    return t.residual(ResidualAggregator).fit(t.trees, t.leaf_pred)
+
+
+_BUILTIN_AGGREGATORS: Mapping[str, AggregatorFit] = {
+    "irene": _fit_irene,
+    "residual": _fit_residual,
+}
+#: Aggregators by name (``Settings.aggregator``): the built-ins and those added by
+#: :func:`register_aggregator`.
+AGGREGATORS: dict[str, AggregatorFit] = dict(_BUILTIN_AGGREGATORS)
+
+
+def register_aggregator(name: str, fit: AggregatorFit) -> None:
+    """Make ``fit`` the aggregator ``name`` (``Settings(aggregator=name)``).
+
+    For experiments (benchmarks/ablation_methods.py); the aggregator it returns must be one of
+    :data:`predictor.learn.aggregate.Aggregator` (a subclass will do). A built-in cannot be
+    replaced; registering an experiment's name again replaces it.
     """
-    try:
-        from predictor.trace import zoo
-    except ImportError:
-        return 0
-    from predictor.learn.data import FUNCTIONAL_OPS
-
-    # Keyed by fqn: class names changed between transformers 4.2 (the dataset) and 5.
-    cache: dict[str, tuple[int, dict[str, int]] | None] = {}
-    filled = 0
-    for tree in trees:
-        model = tree.model_name
-        if model not in cache:
-            try:
-                traced = zoo.build_zoo_tree(model, 1, 8, counting_mode="irene")
-            except Exception:  # a model the zoo cannot build: leave its counts at 0
-                cache[model] = None
-            else:
-                by_fqn = {
-                    n.fqn: n.num_parameters
-                    for n in traced.walk()
-                    if n.level != "model" and n.type not in FUNCTIONAL_OPS
-                }
-                cache[model] = (traced.root.num_parameters, by_fqn)
-        entry = cache[model]
-        if entry is None:
-            continue
-        root_params, by_fqn = entry
-        for node in tree.walk():
-            if node.level == "model":
-                node.num_parameters = root_params
-            elif node.type in FUNCTIONAL_OPS:
-                node.num_parameters = 0
-            elif node.fqn in by_fqn:
-                node.num_parameters = by_fqn[node.fqn]
-            else:
-                continue
-            filled += 1
-    return filled
+    if name in _BUILTIN_AGGREGATORS:
+        raise ValueError(f"aggregator {name!r} is built in and cannot be replaced")
+    AGGREGATORS[name] = fit
 
 
 def fit_components(
@@ -232,23 +231,13 @@ def fit_components(
     terms = tuple(
         t for t in settings.residual_terms if not t.startswith("own:") or t[4:] in runtime
     )
-    agg: Aggregator
-    if settings.aggregator == "irene":
-        agg = IreneAggregator(
-            columns=feature_columns(feature_set, runtime), reconcile=settings.reconcile
-        ).fit(trees, leaf_pred, epochs=settings.irene_epochs, seed=settings.seed)
-    elif settings.aggregator == "residual":
-        agg = ResidualAggregator(
-            terms=terms,
-            per_level=settings.per_level,
-            refits=settings.refits,
-            split_children=settings.split_children,
-            model_terms=settings.model_terms,
-            reconcile=settings.reconcile,
-            weight_prior=settings.weight_prior,
-        ).fit(trees, leaf_pred)
-    else:
-        raise ValueError(f"unknown aggregator {settings.aggregator!r}")
+    fit = AGGREGATORS.get(settings.aggregator)
+    if fit is None:
+        raise ValueError(
+            f"unknown aggregator {settings.aggregator!r}; use one of {', '.join(AGGREGATORS)}"
+        )
+    columns = feature_columns(feature_set, runtime)
+    agg = fit(AggregatorTraining(trees, leaf_pred, settings, columns, terms))
     return ml, agg
 
 
@@ -387,24 +376,12 @@ class Profile:
     def sha256(self) -> str:
         """Digest of :meth:`payload_text`, the checksum its file carries: two profiles of the
         same name but different training are told apart by it."""
-        return _digest(self.payload_text())
+        return payload_digest(self.payload_text())
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write atomically (:func:`predictor.files.write_bytes_atomic`); returns the path."""
-        import joblib
-
-        out = Path(path)
-        text = self.payload_text()
-        record = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "sha256": _digest(text),
-            "payload": text,
-        }
-        buf = io.BytesIO()
-        joblib.dump(record, buf, compress=3)
-        write_bytes_atomic(out, buf.getvalue())
-        return out
+        """Write atomically (:func:`predictor.learn.profile_file.write_profile_file`); returns
+        the path."""
+        return write_profile_file(Path(path), self.payload_text())
 
     @classmethod
     def from_payload(cls, data: dict[str, Any], path: Path | None = None) -> Profile:
@@ -428,91 +405,13 @@ class Profile:
         )
 
 
-class _PlainDataUnpickler(pickle.Unpickler):
-    """Unpickles plain data only: any global (class, function) is refused, so no code runs."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise ProfileError(
-            f"profile files hold only plain data; refusing {module}.{name} (the file asks to "
-            "import and call code, which loading a profile never does)"
-        )
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise ProfileError("profile files hold only plain data; refusing a persistent reference")
-
-
-def _decompress(data: bytes) -> bytes:
-    """The pickle inside a joblib file: raw (not compressed) or a zlib/gzip/bz2/xz/lzma stream,
-    recognised by joblib's magic prefixes; at most :data:`MAX_PAYLOAD_BYTES` of output."""
-    limit = MAX_PAYLOAD_BYTES
-    decomp: Any
-    if data[:1] == b"\x80":  # pickle protocol >= 2 opcode: joblib.dump without compression
-        return data
-    if data[:1] == b"\x78":  # zlib (joblib compress=3, the default compressor)
-        decomp = zlib.decompressobj(zlib.MAX_WBITS)
-    elif data[:2] == b"\x1f\x8b":
-        decomp = zlib.decompressobj(31)  # gzip
-    elif data[:2] == b"BZ":
-        decomp = bz2.BZ2Decompressor()
-    elif data[:5] == b"\xfd7zXZ" or data[:2] == b"\x5d\x00":
-        decomp = lzma.LZMADecompressor()  # xz or legacy .lzma
-    else:
-        raise ValueError("unrecognised file header (not a joblib pickle)")
-    out = decomp.decompress(data, limit + 1)
-    if len(out) > limit:
-        raise ValueError(f"decompresses to more than {limit} bytes")
-    if not decomp.eof:
-        raise ValueError("compressed stream ends early")
-    return bytes(out)
-
-
-def _load_record(path: Path) -> Any:
-    """``joblib.load`` without its code execution: decompress, then unpickle plain data only."""
-    raw = path.read_bytes()
-    return _PlainDataUnpickler(io.BytesIO(_decompress(raw))).load()
-
-
 def _read(path: Path) -> Profile:
-    hint = "re-create it with `irene train DATA -o PROFILE` or use a shipped profile"
-    try:
-        record = _load_record(path)
-    except ProfileError as exc:
-        raise ProfileError(f"{path}: {exc}; {hint}") from None
-    except Exception as exc:  # zlib/pickle raise many types on garbage or truncation
-        raise ProfileError(
-            f"{path}: not a readable profile file (corrupt or truncated: {type(exc).__name__}: {exc}); {hint}"
-        ) from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ProfileError(f"{path}: not an {FORMAT} file; {hint}")
-    version = record.get("version")
-    if version != FORMAT_VERSION:
-        raise ProfileError(
-            f"{path}: profile format version {version!r} is not supported by this pytest-irene "
-            f"(it reads version {FORMAT_VERSION}); upgrade pytest-irene or {hint}"
-        )
-    text = record.get("payload")
-    digest = record.get("sha256")
-    if not isinstance(text, str) or not isinstance(digest, str):
-        raise ProfileError(f"{path}: profile record lacks its payload or checksum; {hint}")
-    if _digest(text) != digest:
-        raise ProfileError(
-            f"{path}: checksum mismatch: the profile was modified or corrupted after it was saved; {hint}"
-        )
-    try:
-        return Profile.from_payload(json.loads(text), path=path)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProfileError(
-            f"{path}: profile payload is malformed ({type(exc).__name__}: {exc}); {hint}"
-        ) from None
+    return read_profile_file(path, lambda data: Profile.from_payload(data, path=path))
 
 
 def list_profiles() -> list[str]:
     """Names of the profiles shipped inside the package."""
     return sorted(p.name.removesuffix(SUFFIX) for p in PROFILES_DIR.glob(f"*{SUFFIX}"))
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_profile(name_or_path: str | os.PathLike[str] | None = None) -> Profile:
@@ -535,7 +434,7 @@ def _library_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for dist in ("pytest-irene", "numpy", "scikit-learn", "joblib", "torch"):
+    for dist in ("pytest-irene", "numpy", "scipy", "scikit-learn", "joblib", "torch"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
