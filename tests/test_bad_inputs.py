@@ -377,3 +377,55 @@ def test_a_factory_that_prints_does_not_corrupt_json(
         captured = capsys.readouterr()
         json.loads(captured.out)  # stdout holds the JSON alone
         assert "loading weights..." in captured.err
+
+
+# ---------------------------------------------------------------- profiles (5, 10)
+
+
+def _tampered_profile(tmp_path: Path, edit: str) -> Path:
+    """The shipped profile with a payload edit and a *recomputed* checksum: it passes the
+    integrity check, so only the schema and number checks can refuse it."""
+    from predictor.learn.profile import load_profile
+    from predictor.learn.profile_file import write_profile_file
+
+    payload = json.loads(load_profile(None).payload_text())
+    reg = payload["ml"]["fallback"]
+    if edit == "wrong-type":
+        payload["ml"]["by_type"] = "Linear"
+    elif edit == "nan":
+        reg["base_coef"][0] = float("nan")
+    elif edit == "inf":
+        reg["base_coef"][0] = float("inf")
+    elif edit == "huge":  # 1e999 parses to inf
+        text = json.dumps(payload).replace(json.dumps(reg["base_coef"][0]), "1e999", 1)
+        return write_profile_file(tmp_path / "p.irene.joblib", text)
+    text = json.dumps(payload, allow_nan=True)
+    return write_profile_file(tmp_path / "p.irene.joblib", text)
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        ("wrong-type", "profile payload is malformed"),
+        ("nan", "holds NaN, not a number"),
+        ("inf", "holds Infinity, not a number"),
+        ("huge", "not a finite number"),
+    ],
+)
+def test_tampered_profile_is_refused_at_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str, fragment: str
+) -> None:
+    path = _tampered_profile(tmp_path, edit)
+    code, err = _cli(capsys, "predict", TINY, "-b", "1", "-s", "4", "--profile", str(path))
+    assert code == 7, err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_unreadable_profile_is_exit_9(capsys: pytest.CaptureFixture[str]) -> None:
+    """A file that exists but cannot be read is exit 9 (not 7, "corrupt"). Tests run as root,
+    which reads any file mode, so the unreadable file is one the kernel refuses to read."""
+    unreadable = Path("/proc/self/mem")
+    if not unreadable.is_file():
+        pytest.skip("needs Linux's /proc/self/mem, a file that cannot be read in full")
+    code, err = _cli(capsys, "predict", TINY, "-b", "1", "-s", "4", "--profile", str(unreadable))
+    assert code == 9 and "cannot read /proc/" in err and "mem: Input/output error" in err

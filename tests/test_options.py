@@ -36,7 +36,7 @@ def test_each_source_and_its_path_base(tmp_path: Path) -> None:
     assert from_ini.enabled
     assert from_ini.budgets == (tmp_path / "ini" / "b.yaml").resolve()
     assert from_ini.report == (tmp_path / "ini" / "r.json").resolve()
-    assert from_ini.profile == "p1"  # a shipped profile's name, not a path
+    assert (from_ini.profile, from_ini.profile_base) == ("p1", tmp_path / "ini")
     assert (from_ini.meter, from_ini.check) == ("rapl", "measured")
     assert from_ini.sources["budgets"] == from_ini.sources["meter"] == "ini"
 
@@ -44,7 +44,7 @@ def test_each_source_and_its_path_base(tmp_path: Path) -> None:
     both = resolve_options(cli, ini, **dirs)
     assert not both.enabled  # --no-energy beats energy = true
     assert both.budgets == (tmp_path / "cwd" / "c.yaml").resolve()
-    assert both.profile == str((tmp_path / "cwd" / "dir" / "p.joblib").resolve())
+    assert (both.profile, both.profile_base) == ("dir/p.joblib", tmp_path / "cwd")
     assert both.report == (tmp_path / "ini" / "r.json").resolve()
     assert (both.meter, both.check) == ("fake", "measured")
     assert (both.sources["budgets"], both.sources["report"]) == ("cli", "ini")
@@ -66,7 +66,7 @@ def test_the_budgets_file_sits_between_ini_and_default(tmp_path: Path) -> None:
     cli = {"enabled": True, "budgets": str(folder / "b.yaml")}
     opts = resolve_options(cli, {}, read_budgets=read, **dirs)
     assert calls == [((folder / "b.yaml").resolve(), "cli")]
-    assert opts.profile == str((folder / "mine.irene.joblib").resolve())
+    assert (opts.profile, opts.profile_base) == ("mine.irene.joblib", folder.resolve())
     assert opts.sources["profile"] == "budgets"
     assert resolve_options(cli, {"profile": "p1"}, read_budgets=read, **dirs).profile == "p1"
     over = resolve_options({**cli, "profile": "p2"}, {"profile": "p1"}, read_budgets=read, **dirs)

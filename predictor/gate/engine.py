@@ -17,7 +17,7 @@ imports torch at import time.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +67,6 @@ def open_gate(
     ini_name: str = "the ini file",
     file_args: Sequence[str] = (),
     cli_flags: bool = False,
-    load_profile: Callable[[str | None], Any] | None = None,
     metering: Metering | None = None,
 ) -> EnergyGate | None:
     """Resolve the options (:func:`predictor.gate.options.resolve_options`, with the budgets
@@ -92,9 +91,7 @@ def open_gate(
     )
     if not options.enabled:
         return None
-    return EnergyGate.load(
-        options, budgets=read.get("budgets"), load_profile=load_profile, metering=metering
-    )
+    return EnergyGate.load(options, budgets=read.get("budgets"), metering=metering)
 
 
 class EnergyGate:
@@ -130,18 +127,15 @@ class EnergyGate:
         options: GateOptions,
         *,
         budgets: Budgets | None = None,
-        load_profile: Callable[[str | None], Any] | None = None,
         metering: Metering | None = None,
     ) -> EnergyGate:
         """Open the budgets file (unless given), the profile and the base report, and a meter
         when ``options.meter`` names one (unless ``metering`` is given)."""
         if budgets is None:
             budgets = read_budgets_file(options.budgets, options.sources.get("budgets", "cli"))
-        if load_profile is None:
-            from predictor.learn.profile import load_profile as _load
+        from predictor.learn.profile import load_profile
 
-            load_profile = _load
-        profile = load_profile(options.profile)
+        profile = load_profile(options.profile, base=options.profile_base)
         if getattr(profile, "feature_set", "static") != "static":
             raise ProfileError(
                 f"profile {profile.name!r} uses the {profile.feature_set!r} feature set (static + "

@@ -9,7 +9,8 @@ plugin and for ``irene budgets check`` alike:
 
 Relative paths are taken from where their value was written: the invocation directory (command
 line), the ini file's folder (ini), the budgets file's folder (budgets file). A profile
-reference is a shipped profile's name or a profile file (:func:`profile_reference`).
+reference is a shipped profile's name or a profile file
+(:func:`predictor.learn.profile.find_profile`), read from ``profile_base``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ __all__ = [
     "OPTIONS",
     "GateOption",
     "GateOptions",
-    "profile_reference",
     "resolve_options",
 ]
 
@@ -143,11 +143,13 @@ _BY_KEY: dict[str, GateOption] = {o.key: o for o in OPTIONS}
 @dataclass(frozen=True)
 class GateOptions:
     """The gate's options after resolution; ``sources`` says where each came from (``cli``,
-    ``ini``, ``budgets`` or ``default``). ``profile`` is None for the default profile."""
+    ``ini``, ``budgets`` or ``default``). ``profile`` is the profile reference as written (None:
+    the default profile), ``profile_base`` the folder it is relative to."""
 
     enabled: bool
     budgets: Path
     profile: str | None = None
+    profile_base: Path | None = None
     report: Path | None = None
     compare: Path | None = None
     markdown: Path | None = None
@@ -168,18 +170,6 @@ class GateOptions:
             "ini": "the ini file",
             "budgets": "the budgets file",
         }.get(self.sources.get(key, "default"), "the default")
-
-
-def profile_reference(ref: str, base: Path) -> str:
-    """A profile reference as :func:`predictor.learn.profile.load_profile` takes it: a file
-    relative to ``base`` (the folder where the reference was written) when one exists there
-    or the reference looks like a path, else the reference as written (a shipped profile's
-    name, or a path that load_profile will report as missing)."""
-    text = os.path.expanduser(ref.strip())
-    candidate = base / text
-    if candidate.is_file() or os.sep in text or text.endswith(".joblib"):
-        return str(candidate.resolve())
-    return text
 
 
 def _bool(value: Any, where: str) -> bool:
@@ -273,10 +263,8 @@ def resolve_options(
             "fake), or set energy_meter in the ini file"
         )
     profile = pick(_BY_KEY["profile"], cli.get("profile"))
-    if profile is not None:
-        if not isinstance(profile, str) or not profile.strip():
-            raise ConfigError(f"{where['profile']}: give a profile name or path (got {profile!r})")
-        profile = profile_reference(profile, bases[sources["profile"]])
+    if profile is not None and (not isinstance(profile, str) or not profile.strip()):
+        raise ConfigError(f"{where['profile']}: give a profile name or path (got {profile!r})")
     raw_timeout = pick(_BY_KEY["timeout"], cli.get("timeout"))
     try:
         timeout = float(raw_timeout)
@@ -307,7 +295,8 @@ def resolve_options(
     return GateOptions(
         enabled=enabled,
         budgets=budgets,
-        profile=profile,
+        profile=profile.strip() if profile is not None else None,
+        profile_base=bases[sources["profile"]] if profile is not None else None,
         report=report,
         compare=compare,
         markdown=markdown,

@@ -47,6 +47,7 @@ __all__ = [
     "AggregatorTraining",
     "Profile",
     "Settings",
+    "find_profile",
     "fit_components",
     "list_profiles",
     "load_profile",
@@ -414,20 +415,35 @@ def list_profiles() -> list[str]:
     return sorted(p.name.removesuffix(SUFFIX) for p in PROFILES_DIR.glob(f"*{SUFFIX}"))
 
 
-def load_profile(name_or_path: str | os.PathLike[str] | None = None) -> Profile:
-    """A shipped profile by name (default :data:`DEFAULT_PROFILE`) or a profile file by path."""
-    if name_or_path is None:
-        name_or_path = DEFAULT_PROFILE
-    candidate = Path(name_or_path)
+def find_profile(
+    ref: str | os.PathLike[str] | None = None, *, base: str | os.PathLike[str] | None = None
+) -> Path:
+    """The file a profile reference names: a profile file's path (relative to ``base``, the
+    folder where the reference was written, default the current one), else the name of a
+    shipped profile (default :data:`DEFAULT_PROFILE`). ProfileError when it names neither."""
+    if ref is None:
+        ref = DEFAULT_PROFILE
+    text = os.path.expanduser(os.fspath(ref))
+    candidate = Path(base or ".") / text
     if candidate.is_file():
-        return _read(candidate)
-    shipped = PROFILES_DIR / f"{name_or_path}{SUFFIX}"
-    if isinstance(name_or_path, str) and "/" not in name_or_path and shipped.is_file():
-        return _read(shipped)
+        return candidate.resolve()
+    shipped = PROFILES_DIR / f"{text}{SUFFIX}"
+    if os.sep not in text and "/" not in text and shipped.is_file():
+        return shipped
+    where = f" (looked for {candidate.resolve()})" if os.sep in text or "/" in text else ""
     raise ProfileError(
-        f"no profile {str(name_or_path)!r}: not a file, and not a shipped profile "
+        f"no profile {text!r}{where}: not a profile file, and not a shipped profile "
         f"(shipped: {', '.join(list_profiles()) or 'none'})"
     )
+
+
+def load_profile(
+    ref: str | os.PathLike[str] | None = None, *, base: str | os.PathLike[str] | None = None
+) -> Profile:
+    """The profile a reference names (:func:`find_profile`), read and checked: a file that is
+    corrupt, tampered with or of an unknown version is a ProfileError, one that cannot be read
+    an OutputError. Loading never runs code from the file."""
+    return _read(find_profile(ref, base=base))
 
 
 def _library_versions() -> dict[str, str]:

@@ -23,13 +23,14 @@ import hashlib
 import io
 import json
 import lzma
+import math
 import pickle
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from predictor.errors import ProfileError
+from predictor.errors import OutputError, ProfileError
 from predictor.files import write_bytes_atomic
 
 __all__ = [
@@ -115,8 +116,28 @@ def _decompress(data: bytes) -> bytes:
 
 def _load_record(path: Path) -> Any:
     """``joblib.load`` without its code execution: decompress, then unpickle plain data only."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:  # no permission, a folder: the file cannot be read, not corrupt
+        raise OutputError.from_os_error(exc, "read", path) from None
     return _PlainDataUnpickler(io.BytesIO(_decompress(raw))).load()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"the payload holds {name}, not a number")
+
+
+def _finite_payload(value: Any, where: str = "payload") -> None:
+    """Every number in the payload is finite (JSON allows 1e999, which parses to inf): a
+    coefficient that is not would put ``inf J`` or ``NaN`` into every prediction."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value!r}, not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite_payload(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _finite_payload(item, f"{where}[{i}]")
 
 
 def read_profile_file(path: Path, build: Callable[[dict[str, Any]], T]) -> T:
@@ -125,6 +146,8 @@ def read_profile_file(path: Path, build: Callable[[dict[str, Any]], T]) -> T:
     a :class:`~predictor.errors.ProfileError` too."""
     try:
         record = _load_record(path)
+    except OutputError:
+        raise
     except ProfileError as exc:
         raise ProfileError(f"{path}: {exc}; {_HINT}") from None
     except Exception as exc:  # zlib/pickle raise many types on garbage or truncation
@@ -148,8 +171,12 @@ def read_profile_file(path: Path, build: Callable[[dict[str, Any]], T]) -> T:
             f"{path}: checksum mismatch: the profile was modified or corrupted after it was saved; {_HINT}"
         )
     try:
-        return build(json.loads(text))
-    except (KeyError, TypeError, ValueError) as exc:
+        data = json.loads(text, parse_constant=_no_constant)
+        if not isinstance(data, dict):
+            raise TypeError(f"the payload is {type(data).__name__}, not an object")
+        _finite_payload(data)
+        return build(data)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ProfileError(
             f"{path}: profile payload is malformed ({type(exc).__name__}: {exc}); {_HINT}"
         ) from None
