@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from predictor.measure.calibrate import Progress
 
 __all__ = ["parse_int_list", "register"]
 
@@ -159,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         if not st.available:
             raise HardwareUnavailable(st.describe())
         print(f"meter: {st.describe()}", file=sys.stderr)
-        if args.quiet:
+        total = len(specs) * len(batch_sizes) * len(seq_lens)
+        with _progress_bars(total, quiet=args.quiet) as progress:
             path = calibrate_models(
                 specs,
                 batch_sizes,
@@ -168,11 +174,8 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=out,
                 device=device,
                 settings=settings,
+                progress=progress,
                 time_budget_s=args.time_budget_s,
-            )
-        else:
-            path = _with_progress(
-                specs, batch_sizes, seq_lens, meter, out, device, settings, args.time_budget_s
             )
     finally:
         meter.close()
@@ -180,31 +183,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_progress(
-    models: list[str],
-    batch_sizes: list[int],
-    seq_lens: list[int],
-    meter: Any,
-    out: Path,
-    device: str,
-    settings: Any,
-    time_budget_s: float | None,
-) -> Path:
+@contextlib.contextmanager
+def _progress_bars(total: int, *, quiet: bool) -> Iterator[Progress | None]:
+    """Progress bars on stderr (configurations, and the unique nodes of the current one),
+    as a ``progress`` callback for :func:`predictor.measure.calibrate.calibrate_models`; None
+    with ``quiet``."""
+    if quiet:
+        yield None
+        return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bars
 
-    from predictor.measure.calibrate import calibrate_models
-
-    console = Console(file=sys.stderr)
-    with Progress(
+    with Bars(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=Console(file=sys.stderr),
         transient=False,
     ) as bars:
-        total = len(models) * len(batch_sizes) * len(seq_lens)
         overall = bars.add_task("configurations", total=total)
         tasks: dict[str, Any] = {}
 
@@ -217,21 +215,10 @@ def _with_progress(
                 tasks[desc] = bars.add_task(f"  {desc}: unique nodes", total=max(n, 1))
             bars.update(tasks[desc], completed=done, total=max(n, 1))
 
-        path = calibrate_models(
-            models,
-            batch_sizes,
-            seq_lens,
-            meter=meter,
-            out_dir=out,
-            device=device,
-            settings=settings,
-            progress=progress,
-            time_budget_s=time_budget_s,
-        )
+        yield progress
         bars.update(overall, completed=total)
-        for t in tasks.values():
-            bars.update(t, completed=bars.tasks[t].total)
-    return path
+        for task in tasks.values():
+            bars.update(task, completed=bars.tasks[task].total)
 
 
 def _print_summary(path: Path) -> None:

@@ -282,6 +282,13 @@ def _percent(y: _Y, what: str, where: str) -> float:
         raise ConfigError(f"{where}:{y.line}: {what} {exc}") from None
 
 
+def _text(y: _Y, requirement: str, where: str) -> str:
+    """A non-empty string, or a ConfigError at its line saying ``requirement``."""
+    if not isinstance(y.value, str) or not y.value.strip():
+        raise ConfigError(f"{where}:{y.line}: {requirement} (got {_yaml_kind(y.value)})")
+    return y.value
+
+
 def _positive_int(y: _Y, what: str, where: str) -> int:
     if isinstance(y.value, bool) or not isinstance(y.value, int) or y.value <= 0:
         raise ConfigError(
@@ -330,13 +337,7 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
         )
     profile: str | None = None
     if "profile" in top:
-        profile_y = top["profile"][0]
-        if not isinstance(profile_y.value, str) or not profile_y.value.strip():
-            raise ConfigError(
-                f"{where}:{profile_y.line}: profile must be a profile name or path "
-                f"(got {_yaml_kind(profile_y.value)})"
-            )
-        profile = profile_y.value
+        profile = _text(top["profile"][0], "profile must be a profile name or path", where)
     tolerance = DEFAULT_TOLERANCE
     if "defaults" in top:
         defaults = _mapping(top["defaults"][0], "defaults", where)
@@ -378,13 +379,11 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
     _no_unknown(entry, _MODEL_KEYS, what, where)
     spec = name
     if "model" in entry:
-        spec_y = entry["model"][0]
-        if not isinstance(spec_y.value, str) or not spec_y.value.strip():
-            raise ConfigError(
-                f"{where}:{spec_y.line}: {what}: model must be a zoo name or "
-                f"'package.module:factory' (got {_yaml_kind(spec_y.value)})"
-            )
-        spec = spec_y.value.strip()
+        spec = _text(
+            entry["model"][0],
+            f"{what}: model must be a zoo name or 'package.module:factory'",
+            where,
+        ).strip()
     inputs: Inputs | None = None
     if "inputs" in entry:
         inputs_y = entry["inputs"][0]
