@@ -406,7 +406,8 @@ def run_case(case: Case) -> Outcome:
         lines = [ln.strip() for ln in text.splitlines() if case.expect in ln] or [
             ln.strip() for ln in text.splitlines() if ln.strip()
         ]
-        return Outcome(case, proc.returncode, lines[0][:160] if lines else "", problems, wall)
+        first = lines[0].replace(str(folder), "<dir>") if lines else ""
+        return Outcome(case, proc.returncode, first[:160], problems, wall)
 
 
 def _md(outcomes: list[Outcome], wall_s: float) -> str:
