@@ -137,7 +137,11 @@ def library_versions(
 def profile_identity(profile: Profile) -> dict[str, Any]:
     """What identifies the profile that predicted: name, feature set, counting mode, format
     version, the file it came from, and ``sha256``, the digest of its payload (the checksum a
-    saved profile file carries), so two same-named but retrained profiles are told apart."""
+    saved profile file carries), so two same-named but retrained profiles are told apart; and
+    what its joules describe: ``device``, ``scope``, ``provenance``
+    (:func:`predictor.gate.scope.scope_fields`)."""
+    from predictor.gate.scope import scope_fields
+
     return {
         "name": profile.name,
         "feature_set": profile.feature_set,
@@ -145,6 +149,7 @@ def profile_identity(profile: Profile) -> dict[str, Any]:
         "version": profile.version,
         "path": None if profile.path is None else str(profile.path),
         "sha256": profile.sha256,
+        **scope_fields(profile),
     }
 
 
