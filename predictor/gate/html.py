@@ -4,8 +4,9 @@
 Each model's tree is drawn as an icicle (the root across the top, each node's children below it,
 widths proportional to predicted energy); clicking a node zooms into it, clicking the bar above
 zooms out; hovering shows its energy, its share of the model, MFLOPs, MiB, whether the profile
-extrapolated it and, with a base report, its change. With a base report nodes are coloured by
-change (red grew, green shrank, blue new), else by level.
+extrapolated it and, with a base report, its change (``page.html#node=NAME`` opens zoomed into
+that node with its details pinned). With a base report nodes are coloured by change (red grew,
+green shrank, blue new), else by level.
 
 The file needs no network (inline script and styles, and a Content-Security-Policy that forbids
 loading anything). User strings (model names, fqns, messages) are data: the report is embedded
@@ -308,6 +309,7 @@ _SCRIPT = r"""
     place(focus, 0, focus.e / total, 0, trail);
   }
   var root = document.getElementById("models");
+  var views = [];
   data.models.forEach(function (model) {
     var section = el("section", "model-section");
     section.setAttribute("data-model", model.name);
@@ -328,7 +330,35 @@ _SCRIPT = r"""
     section.appendChild(box);
     root.appendChild(section);
     draw(box, crumbs, model, model.tree, [model.tree]);
+    views.push({box: box, crumbs: crumbs, model: model});
   });
+  // A link to one node: page.html#node=NAME zooms into it and pins its details.
+  function find(node, name, trail) {
+    var here = trail.concat([node]);
+    if (node.n === name) { return here; }
+    for (var i = 0; i < node.c.length; i++) {
+      var hit = find(node.c[i], name, here);
+      if (hit) { return hit; }
+    }
+    return null;
+  }
+  var wanted = /^#node=(.+)$/.exec(window.location.hash);
+  if (wanted) {
+    var name = decodeURIComponent(wanted[1]);
+    for (var v = 0; v < views.length; v++) {
+      var trail = find(views[v].model.tree, name, []);
+      if (trail) {
+        var node = trail[trail.length - 1];
+        draw(views[v].box, views[v].crumbs, views[v].model, node, trail);
+        tip.textContent = describe(node);
+        tip.style.display = "block";
+        tip.style.right = "16px";
+        tip.style.top = "16px";
+        tip.setAttribute("data-pinned", name);
+        break;
+      }
+    }
+  }
   var notes = data.errors.map(function (e) { return "error: " + e; })
     .concat(data.warnings.map(function (w) { return "warning: " + w; }));
   if (notes.length) {

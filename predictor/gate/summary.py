@@ -31,6 +31,7 @@ __all__ = [
     "own_energy",
     "picture_note",
     "print_summary",
+    "render_report_text",
     "render_summary_markdown",
     "summary_messages",
     "unsupported_ops_text",
@@ -303,3 +304,32 @@ def violation_text(checks: Sequence[Check]) -> str:
     if len(bad) > 1:
         head += f", the worst of {len(bad)} violations"
     return head + ":\n" + "\n".join(f"  {c.message()}" for c in bad)
+
+
+def render_report_text(report: Report) -> str:
+    """A report for a terminal: the verdict, each model (inputs, energy, checks, worst
+    violation), every violation once, what the joules describe, warnings and errors."""
+    failed = [m for m in report.models if not m.passed]
+    if report.errors:
+        lines = [
+            f"verdict: configuration error ({len(report.errors)}); not every model was checked"
+        ]
+    elif failed:
+        lines = [f"verdict: FAILED, {len(failed)} of {len(report.models)} models over a limit"]
+    else:
+        lines = [
+            f"verdict: passed, {len(report.models)} of {len(report.models)} models within their limits"
+        ]
+    for m, label in zip(report.models, labels(report.models), strict=True):
+        status, _ = check_status(m)
+        total = format_energy(m.energy_j) if m.energy_j is not None else "no prediction"
+        worst_cell = worst_text(m.checks)
+        lines.append(
+            f"  {printable(label)} ({printable(m.inputs or 'no inputs')}): {total}, {status}"
+            + (f"; worst {printable(worst_cell)}" if worst_cell else "")
+        )
+        lines += [f"    {printable(c.message())}" for c in m.violations]
+    lines.append(f"joules of {printable(energy_scope(report.profile).line())}")
+    lines += [f"error: {printable(e)}" for e in report.errors]
+    lines += [f"warning: {printable(w)}" for w in report.warnings]
+    return "\n".join(lines) + "\n"
