@@ -344,8 +344,8 @@ def _notes(diff: ReportDiff) -> list[str]:
         if m.inputs_changed is not None:
             before, after = m.inputs_changed
             out.append(
-                f"inputs differ for {m.name}: base {before}, head {after}; its change is the "
-                "inputs' as much as the code's"
+                f"inputs differ for {m.name}: base ({before}), head ({after}); its change is "
+                "the inputs' as much as the code's"
             )
     return out
 

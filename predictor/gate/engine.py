@@ -309,8 +309,8 @@ class EnergyGate:
             if base is None and others:
                 warnings.append(
                     f"{name}: NOT COMPARED with the base report {self.options.compare}: its "
-                    f"inputs differ (base: {'; '.join(str(o) for o in others)}; this run: "
-                    f"{inputs}), so the energies would differ by the inputs, not by the change; "
+                    f"inputs differ (base: {'; '.join(f'({o})' for o in others)}; this run: "
+                    f"({inputs})), so the energies would differ by the inputs, not by the change; "
                     "give both runs the same inputs to compare"
                 )
             elif base is None:
