@@ -274,6 +274,10 @@ def run_update(args: argparse.Namespace) -> int:
         for line in update_lines(update, written=not args.dry_run):
             print(line)
         if args.dry_run:
+            from predictor.gate.report import profile_identity
+            from predictor.gate.scope import energy_scope
+
+            print(f"joules of {energy_scope(profile_identity(gate.profile)).line()}")
             return 0
         print_summary(Console(highlight=False, soft_wrap=True), gate)
         for line in gate.write_outputs():
