@@ -381,7 +381,7 @@ class EnergyGate:
         if not update.changed or not write:
             return update
         write_text_atomic(path, update.new_text)
-        self.budgets = dataclasses.replace(load_budgets(path), path=self.budgets.path)
+        self.budgets = load_budgets(path)
         self._results = [self._recheck(r) for r in self._results]
         return update
 
