@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from predictor.gate.report import Report
 
 __all__ = ["register"]
-
-_FORMATS = ("text", "json", "markdown", "github")
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +53,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=_FORMATS,
+        choices=tuple(_RENDERERS),
         default=None,
         help="output format: text, json, markdown, github (default text; none with --html only)",
     )
@@ -102,8 +104,44 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render(args: argparse.Namespace) -> int:
+def _text(report: Report, base: Report | None, picture: str | None) -> str:
+    from predictor.gate.summary import render_report_text
+
+    return render_report_text(report)
+
+
+def _json(report: Report, base: Report | None, picture: str | None) -> str:
     import json
+
+    return json.dumps(report.to_dict(), indent=2, allow_nan=False)
+
+
+def _markdown(report: Report, base: Report | None, picture: str | None) -> str:
+    if base is not None:
+        from predictor.gate.diff import diff_reports, render_markdown
+
+        return render_markdown(diff_reports(base, report), picture=picture)
+    from predictor.gate.summary import render_summary_markdown
+
+    return render_summary_markdown(report, picture=picture)
+
+
+def _github(report: Report, base: Report | None, picture: str | None) -> str:
+    from predictor.gate.annotations import github_annotations
+
+    return "\n".join(github_annotations(report.models, report.budgets_file, errors=report.errors))
+
+
+#: ``--format`` -> renderer of (report, base report or None, picture file name or None).
+_RENDERERS: dict[str, Callable[[Report, Report | None, str | None], str]] = {
+    "text": _text,
+    "json": _json,
+    "markdown": _markdown,
+    "github": _github,
+}
+
+
+def _render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from predictor.cli.output import write_output
@@ -121,27 +159,6 @@ def _render(args: argparse.Namespace) -> int:
         print(f"energy HTML picture written to {path}", file=sys.stderr)
         if args.format is None:
             return 0
-    form = args.format or "text"
-    if form == "json":
-        text = json.dumps(report.to_dict(), indent=2, allow_nan=False)
-    elif form == "markdown":
-        if base is not None:
-            from predictor.gate.diff import diff_reports, render_markdown
-
-            text = render_markdown(diff_reports(base, report), picture=picture)
-        else:
-            from predictor.gate.summary import render_summary_markdown
-
-            text = render_summary_markdown(report, picture=picture)
-    elif form == "github":
-        from predictor.gate.annotations import github_annotations
-
-        text = "\n".join(
-            github_annotations(report.models, report.budgets_file, errors=report.errors)
-        )
-    else:
-        from predictor.gate.summary import render_report_text
-
-        text = render_report_text(report)
+    text = _RENDERERS[args.format or "text"](report, base, picture)
     write_output(text, args.output)
     return 0
