@@ -132,8 +132,8 @@ OPTIONS: tuple[GateOption, ...] = (
         "headroom",
         "--energy-headroom",
         "energy_headroom",
-        "margin over the prediction that --energy-update gives a budget (default: the "
-        "budgets file's defaults.headroom, else 10%%)",
+        "margin over the prediction that an update (--energy-update, irene budgets update) "
+        "gives a budget (default: the budgets file's defaults.headroom, else 10%%)",
         kind="percent",
         default="10%",
         budgets_key="defaults.headroom",
