@@ -75,6 +75,7 @@ def _node_data(node: Node, path: str, base: _Base | None, total: float) -> dict[
     energy = node.energy_j
     data: dict[str, Any] = {
         "n": node.name,
+        "f": node.fqn,
         "t": node.type,
         "l": node.level,
         "e": energy if energy is not None and energy > 0 else 0.0,
@@ -271,9 +272,15 @@ _SCRIPT = r"""
       if (trail.length > 1) { draw(box, crumbs, model, trail[trail.length - 2], trail.slice(0, -1)); }
     };
     var total = focus.e > 0 ? focus.e : 1;
-    function place(node, left, width, level, path) {
+    function place(node, left, width, level, path, parent) {
+      // the label drops what the parent's name already says: layer.3:BertLayer, not
+      // encoder.layer.3:BertLayer (the tooltip has the whole name)
+      var label = node.n;
+      if (parent && parent.f && node.n.indexOf(parent.f + ".") === 0) {
+        label = node.n.slice(parent.f.length + 1);
+      }
       var div = el("div", "node " + (data.compared ? "" : (node.x ? "xp" : node.l)),
-                   node.n + "  " + node.et);
+                   label + "  " + node.et);
       div.setAttribute("data-name", node.n);
       div.setAttribute("data-level", node.l);
       div.setAttribute("data-energy", node.et);
@@ -302,11 +309,11 @@ _SCRIPT = r"""
       for (var j = 0; j < node.c.length; j++) {
         var child = node.c[j];
         var w = width * child.e / scale;
-        place(child, x, w, level + 1, path.concat([child]));
+        place(child, x, w, level + 1, path.concat([child]), node);
         x += w;
       }
     }
-    place(focus, 0, focus.e / total, 0, trail);
+    place(focus, 0, focus.e / total, 0, trail, null);
   }
   var root = document.getElementById("models");
   var views = [];
