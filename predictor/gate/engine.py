@@ -380,7 +380,9 @@ class EnergyGate:
         )
         if not update.changed or not write:
             return update
+        mode = path.stat().st_mode & 0o7777
         write_text_atomic(path, update.new_text)
+        path.chmod(mode)  # the file keeps its permissions (the atomic write makes a new file)
         self.budgets = load_budgets(path)
         self._results = [self._recheck(r) for r in self._results]
         return update
