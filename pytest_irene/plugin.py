@@ -209,6 +209,14 @@ def pytest_runtest_makereport(
         elif failures := [c for r in results for c in gate.failures(r)]:
             report.outcome = "failed"
             report.longrepr = violation_text(failures)
+    elif (
+        report.failed
+        and not isinstance(item, BudgetItem)
+        and (failures := [c for r in results for c in gate.failures(r)])
+    ):
+        # The test failed on its own: its violations go with its failure, not lost (the
+        # summary does not repeat them)
+        report.sections.append(("energy budget exceeded", violation_text(failures)))
     # A JSON string on the report: pytest-xdist carries it to the controller as is.
     if results:
         payload = json.dumps([r.to_dict() for r in results], allow_nan=False)

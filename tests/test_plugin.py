@@ -887,3 +887,32 @@ def test_budgets_check_and_pytest_give_the_same_verdict_and_report(
     assert (project.path / "cli.md").read_text() == (project.path / "pytest.md").read_text()
     assert cli["passed"] is (expected == 0)
     assert len(cli["errors"]) == (case == "config-error")  # type: ignore[arg-type]
+
+
+def test_violations_of_a_test_that_fails_on_its_own_are_shown_with_its_failure(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_both="""
+import pytest
+import torch
+from examples.tiny_models import tiny_bert
+
+
+@pytest.mark.energy_budget("1 uJ")
+def test_both(energy):
+    energy(tiny_bert(), {"input_ids": torch.ones(2, 16, dtype=torch.long)}, name="tb")
+    assert False, "the test's own failure"
+"""
+    )
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*the test's own failure*",
+            "*energy budget exceeded*",
+            "tb * over budget:",
+            "  tb: * > 1.00 µJ budget*",
+        ]
+    )
+    assert len(re.findall(r"> 1\.00 µJ budget", result.stdout.str())) == 1
