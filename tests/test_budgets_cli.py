@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,24 @@ def test_check_counts_failed_checks_and_names_the_cli_argument(
     assert main(["budgets", "check", str(missing)]) == 4
     err = capsys.readouterr().err
     assert "irene budgets check PATH" in err and "--energy-budgets" not in err
+
+
+def test_check_formats_and_annotations_keep_stdout_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "energy_budgets.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  tiny:\n"
+        f"    model: {TINY_BERT}\n    inputs: {{batch_size: 2, seq_len: 16}}\n    budget: 1 mJ\n"
+    )
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert main(["budgets", "check", str(path), "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["passed"] is False  # stdout holds the JSON alone
+    assert f"::error file={path},line=6,title=energy over budget::tiny: " in captured.err
+    assert main(["budgets", "check", str(path), "--format", "markdown"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("## Energy gate (IrEne prediction)\n\n### ❌ Energy gate failed")
+    assert main(["budgets", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^tiny: \S+ \S+ > 1.00 mJ budget", out, re.M) and "::error file=" in out

@@ -220,13 +220,15 @@ def _run_budgets(gate: Any) -> None:
         print(f"irene budgets: error: {error}", file=sys.stderr)
 
 
-def _print_annotations(gate: Any) -> None:
+def _print_annotations(gate: Any, *, stream: Any = None) -> None:
+    """Under GitHub Actions, each violation as an ``::error`` line (the runner reads them on
+    stdout and stderr; stderr when stdout holds JSON or Markdown)."""
     from predictor.gate.annotations import github_annotations, in_github_actions
 
     if in_github_actions():
         path = str(gate.budgets.path) if gate.budgets.path is not None else None
         for line in github_annotations(gate.results, path, errors=gate.config_errors):
-            print(line)
+            print(line, file=stream or sys.stdout)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -246,7 +248,7 @@ def run_check(args: argparse.Namespace) -> int:
             write_output(gate.markdown()[1])
         else:
             print_summary(Console(highlight=False, soft_wrap=True), gate)
-        _print_annotations(gate)
+        _print_annotations(gate, stream=sys.stdout if args.format == "text" else sys.stderr)
         for line in gate.write_outputs():
             print(line, file=sys.stderr if args.format != "text" else sys.stdout)
     finally:
