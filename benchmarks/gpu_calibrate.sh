@@ -86,7 +86,7 @@ fi
 python -c "import predictor, torch, transformers, sklearn; print('predictor', predictor.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
     | tee -a "$OUT/timings.txt"
 
-irene meters --json > "$OUT/meters.json"
+irene meters --format json > "$OUT/meters.json"
 irene meters --require "$METER" > /dev/null   # exit 8 with the reason if the meter cannot read
 stamp "meter $METER ok"
 

@@ -11,7 +11,7 @@ import pytest
 
 from predictor.errors import IreneError
 from predictor.gate.budgets import ModelBudget, iter_collected, name_problem
-from predictor.gate.checks import ModelResult
+from predictor.gate.checks import Check, ModelResult
 from predictor.gate.engine import EnergyGate
 from predictor.trace.tree import EnergyTree
 from pytest_irene.marks import marker_budgets
@@ -36,10 +36,10 @@ RESULTS_KEY = pytest.StashKey[list[ModelResult]]()
 class BudgetExceeded(Exception):
     """Raised by a budget item whose model is over one of its budgets."""
 
-    def __init__(self, result: ModelResult) -> None:
+    def __init__(self, result: ModelResult, failures: list[Check]) -> None:
         from predictor.gate.summary import violation_text
 
-        super().__init__(violation_text([result]))
+        super().__init__(violation_text(failures))
         self.result = result
 
 
@@ -89,8 +89,9 @@ class BudgetItem(pytest.Item):
         gate = self.config.stash[GATE_KEY]
         result = gate.run_entry(self.entry, nodeid=self.nodeid, markers=marker_budgets(self))
         record(self, result)
-        if not result.passed:
-            raise BudgetExceeded(result)
+        failures = gate.failures(result)
+        if failures:
+            raise BudgetExceeded(result, failures)
 
     def repr_failure(
         self,

@@ -43,13 +43,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(
                 opt.flag, action="store_true", dest=opt.ini, default=None, help=opt.help
             )
-            group.addoption(
-                "--no-energy",
-                action="store_false",
-                dest=opt.ini,
-                default=None,
-                help="turn the energy gate off even if the ini file sets energy = true",
-            )
+            if opt.key == "enabled":
+                group.addoption(
+                    "--no-energy",
+                    action="store_false",
+                    dest=opt.ini,
+                    default=None,
+                    help="turn the energy gate off even if the ini file sets energy = true",
+                )
             # A bool, so TOML's native `energy = true` works; a bad value is reported by
             # pytest_configure naming the file and the key (pytest's own error names neither).
             parser.addini(opt.ini, f"like {opt.flag}", type="bool", default=None)
@@ -205,9 +206,17 @@ def pytest_runtest_makereport(
                 f"model this test predicted ({names}); use one of these names or pass "
                 f"name={unmatched[0]!r} to the `energy` fixture"
             )
-        elif any(not r.passed for r in results):
+        elif failures := [c for r in results for c in gate.failures(r)]:
             report.outcome = "failed"
-            report.longrepr = violation_text(results)
+            report.longrepr = violation_text(failures)
+    elif (
+        report.failed
+        and not isinstance(item, BudgetItem)
+        and (failures := [c for r in results for c in gate.failures(r)])
+    ):
+        # The test failed on its own: its violations go with its failure, not lost (the
+        # summary does not repeat them)
+        report.sections.append(("energy budget exceeded", violation_text(failures)))
     # A JSON string on the report: pytest-xdist carries it to the controller as is.
     if results:
         payload = json.dumps([r.to_dict() for r in results], allow_nan=False)
@@ -269,6 +278,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitC
     if gate.config_errors:  # budgets-file entries that could not be built: a usage error
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
     try:
+        updated = _update_budgets(gate)
         written = gate.write_outputs()
     except IreneError as exc:
         text = f"ERROR: energy gate: {exc}"
@@ -279,7 +289,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int | pytest.ExitC
             print(text, file=sys.stderr)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
-    say_lines(reporter, session.config, written)
+    say_lines(reporter, session.config, [*updated, *written])
+
+
+def _update_budgets(gate: EnergyGate) -> list[str]:
+    """``--energy-update``: rewrite the budgets file and say what changed (with its diff)."""
+    if gate.options.update is None:
+        return []
+    if gate.config_errors:
+        return [
+            f"energy budgets not updated: {len(gate.config_errors)} model(s) could not be built"
+        ]
+    from predictor.gate.budgets_update import update_lines
+
+    return update_lines(gate.update_budgets())
 
 
 def _unfinished(session: pytest.Session, exitstatus: int | pytest.ExitCode) -> str | None:

@@ -45,8 +45,15 @@ def write_terminal_summary(terminalreporter: Any, gate: EnergyGate) -> None:
                 "",
             )
         )
-    print_summary(console, gate, extra)
+    print_summary(console, gate, extra, list_violations=False)
     terminalreporter.write(buffer.getvalue())
+    from predictor.gate.annotations import github_annotations, in_github_actions
+
+    if in_github_actions():  # each violation at its budgets-file line in the pull request
+        path = str(gate.budgets.path) if gate.budgets.path is not None else None
+        root = terminalreporter.config.rootpath
+        for line in github_annotations(gate.results, path, errors=gate.config_errors, root=root):
+            terminalreporter.write_line(line)
 
 
 def start_line(reporter: Any, config: pytest.Config) -> None:

@@ -11,6 +11,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 pytest_plugins = ["pytester"]
 
+#: Set by GitHub Actions on the runner that runs these tests: the gates the tests run would
+#: print ::error annotations into the test job's log (and append to its summary). Tests that
+#: want them set them themselves.
+_CI_VARIABLES = (
+    "GITHUB_ACTIONS",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_SERVER_URL",
+    "GITHUB_REPOSITORY",
+    "GITHUB_RUN_ID",
+)
+
+
+@pytest.fixture(autouse=True)
+def _not_in_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The IrEne authors' data is not shipped; it is looked for beside the checkout.
 IRENE_DATA = Path(os.environ.get("IRENE_DATA", REPO_ROOT.parent / "shared" / "irene-data"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -81,13 +82,17 @@ def test_init_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture
     ("args", "code", "fragment"),
     [
         (["--headroom", "ten"], 4, "percentage like '5%'"),
-        (["--seq-len", "0"], 4, "must be positive"),
+        (["--seq-len", "0"], 4, "--seq-len: must be a positive integer (got '0')"),
     ],
 )
 def test_init_bad_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, fragment: str
 ) -> None:
-    assert _init(tmp_path / "b.yaml", *args) == code
+    try:
+        rc = _init(tmp_path / "b.yaml", *args)
+    except SystemExit as exc:  # a usage error found by argparse
+        rc = int(exc.code or 0)
+    assert rc == code
     assert fragment in capsys.readouterr().err
 
 
@@ -196,3 +201,24 @@ def test_check_counts_failed_checks_and_names_the_cli_argument(
     assert main(["budgets", "check", str(missing)]) == 4
     err = capsys.readouterr().err
     assert "irene budgets check PATH" in err and "--energy-budgets" not in err
+
+
+def test_check_formats_and_annotations_keep_stdout_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "energy_budgets.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  tiny:\n"
+        f"    model: {TINY_BERT}\n    inputs: {{batch_size: 2, seq_len: 16}}\n    budget: 1 mJ\n"
+    )
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert main(["budgets", "check", str(path), "--format", "json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["passed"] is False  # stdout holds the JSON alone
+    assert f"::error file={path},line=6,title=energy over budget::tiny: " in captured.err
+    assert main(["budgets", "check", str(path), "--format", "markdown"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("## Energy gate (IrEne prediction)\n\n### ❌ Energy gate failed")
+    assert main(["budgets", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^tiny: \S+ \S+ > 1.00 mJ budget", out, re.M) and "::error file=" in out

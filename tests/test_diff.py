@@ -61,10 +61,10 @@ def test_markdown_has_marker_totals_top_changes_and_details() -> None:
     )
     text = render_markdown(diff, top=2)
     assert text.startswith(COMMENT_MARKER + "\n")
-    assert "| bert | 290 mJ | 319 mJ | +29 mJ (+10.0%) |" in text
+    assert "| bert | 290 mJ | 319 mJ | +29.0 mJ (+10.0%) |" in text
     assert "| gpt | — | 290 mJ | new |" in text
     assert "Largest module changes (2 of 4 changed modules):" in text
-    assert "| <code>encoder</code> | 240 mJ | 270 mJ | +30 mJ (+12.5%) |" in text
+    assert "| <code>encoder</code> | 240 mJ | 270 mJ | +30.0 mJ (+12.5%) |" in text
     assert "New modules: <code>classifier</code>" in text
     assert "Removed modules: <code>old_head</code>" in text
     assert "<details><summary>All 8 modules of bert</summary>" in text
@@ -77,8 +77,9 @@ def test_markdown_notes_a_profile_change() -> None:
         _report(ModelResult("bert", tree), profile="a"),
         _report(ModelResult("bert", tree), profile="b"),
     )
-    assert "profile changed: <code>a (static)</code> -> <code>b (static)</code>" in render_markdown(
-        diff
+    assert (
+        "> ⚠️ **Note:** profile changed: a (static) -&gt; b (static) (base used one, head the "
+        "other); part of the change comes from the profile" in render_markdown(diff)
     )
     assert "note: profile changed: a (static) -> b (static)" in render_table(diff)
     assert "No module changed." in render_markdown(diff)
@@ -91,8 +92,8 @@ def test_retrained_profile_of_the_same_name_is_a_profile_change() -> None:
     base.profile["sha256"], head.profile["sha256"] = "a" * 64, "b" * 64
     markdown = render_markdown(diff_reports(base, head))
     assert (
-        "profile changed: <code>irene-device-1 (static, sha256 aaaaaaaaaaaa)</code> -> "
-        "<code>irene-device-1 (static, sha256 bbbbbbbbbbbb)</code>" in markdown
+        "profile changed: irene-device-1 (static, sha256 aaaaaaaaaaaa) -&gt; "
+        "irene-device-1 (static, sha256 bbbbbbbbbbbb)" in markdown
     )
     head.profile["sha256"] = "a" * 64
     assert "profile changed" not in render_markdown(diff_reports(base, head))
@@ -119,8 +120,10 @@ def test_table_rendering() -> None:
         diff_reports(_report(ModelResult("bert", base)), _report(ModelResult("bert", head)))
     )  # type: ignore[arg-type]
     lines = text.splitlines()
-    assert lines[0].split() == ["model", "base", "head", "change"]
-    assert lines[2].split() == ["bert", "290", "mJ", "319", "mJ", "+29", "mJ", "(+10.0%)"]
+    assert lines[0] == "verdict: passed, 1 of 1 models within their limits"
+    start = lines.index(next(line for line in lines if line.startswith("model ")))
+    assert lines[start].split() == ["model", "base", "head", "change"]
+    assert lines[start + 2].split() == ["bert", "290", "mJ", "319", "mJ", "+29.0", "mJ", "(+10.0%)"]
     assert "bert: largest module changes" in text
 
 
@@ -143,7 +146,7 @@ def test_compare_just_under_and_over_tolerance(growth: float, passed: bool) -> N
     if not passed:
         attention = next(c for c in failing if c.module == "encoder.layer.0.attention")
         assert attention.message() == (
-            "bert / encoder.layer.0.attention: 105.1 mJ > base 100 mJ + 5.0% tolerance (+5.1%)"
+            "bert / encoder.layer.0.attention: 105 mJ > base 100 mJ + 5.0% tolerance (+5.1%)"
         )
 
 
@@ -214,7 +217,7 @@ def test_cli_diff_markdown_and_step_summary(
     out = capsys.readouterr().out
     assert rc == 0
     assert out.startswith(COMMENT_MARKER)
-    assert "| bert | 290 mJ | 319 mJ | +29 mJ (+10.0%) |" in out
+    assert "| bert | 290 mJ | 319 mJ | +29.0 mJ (+10.0%) |" in out
     assert summary.read_text() == out
 
     monkeypatch.delenv("GITHUB_STEP_SUMMARY")
@@ -228,12 +231,9 @@ def test_cli_diff_markdown_and_step_summary(
         ]
     )
     assert rc == 0
-    assert (tmp_path / "d.txt").read_text().splitlines()[0].split() == [
-        "model",
-        "base",
-        "head",
-        "change",
-    ]
+    lines = (tmp_path / "d.txt").read_text().splitlines()
+    assert lines[0].startswith("verdict: passed")
+    assert ["model", "base", "head", "change"] in [line.split() for line in lines]
 
 
 def test_cli_diff_missing_report_exits_4(

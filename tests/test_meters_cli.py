@@ -19,7 +19,7 @@ def _package_zone(root: Path) -> None:
 
 
 def test_lists_every_meter_with_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["meters", "--json", "--powercap-root", str(tmp_path / "absent")])
+    rc = main(["meters", "--format", "json", "--powercap-root", str(tmp_path / "absent")])
     assert rc == 0
     rows = {r["meter"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"nvml", "rapl", "fake"}
@@ -36,7 +36,7 @@ def test_rapl_available_on_a_powercap_tree(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _package_zone(tmp_path)
-    assert main(["meters", "--json", "--powercap-root", str(tmp_path)]) == 0
+    assert main(["meters", "--format", "json", "--powercap-root", str(tmp_path)]) == 0
     rows = {r["meter"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["rapl"]["available"] is True
     assert rows["rapl"]["method"] == "sysfs"
@@ -62,3 +62,10 @@ def test_require_unavailable_meter_exits_8(
 def test_require_available_meter_exits_0(tmp_path: Path) -> None:
     _package_zone(tmp_path)
     assert main(["meters", "--require", "rapl", "--powercap-root", str(tmp_path)]) == 0
+
+
+def test_markdown_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["meters", "--format", "markdown", "--powercap-root", str(tmp_path / "x")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| Meter | Available | Device | Method, or why not |"
+    assert any(line.startswith("| RAPL") and "| no |" in line for line in lines)

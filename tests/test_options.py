@@ -101,3 +101,39 @@ def test_choices_are_validated_where_they_were_set(tmp_path: Path) -> None:
         resolve_options({"check": "measured"}, {}, cli_flags=True, **dirs)
     with pytest.raises(ConfigError, match=r"tox\.ini: energy must be true or false"):
         resolve_options({}, {"enabled": "maybe"}, ini_name="tox.ini", **dirs)
+
+
+def test_headroom_and_update_from_each_source(tmp_path: Path) -> None:
+    """--energy-headroom > ini energy_headroom > the budgets file's defaults.headroom > 10%."""
+    budgets = tmp_path / "cwd" / "energy_budgets.yaml"
+    budgets.parent.mkdir()
+    budgets.write_text("version: 1\n")
+    dirs = _dirs(tmp_path)
+
+    def read(_: Path, __: str) -> dict[str, object]:
+        return {"defaults.headroom": 0.3}
+
+    on = {"enabled": True, "budgets": str(budgets)}
+    assert resolve_options(on, {}, **dirs).headroom == pytest.approx(0.10)
+    from_file = resolve_options(on, {}, read_budgets=read, **dirs)
+    assert from_file.headroom == pytest.approx(0.30) and from_file.sources["headroom"] == "budgets"
+    from_ini = resolve_options(on, {"headroom": "25%"}, read_budgets=read, **dirs)
+    assert from_ini.headroom == pytest.approx(0.25) and from_ini.sources["headroom"] == "ini"
+    from_cli = resolve_options({**on, "headroom": "5%"}, {"headroom": "25%"}, **dirs)
+    assert from_cli.headroom == pytest.approx(0.05) and from_cli.sources["headroom"] == "cli"
+    with pytest.raises(ConfigError, match=r"--energy-headroom: must be a percentage"):
+        resolve_options({**on, "headroom": "lots"}, {}, **dirs)
+
+    assert resolve_options(on, {}, **dirs).update is None
+    assert resolve_options({**on, "update": True}, {}, **dirs).update == "exceeded"
+    assert resolve_options(on, {"update_all": "true"}, **dirs).update == "all"
+    with pytest.raises(ConfigError, match="no budgets file to update"):
+        resolve_options({"enabled": True, "update": True}, {}, **dirs)
+
+
+def test_html_may_not_overwrite_another_input_or_output(tmp_path: Path) -> None:
+    dirs = _dirs(tmp_path)
+    with pytest.raises(ConfigError, match="is also the report output's path"):
+        resolve_options({"report": "x.json", "html": "x.json"}, {}, **dirs)
+    with pytest.raises(ConfigError, match="is also the compare file"):
+        resolve_options({"compare": "b.json", "html": "b.json"}, {}, **dirs)

@@ -8,6 +8,7 @@ uses); budgets are set just under and just over them, so each test can fail.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -99,7 +100,10 @@ def test_module_budget_just_under_and_over(
         message = Check("tiny-bert", "encoder.layer.0", None, _layer0(predicted), limit).message()
         assert message.endswith("budget (+0.1%)")
         result.stdout.fnmatch_lines(
-            [f"  {message}", "*energy_budgets.yaml::tiny-bert - energy budget exceeded*"]
+            [
+                f"  {message}",
+                "FAILED energy_budgets.yaml::tiny-bert - encoder.layer.0 +0.1% over budget*",
+            ]
         )
 
 
@@ -126,13 +130,19 @@ def test_every_violation_is_listed(
     )
     result = _run(project, "--energy")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    lines = [
+        f"  tiny-bert: {format_energy(_total(predicted))} > * budget (+100.0%)",
+        "  tiny-bert / encoder.layer.0: * > * budget (+100.0%)",
+        "  tiny-bert / encoder.layer.1: * > * budget (+100.0%)",
+    ]
     result.stdout.fnmatch_lines(
-        [
-            "energy budget exceeded (3 violations):",
-            f"  tiny-bert: {format_energy(_total(predicted))} > * budget (+100.0%)",
-            "  tiny-bert / encoder.layer.0: * > * budget (+100.0%)",
-            "  tiny-bert / encoder.layer.1: * > * budget (+100.0%)",
-        ]
+        ["tiny-bert +100.0% over budget, the worst of 3 violations:", *lines]
+    )
+    # each violation is printed once: under the failing item, not again in the summary
+    assert len(re.findall(r"> \S+ \S+ budget \(\+100\.0%\)", result.stdout.str())) == 3
+    # the short summary line names the worst
+    result.stdout.fnmatch_lines(
+        ["FAILED energy_budgets.yaml::tiny-bert - tiny-bert +100.0% over budget*"]
     )
 
 
@@ -619,8 +629,14 @@ def test_markdown_summary_without_a_base(
     result = _run(project, "--energy", "--energy-markdown", "summary.md")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     text = (project.path / "summary.md").read_text()
-    assert text.startswith("## Energy gate (IrEne prediction)")
-    assert f"| tiny-bert | {format_energy(_total(predicted))} | ❌ 1 of 1 check failed |" in text
+    assert text.startswith("## Energy gate (IrEne prediction)\n\n### ❌ Energy gate failed: 1 of 1")
+    assert (
+        "| tiny-bert | ❌ over | 1 of 1 check failed | <code>tiny-bert (-0.1%)</code> |" not in text
+    )
+    assert "| tiny-bert | ❌ over | 1 of 1 check failed | <code>tiny-bert (+0.1%)</code> |" in text
+    assert (
+        f"| tiny-bert | batch\\_size=2, seq\\_len=16 | {format_energy(_total(predicted))} |" in text
+    )
     message = Check("tiny-bert", None, None, _total(predicted), limit).message()
     assert f"- <code>{message.replace('>', '&gt;')}</code>" in text
 
@@ -871,3 +887,32 @@ def test_budgets_check_and_pytest_give_the_same_verdict_and_report(
     assert (project.path / "cli.md").read_text() == (project.path / "pytest.md").read_text()
     assert cli["passed"] is (expected == 0)
     assert len(cli["errors"]) == (case == "config-error")  # type: ignore[arg-type]
+
+
+def test_violations_of_a_test_that_fails_on_its_own_are_shown_with_its_failure(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_both="""
+import pytest
+import torch
+from examples.tiny_models import tiny_bert
+
+
+@pytest.mark.energy_budget("1 uJ")
+def test_both(energy):
+    energy(tiny_bert(), {"input_ids": torch.ones(2, 16, dtype=torch.long)}, name="tb")
+    assert False, "the test's own failure"
+"""
+    )
+    result = _run(project, "--energy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*the test's own failure*",
+            "*energy budget exceeded*",
+            "tb * over budget:",
+            "  tb: * > 1.00 µJ budget*",
+        ]
+    )
+    assert len(re.findall(r"> 1\.00 µJ budget", result.stdout.str())) == 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -48,14 +49,37 @@ def test_predict_json_is_complete_and_bit_identical(capsys: pytest.CaptureFixtur
 
 
 def test_predict_text_shows_tree_and_bottlenecks(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["predict", "bert-base-uncased", "-b", "1", "-s", "8"]) == 0
+    assert main(["predict", "bert-base-uncased", "-b", "1", "-s", "8", "--depth", "3"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(
-        "bert-base-uncased  batch 1  seq 8  profile irene-device-1 (static features)"
+    lines = out.splitlines()
+    assert lines[0] == "bert-base-uncased  batch 1  seq 8"
+    # which profile, device and scope the joules describe
+    assert lines[1] == (
+        "joules of profile 'irene-device-1': IrEne device_1, whole system, idle power included; "
+        "trained on per-node measurements (Cao et al., ACL 2021)"
     )
     assert "encoder:BertEncoder" in out
+    # the twelve identical layers are one row, as in `irene tree`
+    layer_rows = [line for line in lines if "encoder.layer." in line and "BertLayer" in line]
+    assert len(layer_rows) == 1 and "encoder.layer.0-11:BertLayer (x12)" in layer_rows[0]
+    assert layer_rows[0].endswith(" each")
     assert "encoder.layer.*.intermediate:BertIntermediate x12" in out
     assert "Linear x73" in out
+    # one energy formatter: 3 significant digits and a unit, everywhere
+    energies = re.findall(r"\s(\d[\d.]*) (µJ|mJ|J|kJ)\b", out)
+    assert energies and all(len(n.replace(".", "").lstrip("0")) == 3 for n, _ in energies)
+
+
+def test_predict_markdown_and_json_say_what_the_joules_describe(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["predict", "distilgpt2", "-s", "8", "--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert md.startswith("### distilgpt2: predicted energy")
+    assert "h.0-5:GPT2Block (x6)" in md and "IrEne device\\_1" in md
+    data = _predict_json(capsys, "distilgpt2", "-s", "8")
+    assert data["energy_scope"]["scope"] == "whole system, idle power included"  # type: ignore[index]
+    assert data["units"]["flops"].startswith("MFLOPs")  # type: ignore[index]
 
 
 @pytest.mark.parametrize("model", zoo.known_models())

@@ -49,7 +49,7 @@ def test_least_privilege(path: Path) -> None:
     assert data["permissions"] in ({}, {"contents": "read"})
     for name, job in data["jobs"].items():
         for scope, level in job.get("permissions", {}).items():
-            allowed = {("contents", "read"), ("pull-requests", "write")}
+            allowed = {("contents", "read"), ("pull-requests", "write"), ("actions", "read")}
             assert (scope, level) in allowed, (name, scope, level)
             if scope == "pull-requests":
                 assert "checkout" not in str(job.get("steps")), (
@@ -57,12 +57,39 @@ def test_least_privilege(path: Path) -> None:
                 )
 
 
-def test_gate_comment_is_found_by_the_diff_marker() -> None:
-    gate = _load(WORKFLOWS / "energy-gate.yml")
-    script = next(s["with"]["script"] for s in _steps(gate) if "github-script" in s.get("uses", ""))
+def test_the_comment_workflow_posts_the_gate_artifact_for_forks_too() -> None:
+    comment = _load(WORKFLOWS / "energy-comment.yml")
+    # `on:` is read by PyYAML as True
+    trigger = comment[True]["workflow_run"]
+    assert trigger == {"workflows": ["energy gate"], "types": ["completed"]}
+    (job,) = comment["jobs"].values()
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    script = next(s["with"]["script"] for s in job["steps"] if "github-script" in s.get("uses", ""))
     assert f"'{COMMENT_MARKER}'" in script
     assert "updateComment" in script and "createComment" in script
     assert "${{" not in script  # nothing interpolated into the script (template injection)
+    # the number comes from the pull request's artifact: validated, and tied to the run's head
+    assert "/^[0-9]{1,10}$/.test(number)" in script
+    assert "pr.head.sha !== context.payload.workflow_run.head_sha" in script
+    gate = _load(WORKFLOWS / "energy-gate.yml")
+    assert gate["permissions"] == {}
+    assert all(set(j.get("permissions", {}).values()) <= {"read"} for j in gate["jobs"].values())
+    upload = next(s for s in _steps(gate) if "upload-artifact" in s.get("uses", ""))
+    assert upload["with"]["name"] == "energy-gate"
+
+
+def test_one_install_and_pip_caching() -> None:
+    for path in FILES:
+        data = _load(path)
+        for job in data["jobs"].values():
+            steps = job.get("steps", [])
+            installs = [s for s in steps if "pip install" in str(s.get("run", ""))]
+            assert len(installs) <= 1, (path.name, installs)
+            for step in steps:
+                if "setup-python" in step.get("uses", ""):
+                    assert step["with"]["cache"] == "pip", path.name
+    tests = _load(WORKFLOWS / "tests.yml")
+    assert tests["jobs"]["test"]["strategy"]["matrix"]["python"] == ["3.11", "3.12", "3.13"]
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ __all__ = ["COMMANDS", "build_parser", "describe_error", "main"]
 COMMANDS: tuple[str, ...] = (
     "tree",
     "diff",
+    "report",
     "budgets",
     "meters",
     "calibrate",

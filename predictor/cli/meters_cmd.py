@@ -11,6 +11,8 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
+    from predictor.cli.output import add_format_option
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "meters",
         help="list the energy meters (NVML, RAPL, fake) and whether they can measure here",
@@ -20,10 +22,13 @@ def register(subparsers: Any) -> None:
             "is unavailable (exit 8)."
         ),
     )
-    parser.add_argument("--gpu-index", type=int, default=0, help="NVML: GPU to probe (default 0)")
+    parser.add_argument(
+        "--gpu-index", type=int, default=0, metavar="N", help="NVML: GPU to probe (default 0)"
+    )
     parser.add_argument(
         "--powercap-root",
         default="/sys/class/powercap",
+        metavar="PATH",
         help="RAPL: powercap sysfs folder (default /sys/class/powercap)",
     )
     parser.add_argument(
@@ -31,7 +36,7 @@ def register(subparsers: Any) -> None:
         choices=["nvml", "rapl", "fake", "auto"],
         help="exit 8 if this meter cannot measure here",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_format_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts: dict[str, Any] = {"index": args.gpu_index, "root": args.powercap_root}
     statuses = list_meters(**opts)
-    if args.json:
+    if args.format == "json":
         payload = [
             {
                 "meter": s.kind,
@@ -53,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
             for s in statuses
         ]
         print(json.dumps(payload, indent=2))
+    elif args.format == "markdown":
+        print(_markdown(statuses))
     else:
         _print_table(statuses)
     if args.require:
@@ -64,6 +71,18 @@ def run(args: argparse.Namespace) -> int:
         if not st.available:
             raise HardwareUnavailable(st.describe())
     return 0
+
+
+def _markdown(statuses: list[Any]) -> str:
+    from predictor.gate.escape import md_text
+
+    lines = ["| Meter | Available | Device | Method, or why not |", "|---|---|---|---|"]
+    for s in statuses:
+        lines.append(
+            f"| {md_text(s.title)} | {'yes' if s.available else 'no'} | "
+            f"{md_text(s.device or '-')} | {md_text(s.reason)} |"
+        )
+    return "\n".join(lines)
 
 
 def _print_table(statuses: list[Any]) -> None:

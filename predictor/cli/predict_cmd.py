@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from predictor.trace.tree import EnergyTree, Node
 
-__all__ = ["bottlenecks", "format_text", "register", "run"]
+if TYPE_CHECKING:
+    from predictor.gate.scope import EnergyScope
+
+__all__ = ["bottlenecks", "format_markdown", "format_text", "register", "run"]
 
 
 def register(subparsers: Any) -> None:
+    from predictor.cli.inputs import add_input_options, positive_int
+    from predictor.cli.output import add_format_option
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "predict",
         help="predict a model's inference energy per node with a hardware profile",
@@ -21,14 +27,23 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="zoo name or package.module:factory")
-    parser.add_argument("-b", "--batch-size", type=int, required=True, help="input batch size")
-    parser.add_argument("-s", "--seq-len", type=int, required=True, help="input sequence length")
+    add_input_options(parser)
     parser.add_argument(
-        "--profile", help="shipped profile name or profile file (default: irene-device-1, static)"
+        "--profile",
+        metavar="NAME|PATH",
+        help="shipped profile name or profile file (default: irene-device-1, static)",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--depth", type=int, default=2, help="tree depth shown in text (default 2)")
-    parser.add_argument("--top", type=int, default=8, help="bottleneck rows (default 8)")
+    add_format_option(parser)
+    parser.add_argument(
+        "--depth",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="tree depth shown in text and markdown (default 2)",
+    )
+    parser.add_argument(
+        "--top", type=positive_int, default=8, metavar="N", help="bottleneck rows (default 8)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -82,42 +97,46 @@ def bottlenecks(tree: EnergyTree, top: int = 8) -> dict[str, Any]:
     }
 
 
-def _joules(value: float | None) -> str:
-    if value is None:
-        return "?"
-    if abs(value) >= 1.0:
-        return f"{value:.3f} J"
-    return f"{value * 1e3:.3f} mJ"
+def _rows(tree: EnergyTree, depth: int) -> list[tuple[int, Node, str, int]]:
+    from predictor.cli.tree_cmd import collapsed_rows
+
+    return collapsed_rows(tree, max_depth=depth)
 
 
-def format_text(tree: EnergyTree, depth: int = 2, top: int = 8) -> str:
-    meta = tree.meta.get("profile", {})
-    lines = [
-        f"{tree.model_name}  batch {tree.batch_size}  seq {tree.seq_len}  "
-        f"profile {meta.get('name', '?')} ({meta.get('feature_set', '?')} features)",
+def _energy(value: float | None) -> str:
+    from predictor.gate.units import format_energy
+
+    return "?" if value is None else format_energy(value)
+
+
+def _header(tree: EnergyTree, scope: EnergyScope) -> list[str]:
+    return [
+        f"{tree.model_name}  batch {tree.batch_size}  seq {tree.seq_len}",
+        f"joules of {scope.line()}",
     ]
 
-    def visit(node: Node, d: int) -> None:
-        flag = "  [extrapolated: type unseen in training]" if node.extrapolated else ""
-        lines.append(f"{'  ' * d}{node.name}  {_joules(node.energy_j)}{flag}")
-        if d < depth:
-            for child in node.children:
-                visit(child, d + 1)
 
-    visit(tree.root, 0)
+def format_text(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: int = 8) -> str:
+    """The tree to ``depth`` (repeated layers collapsed, energy of one each), the bottlenecks,
+    and what the joules describe."""
+    lines = _header(tree, scope)
+    for d, node, label, count in _rows(tree, depth):
+        flag = "  [extrapolated: type unseen in training]" if node.extrapolated else ""
+        each = " each" if count > 1 else ""
+        lines.append(f"{'  ' * d}{label}  {_energy(node.energy_j)}{each}{flag}")
     b = bottlenecks(tree, top)
     lines.append("")
     lines.append("bottlenecks: innermost modules (repeated blocks summed)")
     for row in b["modules"]:
         lines.append(
-            f"  {row['share_pct']:6.2f} %  {_joules(row['energy_j']):>12}  "
+            f"  {row['share_pct']:6.2f} %  {_energy(row['energy_j']):>10}  "
             f"{row['pattern']} x{row['count']}"
         )
     lines.append("bottlenecks: primitive types")
     for row in b["primitive_types"]:
         flag = "  [extrapolated]" if row["extrapolated"] else ""
         lines.append(
-            f"  {row['share_pct']:6.2f} %  {_joules(row['energy_j']):>12}  "
+            f"  {row['share_pct']:6.2f} %  {_energy(row['energy_j']):>10}  "
             f"{row['type']} x{row['count']}{flag}"
         )
     ext = [n.name for n in tree.walk() if n.extrapolated]
@@ -126,29 +145,69 @@ def format_text(tree: EnergyTree, depth: int = 2, top: int = 8) -> str:
             f"note: {len(ext)} node(s) of types the profile never saw were predicted by its "
             "pooled fallback regressor (marked extrapolated)"
         )
+    if tree.unsupported_ops:
+        listed = ", ".join(f"{u.op} in {u.module} (x{u.count})" for u in tree.unsupported_ops)
+        lines.append(f"unsupported ops (not counted): {listed}")
     return "\n".join(lines)
 
 
-def trace_model(model: str, batch_size: int, seq_len: int) -> EnergyTree:
-    """The model's tree (static features) from the zoo, IrEne counting rules."""
-    from predictor.trace import zoo
+def format_markdown(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: int = 8) -> str:
+    """The same as :func:`format_text`, as Markdown tables (names escaped)."""
+    from predictor.gate.escape import md_code, md_text
 
-    tree: EnergyTree = zoo.build_zoo_tree(model, batch_size, seq_len, counting_mode="irene")
-    return tree
+    lines = [
+        f"### {md_text(tree.model_name)}: predicted energy",
+        "",
+        f"Batch {tree.batch_size}, sequence {tree.seq_len}; joules of {md_text(scope.line())}.",
+        "",
+        "| Node | Energy | Extrapolated |",
+        "|---|---:|---|",
+    ]
+    for d, node, label, count in _rows(tree, depth):
+        each = " each" if count > 1 else ""
+        lines.append(
+            f"| {'&nbsp;&nbsp;' * d}{md_code(label)} | {_energy(node.energy_j)}{each} | "
+            f"{'yes' if node.extrapolated else ''} |"
+        )
+    b = bottlenecks(tree, top)
+    lines += ["", "| Innermost modules (repeated summed) | Count | Energy | Share |"]
+    lines.append("|---|---:|---:|---:|")
+    for row in b["modules"]:
+        lines.append(
+            f"| {md_code(row['pattern'])} | {row['count']} | {_energy(row['energy_j'])} | "
+            f"{row['share_pct']:.2f} % |"
+        )
+    lines += ["", "| Primitive type | Count | Energy | Share |", "|---|---:|---:|---:|"]
+    for row in b["primitive_types"]:
+        flag = " (extrapolated)" if row["extrapolated"] else ""
+        lines.append(
+            f"| {md_text(row['type'])}{flag} | {row['count']} | {_energy(row['energy_j'])} | "
+            f"{row['share_pct']:.2f} % |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
-    from predictor.cli.output import model_code
+    from predictor.cli.inputs import inputs_from_args
+    from predictor.cli.output import model_code, write_output
+    from predictor.gate.engine import trace_spec
+    from predictor.gate.report import profile_identity
+    from predictor.gate.scope import energy_scope
     from predictor.learn.profile import load_profile
 
     profile = load_profile(args.profile)
     with model_code():
-        tree = trace_model(args.model, args.batch_size, args.seq_len)
+        tree = trace_spec(args.model, inputs_from_args(args))
     profile.predict(tree)
+    identity = profile_identity(profile)
+    scope = energy_scope(identity)
     if args.format == "json":
         out = tree.to_dict()
         out["bottlenecks"] = bottlenecks(tree, args.top)
-        print(json.dumps(out, indent=2, allow_nan=False))
+        out["energy_scope"] = scope.to_dict()
+        write_output(json.dumps(out, indent=2, allow_nan=False))
+    elif args.format == "markdown":
+        write_output(format_markdown(tree, scope, args.depth, args.top))
     else:
-        print(format_text(tree, args.depth, args.top))
+        write_output(format_text(tree, scope, args.depth, args.top))
     return 0

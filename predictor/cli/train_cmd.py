@@ -39,6 +39,10 @@ def register(subparsers: Any) -> None:
         help="ours (default, chosen by LOMO) or the authors' IrEne method",
     )
     parser.add_argument("--no-cv", action="store_true", help="skip the cross-validation")
+    from predictor.cli.output import add_format_option
+
+    # What was trained. JSON stays the default: scripts read this command's stdout as JSON.
+    add_format_option(parser, default="json")
     parser.set_defaults(handler=run)
 
 
@@ -73,9 +77,26 @@ def run(args: argparse.Namespace) -> int:
         cv_error=cv_error,
     )
     profile.save(out)
-    print(
-        json.dumps(
-            {"profile": str(out), "name": name, "feature_set": args.features, "cv_error": cv_error}
-        )
+    _print_result(
+        args.format,
+        {"profile": str(out), "name": name, "feature_set": args.features, "cv_error": cv_error},
     )
     return 0
+
+
+def _print_result(form: str, result: dict[str, Any]) -> None:
+    """What was trained, in ``--format``'s form (CV error: MAPE % per level)."""
+    if form == "json":
+        print(json.dumps(result))
+        return
+    errors = result["cv_error"].get("overall_row_weighted", {}) if result["cv_error"] else {}
+    cv = ", ".join(f"{level} {value:.2f} %" for level, value in errors.items()) or "not run"
+    if form == "markdown":
+        print("| Profile | Name | Features | CV MAPE (row-weighted) |")
+        print("|---|---|---|---|")
+        print(f"| `{result['profile']}` | {result['name']} | {result['feature_set']} | {cv} |")
+        return
+    print(
+        f"wrote profile {result['name']!r} ({result['feature_set']} features) to {result['profile']}"
+    )
+    print(f"leave-one-model-out MAPE, row-weighted: {cv}")

@@ -3,7 +3,9 @@
 Text view: a rich tree where runs of identical sibling layers (``encoder.layer.0`` ...
 ``encoder.layer.11`` with equal subtrees) are shown once as ``encoder.layer.0-11 (x12)``, with
 the features of one layer. JSON view: ``EnergyTree.to_dict()``, every node with ``name``,
-``level``, ``type``, ``flops``, ``mem_bytes``, ``num_parameters`` and ``children``.
+``level``, ``type``, ``flops`` (MFLOPs), ``mem_bytes`` (MiB), ``num_parameters`` and
+``children``, and the tree's ``units`` block saying so. Markdown view: the collapsed tree as
+a table.
 """
 
 from __future__ import annotations
@@ -15,22 +17,15 @@ from typing import Any
 
 from predictor.trace.tree import EnergyTree, Node
 
-__all__ = ["collapse_layers", "register", "render_text"]
+__all__ = ["collapse_layers", "collapsed_rows", "register", "render_markdown", "render_text"]
 
 _INDEXED = re.compile(r"^(?P<prefix>.*\.)?(?P<index>\d+)$")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
-    return value
-
-
 def register(subparsers: Any) -> None:
+    from predictor.cli.inputs import add_input_options, positive_int
+    from predictor.cli.output import add_format_option
+
     parser = subparsers.add_parser(
         "tree",
         help="show a model's tree with static features (MFLOPs, MiB, parameters)",
@@ -43,13 +38,8 @@ def register(subparsers: Any) -> None:
         "model", metavar="MODEL", nargs="?", help="zoo name (see --list) or package.module:factory"
     )
     parser.add_argument("--list", action="store_true", help="list the zoo's model names and exit")
-    parser.add_argument(
-        "--batch-size", "-b", type=_positive_int, default=1, help="batch size (default 1)"
-    )
-    parser.add_argument(
-        "--seq-len", "-s", type=_positive_int, default=128, help="sequence length (default 128)"
-    )
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    add_input_options(parser)
+    add_format_option(parser)
     parser.add_argument(
         "--counting",
         choices=("irene", "native"),
@@ -60,17 +50,21 @@ def register(subparsers: Any) -> None:
         "--attn", choices=("eager", "sdpa"), default="eager", help="attention implementation"
     )
     parser.add_argument(
-        "--max-depth", type=_positive_int, default=None, help="text view: levels to show"
+        "--max-depth",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="text and markdown: levels to show",
     )
     parser.add_argument(
-        "--no-collapse", action="store_true", help="text view: show every repeated layer"
+        "--no-collapse", action="store_true", help="text and markdown: show every repeated layer"
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from predictor.errors import ModelError
-    from predictor.trace.zoo import build_zoo_tree, known_models
+    from predictor.trace.zoo import known_models
 
     if args.list:
         sys.stdout.write("\n".join(known_models()) + "\n")
@@ -80,18 +74,21 @@ def run(args: argparse.Namespace) -> int:
             f"give a MODEL: one of {', '.join(known_models())}, or package.module:factory"
         )
 
-    from predictor.cli.output import model_code
+    from predictor.cli.inputs import inputs_from_args
+    from predictor.cli.output import model_code, write_output
+    from predictor.gate.engine import trace_spec
 
     with model_code():
-        tree = build_zoo_tree(
+        tree = trace_spec(
             args.model,
-            args.batch_size,
-            args.seq_len,
+            inputs_from_args(args),
             counting_mode=args.counting,
             attn_implementation=args.attn,
         )
     if args.format == "json":
-        sys.stdout.write(tree.to_json() + "\n")
+        write_output(tree.to_json())
+    elif args.format == "markdown":
+        write_output(render_markdown(tree, max_depth=args.max_depth, collapse=not args.no_collapse))
     else:
         render_text(tree, max_depth=args.max_depth, collapse=not args.no_collapse)
     return 0
@@ -152,6 +149,69 @@ def collapse_layers(children: list[Node]) -> list[tuple[Node, str, int]]:
     return out
 
 
+def collapsed_rows(
+    tree: EnergyTree, *, max_depth: int | None = None, collapse: bool = True
+) -> list[tuple[int, Node, str, int]]:
+    """The tree as rows ``(depth, node, label, count)`` in pre-order, runs of identical layers
+    as one row (:func:`collapse_layers`) unless ``collapse`` is False; the root is depth 0."""
+    rows: list[tuple[int, Node, str, int]] = [(0, tree.root, tree.root.name, 1)]
+
+    def add(node: Node, depth: int) -> None:
+        if max_depth is not None and depth >= max_depth:
+            return
+        groups = (
+            collapse_layers(node.children) if collapse else [(c, c.name, 1) for c in node.children]
+        )
+        for child, label, count in groups:
+            rows.append((depth + 1, child, label, count))
+            add(child, depth + 1)
+
+    add(tree.root, 0)
+    return rows
+
+
+def footer(tree: EnergyTree) -> list[str]:
+    """How the tree was traced, and what it could not count."""
+    inputs = ", ".join(
+        f"{k} {tuple(v['shape'])}" if isinstance(v, dict) and "shape" in v else f"{k}={v}"
+        for k, v in tree.meta.get("inputs", {}).items()
+    )
+    lines = [
+        f"counting mode: {tree.counting_mode}; attention: {tree.meta.get('attn_implementation')}; "
+        f"inputs: {inputs}; traced on {tree.meta.get('execution')} tensors"
+    ]
+    if tree.meta.get("fallback_reason"):
+        lines.append(f"note: {tree.meta['fallback_reason']}")
+    if tree.unsupported_ops:
+        listed = ", ".join(f"{u.op} in {u.module} (x{u.count})" for u in tree.unsupported_ops)
+        lines.append(f"unsupported ops (not counted): {listed}")
+    return lines
+
+
+def render_markdown(
+    tree: EnergyTree, *, max_depth: int | None = None, collapse: bool = True
+) -> str:
+    """The tree as a Markdown table (names escaped), repeated layers collapsed."""
+    from predictor.gate.escape import md_code, md_text
+
+    lines = [
+        f"### {md_text(tree.root.name)}: model tree",
+        "",
+        "| Node | Level | MFLOPs | MiB | Parameters |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for depth, node, label, count in collapsed_rows(tree, max_depth=max_depth, collapse=collapse):
+        each = " each" if count > 1 else ""
+        indent = "&nbsp;&nbsp;" * depth
+        lines.append(
+            f"| {indent}{md_code(label)} | {node.level} | {node.flops:,.3f}{each} | "
+            f"{node.mem_bytes:,.3f}{each} | {node.num_parameters:,}{each} |"
+        )
+    lines.append("")
+    lines += [md_text(line) for line in footer(tree)]
+    return "\n".join(lines) + "\n"
+
+
 def _label(node: Node, name: str, count: int) -> str:
     from rich.markup import escape
 
@@ -174,32 +234,13 @@ def render_text(tree: EnergyTree, *, max_depth: int | None = None, collapse: boo
         soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else 10_000
     )
     root = tree.root
-    inputs = ", ".join(
-        f"{k} {tuple(v['shape'])}" if isinstance(v, dict) and "shape" in v else f"{k}={v}"
-        for k, v in tree.meta.get("inputs", {}).items()
-    )
     title = _label(root, f"{root.name} ({root.type})", 1)
     view = Tree(title)
-
-    def add(parent: Tree, node: Node, depth: int) -> None:
-        if max_depth is not None and depth >= max_depth:
-            return
-        groups = (
-            collapse_layers(node.children) if collapse else [(c, c.name, 1) for c in node.children]
-        )
-        for child, name, count in groups:
-            branch = parent.add(_label(child, name, count))
-            add(branch, child, depth + 1)
-
-    add(view, root, 0)
+    branches: dict[int, Tree] = {0: view}
+    for depth, node, label, count in collapsed_rows(tree, max_depth=max_depth, collapse=collapse):
+        if depth == 0:
+            continue
+        branches[depth] = branches[depth - 1].add(_label(node, label, count))
     console.print(view, crop=False)
-    console.print(
-        f"counting mode: {tree.counting_mode}; attention: {tree.meta.get('attn_implementation')}; "
-        f"inputs: {inputs}; traced on {tree.meta.get('execution')} tensors",
-        markup=False,
-    )
-    if tree.meta.get("fallback_reason"):
-        console.print(f"note: {tree.meta['fallback_reason']}", markup=False)
-    if tree.unsupported_ops:
-        listed = ", ".join(f"{u.op} in {u.module} (x{u.count})" for u in tree.unsupported_ops)
-        console.print(f"unsupported ops (not counted): {listed}", markup=False)
+    for line in footer(tree):
+        console.print(line, markup=False)

@@ -6,6 +6,7 @@ The file (``version: 1``)::
     profile: irene-device-1          # optional: the hardware profile that predicts
     defaults:
       tolerance: 5%                  # allowed growth against a base report (--energy-compare)
+      headroom: 10%                  # margin `--energy-update` adds over a prediction
     models:
       bert-base-uncased:             # the name; also the spec unless `model:` is given
         model: bert-base-uncased     # optional: zoo name or "package.module:factory"
@@ -43,6 +44,7 @@ from predictor.gate.units import parse_energy, parse_percent
 __all__ = [
     "BUDGETS_VERSION",
     "DEFAULT_BUDGETS_FILE",
+    "DEFAULT_HEADROOM",
     "DEFAULT_TOLERANCE",
     "Budgets",
     "Inputs",
@@ -52,6 +54,7 @@ __all__ = [
     "load_budgets",
     "name_problem",
     "parse_budgets",
+    "read_budgets_text",
 ]
 
 #: The budgets file the gate reads when none is named (at pytest's rootdir, or the current
@@ -60,6 +63,12 @@ DEFAULT_BUDGETS_FILE = "energy_budgets.yaml"
 BUDGETS_VERSION = 1
 #: Allowed growth against a base report when the file sets none.
 DEFAULT_TOLERANCE = 0.05
+#: Margin over a prediction that ``--energy-update`` and ``irene budgets init`` give a budget
+#: when neither the command line nor the file sets one.
+DEFAULT_HEADROOM = 0.10
+
+#: Where a value is in the file's text: (start, end) character offsets, end exclusive.
+Span = tuple[int, int]
 
 
 # --------------------------------------------------------------------------- schema
@@ -72,19 +81,27 @@ class Inputs:
     batch_size: int
     seq_len: int
 
+    def describe(self) -> str:
+        """``batch_size=8, seq_len=128``: how reports record (and compare) the inputs."""
+        return f"batch_size={self.batch_size}, seq_len={self.seq_len}"
+
 
 @dataclass(frozen=True)
 class ModuleBudget:
-    """Every module whose fqn matches ``pattern`` must predict at most ``budget_j``."""
+    """Every module whose fqn matches ``pattern`` must predict at most ``budget_j``. ``line``
+    is the line of its key; ``span`` where its value is in the file's text (for updates)."""
 
     pattern: str
     budget_j: float
     line: int = 0
+    span: Span | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class ModelBudget:
-    """The budgets of one model. ``spec`` is a zoo name or ``package.module:factory``."""
+    """The budgets of one model. ``spec`` is a zoo name or ``package.module:factory``.
+    ``line`` is the line of its name; ``budget_line`` and ``budget_span`` where its whole-model
+    ``budget:`` is (0 and None without one)."""
 
     name: str
     spec: str
@@ -93,6 +110,8 @@ class ModelBudget:
     modules: tuple[ModuleBudget, ...] = ()
     tolerance: float = DEFAULT_TOLERANCE
     line: int = 0
+    budget_line: int = 0
+    budget_span: Span | None = field(default=None, compare=False)
 
     @property
     def collected(self) -> bool:
@@ -109,6 +128,8 @@ class Budgets:
     profile: str | None = None
     tolerance: float = DEFAULT_TOLERANCE
     models: dict[str, ModelBudget] = field(default_factory=dict)
+    #: ``defaults.headroom``, or None when the file sets none.
+    headroom: float | None = None
 
     def get(self, name: str) -> ModelBudget | None:
         return self.models.get(name)
@@ -136,10 +157,11 @@ class Budgets:
 
 @dataclass
 class _Y:
-    """A YAML value with the line (1-based) it started on."""
+    """A YAML value with the line (1-based) it started on and its span in the text."""
 
     value: Any
     line: int
+    span: Span | None = None
 
 
 #: The tags a budgets file may hold: plain scalars, mappings and sequences (what YAML resolves
@@ -180,6 +202,7 @@ def _located(node: yaml.Node, loader: yaml.SafeLoader, where: str) -> _Y:
             f"{where}:{line}: {what} is not supported in a budgets file; write plain "
             "values, mappings and lists"
         )
+    span = (node.start_mark.index, node.end_mark.index)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, tuple[_Y, int]] = {}
         for key_node, value_node in node.value:
@@ -194,11 +217,11 @@ def _located(node: yaml.Node, loader: yaml.SafeLoader, where: str) -> _Y:
                     f"(first on line {out[key.value][1]}); keep one"
                 )
             out[key.value] = (_located(value_node, loader, where), key.line)
-        return _Y(out, line)
+        return _Y(out, line, span)
     if isinstance(node, yaml.SequenceNode):
-        return _Y([_located(item, loader, where) for item in node.value], line)
+        return _Y([_located(item, loader, where) for item in node.value], line, span)
     try:
-        return _Y(loader.construct_object(node, deep=True), line)
+        return _Y(loader.construct_object(node, deep=True), line, span)
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         raise ConfigError(f"{where}:{line}: cannot read this value: {exc}") from None
 
@@ -298,7 +321,7 @@ def _positive_int(y: _Y, what: str, where: str) -> int:
 
 
 _TOP_KEYS = ("version", "profile", "defaults", "models")
-_DEFAULT_KEYS = ("tolerance",)
+_DEFAULT_KEYS = ("tolerance", "headroom")
 _MODEL_KEYS = ("model", "inputs", "budget", "tolerance", "modules")
 _INPUT_KEYS = ("batch_size", "seq_len")
 
@@ -339,11 +362,14 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
     if "profile" in top:
         profile = _text(top["profile"][0], "profile must be a profile name or path", where)
     tolerance = DEFAULT_TOLERANCE
+    headroom: float | None = None
     if "defaults" in top:
         defaults = _mapping(top["defaults"][0], "defaults", where)
         _no_unknown(defaults, _DEFAULT_KEYS, "defaults", where)
         if "tolerance" in defaults:
             tolerance = _percent(defaults["tolerance"][0], "defaults.tolerance", where)
+        if "headroom" in defaults:
+            headroom = _percent(defaults["headroom"][0], "defaults.headroom", where)
     models: dict[str, ModelBudget] = {}
     if "models" in top:
         models_y = top["models"][0]
@@ -359,6 +385,7 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
         profile=profile,
         tolerance=tolerance,
         models=models,
+        headroom=headroom,
     )
 
 
@@ -399,7 +426,12 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
             batch_size=_positive_int(mapping["batch_size"][0], f"{what}: batch_size", where),
             seq_len=_positive_int(mapping["seq_len"][0], f"{what}: seq_len", where),
         )
-    budget_j = _energy(entry["budget"][0], f"{what}: budget", where) if "budget" in entry else None
+    budget_j: float | None = None
+    budget_line, budget_span = 0, None
+    if "budget" in entry:
+        budget_y, budget_line = entry["budget"]
+        budget_j = _energy(budget_y, f"{what}: budget", where)
+        budget_span = budget_y.span
     if "tolerance" in entry:
         tolerance = _percent(entry["tolerance"][0], f"{what}: tolerance", where)
     modules: list[ModuleBudget] = []
@@ -411,7 +443,7 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
             except ValueError as exc:
                 raise ConfigError(f"{where}:{key_line}: {what}: {exc}") from None
             budget = _energy(value_y, f"budget for {pattern!r}", where)
-            modules.append(ModuleBudget(pattern, budget, key_line))
+            modules.append(ModuleBudget(pattern, budget, key_line, value_y.span))
     return ModelBudget(
         name=name,
         spec=spec,
@@ -420,24 +452,33 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
         modules=tuple(modules),
         tolerance=tolerance,
         line=line,
+        budget_line=budget_line,
+        budget_span=budget_span,
     )
+
+
+def read_budgets_text(path: Path | str) -> str:
+    """A budgets file's text exactly as stored (no newline translation: offsets of a parse
+    of it are offsets in the file). Missing: ConfigError; unreadable: OutputError."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{p}: budgets file not found; create one with `irene budgets init MODEL`"
+        ) from None
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, "read", p) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}:1: the budgets file is not UTF-8 text ({exc.reason})") from None
 
 
 def load_budgets(path: Path | str) -> Budgets:
     """Read and parse a budgets file: a missing or malformed one is a ConfigError, one that
     cannot be read (no permission, a folder) an OutputError."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{p}: budgets file not found; create one with `irene budgets init MODEL`"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}:1: the budgets file is not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise OutputError.from_os_error(exc, "read", p) from None
-    return parse_budgets(text, p)
+    return parse_budgets(read_budgets_text(path), Path(path))
 
 
 def iter_collected(budgets: Budgets) -> Iterator[ModelBudget]:

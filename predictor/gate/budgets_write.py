@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from predictor.errors import ConfigError
 from predictor.gate.budgets import BUDGETS_VERSION, DEFAULT_TOLERANCE, ModelBudget
 from predictor.gate.checks import glob_to_regex, module_nodes
+from predictor.gate.escape import printable
 from predictor.gate.units import format_budget
 from predictor.trace.tree import EnergyTree
 
@@ -46,10 +47,13 @@ def render_budgets_yaml(
     profile: str | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
     extra_globs: Iterable[str] = (),
+    scope: str | None = None,
 ) -> str:
     """An energy_budgets.yaml for predicted models: each budget is the prediction plus
-    ``headroom`` (0.1 = 10%), rounded up. ``extra_globs`` adds module globs to each model with a
-    matching module; a glob that matches no module of any model is a ConfigError."""
+    ``headroom`` (0.1 = 10%), rounded up, and ``headroom`` is written as ``defaults.headroom``
+    (what ``--energy-update`` adds). ``extra_globs`` adds module globs to each model with a
+    matching module; a glob that matches no module of any model is a ConfigError. ``scope``
+    (what the joules describe) goes into the header comment."""
     extra = tuple(extra_globs)
     for pattern in extra:
         try:
@@ -60,11 +64,21 @@ def render_budgets_yaml(
     lines = [
         "# Energy budgets checked by `pytest --energy` (pytest-irene).",
         f"# Written by `irene budgets init` with {headroom * 100:g}% headroom over the predictions.",
+    ]
+    if scope:
+        lines.append(f"# Joules of {printable(scope)}.")
+    lines += [
+        "# Raise budgets with `pytest --energy --energy-update` (a reviewed change to this file).",
         f"version: {BUDGETS_VERSION}",
     ]
     if profile:
         lines.append(f"profile: {_yaml_str(profile)}")
-    lines += ["defaults:", f"  tolerance: {tolerance * 100:g}%", "models:"]
+    lines += [
+        "defaults:",
+        f"  tolerance: {tolerance * 100:g}%",
+        f"  headroom: {headroom * 100:g}%",
+        "models:",
+    ]
     for entry, tree in entries:
         total = tree.root.energy_j
         if total is None:

@@ -35,6 +35,7 @@ __all__ = [
     "glob_to_regex",
     "module_nodes",
     "violations",
+    "worst",
 ]
 
 
@@ -100,6 +101,8 @@ class Check:
 
     ``kind`` is ``"budget"`` (an absolute limit) or ``"compare"`` (the base report's value
     plus the tolerance). ``value_j`` is None when the profile gave no prediction: that fails.
+    ``origin`` says where the limit was set: ``"budgets"`` (the budgets file, at ``line``),
+    ``"marker"`` (a test's ``energy_budget`` marker) or ``"compare"`` (the base report).
     """
 
     model: str
@@ -110,6 +113,16 @@ class Check:
     kind: str = "budget"
     base_j: float | None = None
     tolerance: float | None = None
+    origin: str = "budgets"
+    line: int = 0
+
+    @property
+    def excess(self) -> float:
+        """How far over its limit the value is (0.18 = 18 % over; negative when within;
+        infinite when there is no value)."""
+        if self.value_j is None:
+            return float("inf")
+        return self.value_j / self.limit_j - 1.0 if self.limit_j > 0 else float("inf")
 
     @property
     def passed(self) -> bool:
@@ -143,6 +156,8 @@ class Check:
             "kind": self.kind,
             "base_j": self.base_j,
             "tolerance": self.tolerance,
+            "origin": self.origin,
+            "line": self.line,
             "passed": self.passed,
         }
 
@@ -151,15 +166,19 @@ class Check:
         value = data.get("value_j")
         base = data.get("base_j")
         tol = data.get("tolerance")
+        kind = str(data.get("kind", "budget"))
         return cls(
             model=str(data["model"]),
             module=None if data.get("module") is None else str(data["module"]),
             pattern=None if data.get("pattern") is None else str(data["pattern"]),
             value_j=None if value is None else float(value),
             limit_j=float(data["limit_j"]),
-            kind=str(data.get("kind", "budget")),
+            kind=kind,
             base_j=None if base is None else float(base),
             tolerance=None if tol is None else float(tol),
+            # reports written before these fields: compare checks came from the base report
+            origin=str(data.get("origin") or ("compare" if kind == "compare" else "budgets")),
+            line=int(data.get("line") or 0),
         )
 
 
@@ -298,6 +317,7 @@ class _Limit:
     pattern: str | None
     budget_j: float
     line: int = 0
+    origin: str = "budgets"
 
 
 def check_tree(
@@ -319,15 +339,25 @@ def check_tree(
     limits: list[_Limit] = []
     if budget is not None:
         if budget.budget_j is not None:
-            limits.append(_Limit(None, budget.budget_j))
+            limits.append(_Limit(None, budget.budget_j, budget.budget_line))
         limits += [_Limit(m.pattern, m.budget_j, m.line) for m in budget.modules]
-    limits += [_Limit(m.module, m.budget_j) for m in extra]
+    limits += [_Limit(m.module, m.budget_j, origin="marker") for m in extra]
     checks: list[Check] = []
     warnings: list[str] = []
     modules = module_nodes(tree) if any(lim.pattern is not None for lim in limits) else {}
     for lim in limits:
         if lim.pattern is None:
-            checks.append(Check(model, None, None, tree.root.energy_j, lim.budget_j))
+            checks.append(
+                Check(
+                    model,
+                    None,
+                    None,
+                    tree.root.energy_j,
+                    lim.budget_j,
+                    origin=lim.origin,
+                    line=lim.line,
+                )
+            )
             continue
         try:
             regex = glob_to_regex(lim.pattern)
@@ -338,7 +368,17 @@ def check_tree(
             where = f" (line {lim.line})" if lim.line else ""
             warnings.append(f"{model}: module glob {lim.pattern!r}{where} matched no module")
         for fqn, node in matched:
-            checks.append(Check(model, fqn, lim.pattern, node.energy_j, lim.budget_j))
+            checks.append(
+                Check(
+                    model,
+                    fqn,
+                    lim.pattern,
+                    node.energy_j,
+                    lim.budget_j,
+                    origin=lim.origin,
+                    line=lim.line,
+                )
+            )
     return ModelResult(
         model,
         tree,
@@ -371,6 +411,7 @@ def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float
             kind="compare",
             base_j=base_j,
             tolerance=tolerance,
+            origin="compare",
         )
         for module, value, base_j in pairs
         if base_j is not None
@@ -380,3 +421,11 @@ def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float
 def violations(results: Sequence[ModelResult]) -> list[Check]:
     """Every failed check of ``results``, in order."""
     return [c for r in results for c in r.violations]
+
+
+def worst(checks: Iterable[Check]) -> Check | None:
+    """The failed check furthest over its limit (relatively), or None when none failed. Excesses
+    equal to 6 decimals (a model and its one heavy module over the same share) are a tie, won
+    by the first in order (the whole model comes before its modules), not by float noise."""
+    failed = [c for c in checks if not c.passed]
+    return max(failed, key=lambda c: round(c.excess, 6)) if failed else None

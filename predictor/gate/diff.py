@@ -13,11 +13,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from predictor.gate.checks import ModelResult, module_nodes
 from predictor.gate.escape import md_code, md_text
 from predictor.gate.report import Report
-from predictor.gate.summary import unsupported_ops_text
+from predictor.gate.scope import EnergyScope, energy_scope
+from predictor.gate.summary import (
+    check_status,
+    picture_note,
+    unsupported_ops_text,
+    verdict_markdown,
+    worst_text,
+)
 from predictor.gate.units import format_energy, format_percent
 from predictor.trace.tree import EnergyTree
 
@@ -73,6 +81,9 @@ class ModelDiff:
     name: str
     total: ModuleChange
     modules: list[ModuleChange] = field(default_factory=list)
+    #: ``(base inputs, head inputs)`` when the two runs predicted the model on different
+    #: inputs: its change is (partly) the inputs', not the code's.
+    inputs_changed: tuple[str | None, str | None] | None = None
 
     @property
     def status(self) -> str:
@@ -105,6 +116,55 @@ class ReportDiff:
     unsupported: dict[str, str] = field(default_factory=dict)
     #: The head run's configuration errors (entries that could not be built).
     errors: list[str] = field(default_factory=list)
+    #: The head run's models (their checks give the verdict), and their labels in the diff.
+    head_models: list[ModelResult] = field(default_factory=list)
+    head_labels: list[str] = field(default_factory=list)
+    #: What the head's (and the base's) joules describe.
+    head_scope: EnergyScope | None = None
+    base_scope: EnergyScope | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors and all(m.passed for m in self.head_models)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The diff as JSON data: energies in joules (``*_j``), ratios as fractions."""
+
+        def change(c: ModuleChange) -> dict[str, Any]:
+            return {
+                "name": c.fqn,
+                "status": c.status,
+                "base_j": c.base_j,
+                "head_j": c.head_j,
+                "delta_j": c.delta_j,
+                "ratio": c.ratio,
+            }
+
+        return {
+            "passed": self.passed,
+            "errors": list(self.errors),
+            "energy_scope": self.head_scope.to_dict() if self.head_scope else None,
+            "base_energy_scope": self.base_scope.to_dict() if self.base_scope else None,
+            "profile_changed": self.profile_changed,
+            "verdicts": [
+                {
+                    "model": label,
+                    "passed": m.passed,
+                    "checks": len(m.checks),
+                    "violations": [c.to_dict() | {"message": c.message()} for c in m.violations],
+                }
+                for m, label in zip(self.head_models, self.head_labels, strict=True)
+            ],
+            "models": [
+                {
+                    **change(m.total),
+                    "inputs_changed": list(m.inputs_changed) if m.inputs_changed else None,
+                    "modules": [change(c) for c in m.modules],
+                }
+                for m in self.models
+            ],
+            "unsupported": dict(self.unsupported),
+        }
 
     @property
     def profile_changed(self) -> bool:
@@ -170,9 +230,11 @@ def diff_reports(base: Report, head: Report) -> ReportDiff:
     for key, hm in h.items():
         bkey: _Key | None = key if key in b else None
         if bkey is None:
+            # one model of this name on each side: the same model, on the inputs each run
+            # recorded (none in an older report); a change of inputs is said, not hidden
             same_b = [k for k in b if k[0] == key[0]]
             same_h = [k for k in h if k[0] == key[0]]
-            if len(same_b) == 1 and len(same_h) == 1 and None in (same_b[0][1], key[1]):
+            if len(same_b) == 1 and len(same_h) == 1:
                 bkey = same_b[0]
         if bkey is not None:
             used.add(bkey)
@@ -183,19 +245,28 @@ def diff_reports(base: Report, head: Report) -> ReportDiff:
         inputs_per_name.setdefault(key[0], set()).add(key[1])
     out: list[ModelDiff] = []
     unsupported: dict[str, str] = {}
+    head_labels: dict[int, str] = {}
     for (name, inputs, tag), base_m, head_m in pairs:
         label = name
         if len(inputs_per_name[name]) > 1:
             label += f" ({inputs or 'no inputs'})"
         if tag:
             label += f" [{tag}]"
-        out.append(
-            diff_trees(
-                label,
-                base_m.tree if base_m else None,
-                head_m.tree if head_m else None,
-            )
+        model_diff = diff_trees(
+            label,
+            base_m.tree if base_m else None,
+            head_m.tree if head_m else None,
         )
+        if (
+            base_m is not None
+            and head_m is not None
+            and None not in (base_m.inputs, head_m.inputs)
+            and base_m.inputs != head_m.inputs
+        ):
+            model_diff.inputs_changed = (base_m.inputs, head_m.inputs)
+        out.append(model_diff)
+        if head_m is not None:
+            head_labels[id(head_m)] = label
         text = unsupported_ops_text(head_m.tree) if head_m is not None else None
         if text:
             unsupported[label] = text
@@ -203,6 +274,10 @@ def diff_reports(base: Report, head: Report) -> ReportDiff:
         out,
         unsupported=unsupported,
         errors=list(head.errors),
+        head_models=list(head.models),
+        head_labels=[head_labels.get(id(m), m.name) for m in head.models],
+        head_scope=energy_scope(head.profile) if head.profile else None,
+        base_scope=energy_scope(base.profile) if base.profile else None,
         base_profile=_profile_name(base.profile),
         head_profile=_profile_name(head.profile),
         base_profile_id=_profile_label(base.profile),
@@ -256,20 +331,39 @@ def _md_rows(changes: list[ModuleChange], first: str) -> list[str]:
     return rows
 
 
-def render_markdown(diff: ReportDiff, top: int = 10) -> str:
-    """The pull-request comment: totals, the ``top`` largest module changes per model, new and
-    removed modules, and every module under ``<details>``. Starts with :data:`COMMENT_MARKER`."""
-    lines = [COMMENT_MARKER, "## Energy diff (IrEne prediction)", ""]
-    profiles = {p for p in (diff.base_profile, diff.head_profile) if p}
-    if profiles:
-        lines += [f"Profile: {', '.join(md_code(p) for p in sorted(profiles))}", ""]
+def _notes(diff: ReportDiff) -> list[str]:
+    """What makes the energies less comparable than they look: a profile change, changed
+    inputs."""
+    out = []
     if diff.profile_changed:
-        lines += [
-            f"> **Note:** profile changed: {md_code(diff.base_profile_id or '')} -> "
-            f"{md_code(diff.head_profile_id or '')}"
-            " (base used one, head the other); part of the change comes from the profile.",
-            "",
-        ]
+        out.append(
+            f"profile changed: {diff.base_profile_id} -> {diff.head_profile_id} (base used one, "
+            "head the other); part of the change comes from the profile"
+        )
+    for m in diff.models:
+        if m.inputs_changed is not None:
+            before, after = m.inputs_changed
+            out.append(
+                f"inputs differ for {m.name}: base ({before}), head ({after}); its change is "
+                "the inputs' as much as the code's"
+            )
+    return out
+
+
+def render_markdown(diff: ReportDiff, top: int = 10, *, picture: str | None = None) -> str:
+    """The pull-request comment: the verdict per model and every violation first, then what
+    the joules describe, totals, the ``top`` largest module changes per model, new and removed
+    modules, and every module under ``<details>``. Starts with :data:`COMMENT_MARKER`."""
+    lines = [COMMENT_MARKER, "## Energy diff (IrEne prediction)", ""]
+    lines += verdict_markdown(diff.head_models, diff.errors, labels_=diff.head_labels)
+    if diff.head_scope is not None:
+        lines += [f"Joules of {md_text(diff.head_scope.line())}.", ""]
+    elif diff.head_profile:
+        lines += [f"Profile: {md_code(diff.head_profile)}", ""]
+    for note in _notes(diff):
+        lines += [f"> ⚠️ **Note:** {md_text(note)}", ""]
+    if picture:
+        lines += [picture_note(picture), ""]
     if not diff.models:
         return "\n".join([*lines, "No models in either report.", ""])
     lines += ["| Model | Base | Head | Change |", "|---|---:|---:|---:|"]
@@ -279,10 +373,6 @@ def render_markdown(diff: ReportDiff, top: int = 10) -> str:
             f"| {md_text(m.name)} | {_fmt(t.base_j)} | {_fmt(t.head_j)} | {format_delta(t)} |"
         )
     lines.append("")
-    if diff.errors:
-        lines += ["**Configuration errors (head):**", ""]
-        lines += [f"- {md_code(e)}" for e in diff.errors]
-        lines.append("")
     if diff.unsupported:
         lines += ["**Unsupported ops (not counted in the prediction):**", ""]
         lines += [
@@ -336,8 +426,34 @@ def _table(rows: list[tuple[str, str, str, str]]) -> list[str]:
 def render_table(diff: ReportDiff, top: int = 10) -> str:
     """A plain-text rendering for terminals: totals, then the largest module changes."""
     lines: list[str] = []
-    if diff.profile_changed:
-        lines.append(f"note: profile changed: {diff.base_profile_id} -> {diff.head_profile_id}")
+    failed = [
+        (m, label)
+        for m, label in zip(diff.head_models, diff.head_labels, strict=True)
+        if not m.passed
+    ]
+    if diff.errors:
+        lines.append(
+            f"verdict: configuration error ({len(diff.errors)}); not every model was checked"
+        )
+        lines += [f"  error: {e}" for e in diff.errors]
+    elif failed:
+        lines.append(
+            f"verdict: FAILED, {len(failed)} of {len(diff.head_models)} models over a limit"
+        )
+    elif diff.head_models:
+        lines.append(
+            f"verdict: passed, {len(diff.head_models)} of {len(diff.head_models)} models within their limits"
+        )
+    for result, label in zip(diff.head_models, diff.head_labels, strict=True):
+        status, _ = check_status(result)
+        worst_cell = worst_text(result.checks)
+        lines.append(f"  {label}: {status}" + (f"; worst {worst_cell}" if worst_cell else ""))
+        lines += [f"    {c.message()}" for c in result.violations]
+    if diff.head_scope is not None:
+        lines.append(f"joules of {diff.head_scope.line()}")
+    lines += [f"note: {note}" for note in _notes(diff)]
+    if lines:
+        lines.append("")
     header = ("model", "base", "head", "change")
     rows = [header] + [
         (m.name, _fmt(m.total.base_j), _fmt(m.total.head_j), format_delta(m.total))

@@ -30,17 +30,18 @@ from predictor.errors import (
     SequenceTooLong,
     TraceError,
 )
-from predictor.gate.budgets import Budgets, ModelBudget, iter_collected, load_budgets
-from predictor.gate.checks import MarkerBudget, ModelResult, check_tree, compare_tree
+from predictor.gate.budgets import Budgets, Inputs, ModelBudget, iter_collected, load_budgets
+from predictor.gate.checks import Check, MarkerBudget, ModelResult, check_tree, compare_tree
 from predictor.gate.options import GateOptions, resolve_options
 from predictor.gate.report import Report, library_versions, load_report, profile_identity
 from predictor.trace.tree import EnergyTree
 
 if TYPE_CHECKING:
+    from predictor.gate.budgets_update import BudgetsUpdate
     from predictor.learn.profile import Profile
     from predictor.measure.metering import Metering, Outcome
 
-__all__ = ["EnergyGate", "open_gate", "predict_spec", "read_budgets_file"]
+__all__ = ["EnergyGate", "open_gate", "predict_spec", "read_budgets_file", "trace_spec"]
 
 
 def read_budgets_file(path: Path, source: str) -> Budgets:
@@ -76,7 +77,7 @@ def open_gate(
 
     def read_values(path: Path, source: str) -> dict[str, Any]:
         read["budgets"] = read_budgets_file(path, source)
-        return {"profile": read["budgets"].profile}
+        return {"profile": read["budgets"].profile, "defaults.headroom": read["budgets"].headroom}
 
     options = resolve_options(
         cli,
@@ -295,7 +296,18 @@ class EnergyGate:
             warnings.append(f"{name}: not compared with the base report: {self.base_mismatch}")
         elif self.base is not None:
             base = self.base.model(name, inputs, nodeid)
-            if base is None:
+            others = sorted(
+                {m.inputs for m in self.base.models if m.name == name and m.inputs != inputs},
+                key=str,
+            )
+            if base is None and others:
+                warnings.append(
+                    f"{name}: NOT COMPARED with the base report {self.options.compare}: its "
+                    f"inputs differ (base: {'; '.join(f'({o})' for o in others)}; this run: "
+                    f"({inputs})), so the energies would differ by the inputs, not by the change; "
+                    "give both runs the same inputs to compare"
+                )
+            elif base is None:
                 with_inputs = f" with inputs {inputs}" if inputs else ""
                 warnings.append(
                     f"{name}: not in the base report {self.options.compare}{with_inputs}"
@@ -319,8 +331,64 @@ class EnergyGate:
         """Predict and check one budgets-file entry (not recorded: the caller records it)."""
         tree = self.predict_entry(entry)
         return self.evaluate(
-            entry.name, tree, source="budgets", nodeid=nodeid, spec=entry.spec, markers=markers
+            entry.name,
+            tree,
+            source="budgets",
+            nodeid=nodeid,
+            spec=entry.spec,
+            markers=markers,
+            inputs=entry.inputs.describe() if entry.inputs is not None else None,
         )
+
+    def failures(self, result: ModelResult) -> list[Check]:
+        """The violations that fail the test now: all of them, except (when updating the
+        budgets file) those of the file's budgets, which the update raises."""
+        if self.options.update is None:
+            return result.violations
+        return [c for c in result.violations if c.origin != "budgets"]
+
+    # ------------------------------------------------------------------ updating
+
+    def update_budgets(self, *, write: bool = True) -> BudgetsUpdate | None:
+        """Rewrite the budgets file's budgets for the models that ran
+        (:func:`predictor.gate.budgets_update.plan_update`, with ``options.update`` and
+        ``options.headroom``), write it atomically unless ``write`` is False, and re-check the
+        results against the new budgets. None when there is no budgets file or no update."""
+        if self.options.update is None or self.budgets.path is None:
+            return None
+        from predictor.files import write_text_atomic
+        from predictor.gate.budgets import read_budgets_text
+        from predictor.gate.budgets_update import plan_update
+
+        trees: dict[str, list[EnergyTree]] = {}
+        for result in self._results:
+            if result.entry is not None:
+                trees.setdefault(result.entry, []).append(result.tree)
+        path = self.budgets.path
+        update = plan_update(
+            read_budgets_text(path),
+            trees,
+            headroom=self.options.headroom,
+            all_budgets=self.options.update == "all",
+            path=path,
+        )
+        if not update.changed or not write:
+            return update
+        mode = path.stat().st_mode & 0o7777
+        write_text_atomic(path, update.new_text)
+        path.chmod(mode)  # the file keeps its permissions (the atomic write makes a new file)
+        self.budgets = load_budgets(path)
+        self._results = [self._recheck(r) for r in self._results]
+        return update
+
+    def _recheck(self, result: ModelResult) -> ModelResult:
+        """``result`` with its budgets-file checks made again against the file as it is now."""
+        entry = self.budgets.get(result.entry) if result.entry is not None else None
+        if entry is None:
+            return result
+        fresh = check_tree(result.tree, entry, name=result.name)
+        kept = [c for c in result.checks if c.origin != "budgets"]
+        return dataclasses.replace(result, checks=[*fresh.checks, *kept])
 
     def run_budgets(self, nodeid_prefix: str) -> None:
         """Run every entry of the budgets file that has inputs, recording each result, or its
@@ -358,13 +426,15 @@ class EnergyGate:
         """``(kind, text)``: the Markdown diff against the base report when comparing, else the
         run's summary."""
         report = report or self.report()
+        picture = self.options.html.name if self.options.html is not None else None
         if self.base is not None:
             from predictor.gate.diff import diff_reports, render_markdown
 
-            return "energy Markdown diff", render_markdown(diff_reports(self.base, report))
+            diff = diff_reports(self.base, report)
+            return "energy Markdown diff", render_markdown(diff, picture=picture)
         from predictor.gate.summary import render_summary_markdown
 
-        return "energy Markdown summary", render_summary_markdown(report)
+        return "energy Markdown summary", render_summary_markdown(report, picture=picture)
 
     def write_outputs(self) -> list[str]:
         """Write the JSON report and the Markdown file the options name (atomically); returns
@@ -373,7 +443,7 @@ class EnergyGate:
         from predictor.files import write_text_atomic
         from predictor.gate.report import write_report
 
-        if self.options.report is None and self.options.markdown is None:
+        if all(p is None for p in (self.options.report, self.options.markdown, self.options.html)):
             return []
         report = self.report()
         written: list[str] = []
@@ -384,6 +454,12 @@ class EnergyGate:
             what, text = self.markdown(report)
             path = write_text_atomic(self.options.markdown, text)
             written.append(f"{what} written to {path}")
+        if self.options.html is not None:
+            from predictor.gate.html import render_html
+
+            compared = self.base if self.base_mismatch is None else None
+            path = write_text_atomic(self.options.html, render_html(report, compared))
+            written.append(f"energy HTML picture written to {path}")
         return written
 
     def close(self) -> None:
@@ -405,14 +481,33 @@ def _profile_mismatch(base: Report, profile: Profile) -> str | None:
     )
 
 
-def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
-    """Build an entry's model from its spec and inputs (on the meta device) and predict it;
-    the tree's root takes the entry's name. ModelError / TraceError as the zoo raises them."""
+def trace_spec(
+    spec: str,
+    inputs: Inputs,
+    *,
+    counting_mode: str = "irene",
+    attn_implementation: str = "eager",
+) -> EnergyTree:
+    """Build a model from its spec (zoo name or ``package.module:factory``) on the meta device
+    and trace it on ``inputs``: how every command and the gate build a model. ModelError /
+    TraceError as the zoo raises them."""
     from predictor.trace.zoo import build_zoo_tree
 
+    return build_zoo_tree(
+        spec,
+        inputs.batch_size,
+        inputs.seq_len,
+        counting_mode=counting_mode,
+        attn_implementation=attn_implementation,
+    )
+
+
+def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
+    """Build an entry's model from its spec and inputs (:func:`trace_spec`) and predict it;
+    the tree's root takes the entry's name."""
     if entry.inputs is None:
         raise ModelError(f"model {entry.name!r} has no inputs to build it with")
-    tree = build_zoo_tree(entry.spec, entry.inputs.batch_size, entry.inputs.seq_len)
+    tree = trace_spec(entry.spec, entry.inputs)
     tree.root.name = entry.name
     return profile.predict(tree)
 

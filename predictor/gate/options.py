@@ -24,6 +24,7 @@ from typing import Any
 
 from predictor.errors import ConfigError
 from predictor.gate.budgets import DEFAULT_BUDGETS_FILE
+from predictor.gate.units import parse_percent
 
 __all__ = [
     "CHECK_CHOICES",
@@ -43,7 +44,7 @@ class GateOption:
     """One option: ``key`` (the :class:`GateOptions` field), ``flag`` (pytest's command line;
     ``irene budgets check`` uses ``cli_flag``), ``ini`` key, ``budgets_key`` (a top-level key
     of the budgets file, or None), ``kind`` (``path``, ``profile``, ``choice``, ``bool``,
-    ``number``)."""
+    ``number``, ``percent``)."""
 
     key: str
     flag: str
@@ -105,6 +106,40 @@ OPTIONS: tuple[GateOption, ...] = (
         "write a Markdown summary (the diff when comparing) to this path",
     ),
     GateOption(
+        "html",
+        "--energy-html",
+        "energy_html",
+        "write a self-contained HTML picture of each model's energy (an icicle sized by "
+        "energy; coloured by change when comparing) to this path",
+    ),
+    GateOption(
+        "update",
+        "--energy-update",
+        "energy_update",
+        "raise the exceeded budgets of the models that ran, in place in the budgets file "
+        "(prediction + headroom; comments and other entries kept), and show the diff",
+        kind="bool",
+    ),
+    GateOption(
+        "update_all",
+        "--energy-update-all",
+        "energy_update_all",
+        "like --energy-update, but set every budget of the models that ran to prediction + "
+        "headroom (lowering those with room to spare)",
+        kind="bool",
+    ),
+    GateOption(
+        "headroom",
+        "--energy-headroom",
+        "energy_headroom",
+        "margin over the prediction that an update (--energy-update, irene budgets update) "
+        "gives a budget (default: the budgets file's defaults.headroom, else 10%%)",
+        kind="percent",
+        default="10%",
+        budgets_key="defaults.headroom",
+        metavar="PERCENT",
+    ),
+    GateOption(
         "meter",
         "--energy-meter",
         "energy_meter",
@@ -153,6 +188,11 @@ class GateOptions:
     report: Path | None = None
     compare: Path | None = None
     markdown: Path | None = None
+    html: Path | None = None
+    #: Rewrite the budgets of the models that ran: ``"exceeded"`` ones, ``"all"``, or None.
+    update: str | None = None
+    #: Margin over a prediction that an update gives a budget (0.1 = 10 %).
+    headroom: float = 0.10
     meter: str = "none"
     check: str = "predicted"
     #: Seconds one model may take to build, trace and predict (None: no limit).
@@ -241,6 +281,11 @@ def resolve_options(
 
     raw_enabled = pick(_BY_KEY["enabled"], cli.get("enabled"))
     enabled = False if raw_enabled is None else _bool(raw_enabled, where["enabled"])
+    flags: dict[str, bool] = {}
+    for key in ("update", "update_all"):
+        raw = pick(_BY_KEY[key], cli.get(key))
+        flags[key] = False if raw is None else _bool(raw, where[key])
+    update = "all" if flags["update_all"] else "exceeded" if flags["update"] else None
     budgets = path(pick(_BY_KEY["budgets"], cli.get("budgets") or _yaml_arg(file_args)), "budgets")
     budgets = budgets or ((rootdir or invocation_dir) / DEFAULT_BUDGETS_FILE).resolve()
     if enabled and read_budgets is not None:
@@ -275,11 +320,20 @@ def resolve_options(
             f"{where['timeout']}: {str(raw_timeout)!r} is not a number of seconds >= 0 "
             "(0 turns the limit off)"
         )
-    report, compare, markdown = (
-        path(pick(_BY_KEY[key], cli.get(key)), key) for key in ("report", "compare", "markdown")
+    raw_headroom = pick(_BY_KEY["headroom"], cli.get("headroom"))
+    headroom = _percent(raw_headroom, where["headroom"])
+    if update is not None and enabled and not budgets.is_file():
+        update_flag = where["update_all" if update == "all" else "update"]
+        raise ConfigError(
+            f"{update_flag}: there is no budgets file to update ({budgets}); write one with "
+            "`irene budgets init MODEL`"
+        )
+    report, compare, markdown, html = (
+        path(pick(_BY_KEY[key], cli.get(key)), key)
+        for key in ("report", "compare", "markdown", "html")
     )
     inputs = {"budgets": budgets, "compare": compare}
-    outputs = {"report": report, "markdown": markdown}
+    outputs = {"report": report, "markdown": markdown, "html": html}
     for out_key, out_path in outputs.items():
         for in_key, in_path in inputs.items():
             if out_path is not None and out_path == in_path:
@@ -288,10 +342,14 @@ def resolve_options(
                     f"({where.get(in_key) or 'default'}); writing it would overwrite it: "
                     "give another path"
                 )
-    if report is not None and report == markdown:
-        raise ConfigError(
-            f"{where['markdown']}: {markdown} is also the JSON report's path; give another path"
-        )
+    written = [(k, v) for k, v in outputs.items() if v is not None]
+    for i, (key, out_path) in enumerate(written):
+        for other_key, other_path in written[:i]:
+            if out_path == other_path:
+                raise ConfigError(
+                    f"{where[key]}: {out_path} is also the {other_key} output's path; give "
+                    "another path"
+                )
     return GateOptions(
         enabled=enabled,
         budgets=budgets,
@@ -300,11 +358,24 @@ def resolve_options(
         report=report,
         compare=compare,
         markdown=markdown,
+        html=html,
+        update=update,
+        headroom=headroom,
         meter=choice["meter"],
         check=choice["check"],
         timeout_s=timeout or None,
         sources=sources,
     )
+
+
+def _percent(value: Any, where: str) -> float:
+    """A percentage option: ``"10%"`` as written, or a fraction read from the budgets file."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return parse_percent(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _yaml_arg(file_args: Sequence[str]) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -30,6 +30,7 @@ __all__ = [
     "Report",
     "library_versions",
     "load_report",
+    "merge_reports",
     "profile_identity",
     "write_report",
 ]
@@ -137,7 +138,11 @@ def library_versions(
 def profile_identity(profile: Profile) -> dict[str, Any]:
     """What identifies the profile that predicted: name, feature set, counting mode, format
     version, the file it came from, and ``sha256``, the digest of its payload (the checksum a
-    saved profile file carries), so two same-named but retrained profiles are told apart."""
+    saved profile file carries), so two same-named but retrained profiles are told apart; and
+    what its joules describe: ``device``, ``scope``, ``provenance``
+    (:func:`predictor.gate.scope.scope_fields`)."""
+    from predictor.gate.scope import scope_fields
+
     return {
         "name": profile.name,
         "feature_set": profile.feature_set,
@@ -145,6 +150,7 @@ def profile_identity(profile: Profile) -> dict[str, Any]:
         "version": profile.version,
         "path": None if profile.path is None else str(profile.path),
         "sha256": profile.sha256,
+        **scope_fields(profile),
     }
 
 
@@ -197,3 +203,48 @@ def _energy_problem(model: ModelResult) -> str | None:
     if total is not None and not total > 0:
         return f"the model's total energy_j is {total!r} J; a model that ran costs more than 0 J"
     return None
+
+
+def merge_reports(reports: Sequence[tuple[str, Report]]) -> Report:
+    """One report from the reports of a gate split over several jobs (``(label, report)``
+    pairs, e.g. the files' paths): their models, warnings and errors together, in order.
+
+    Refused (ConfigError naming both files) when two reports were predicted by different
+    profiles (their joules would not add up to one picture), or when a model (name, inputs
+    and test) is in two of them (the shards overlap, and one of them would be dropped)."""
+    if not reports:
+        raise ConfigError("give at least one report to merge")
+    first_label, first = reports[0]
+    ours = first.profile.get("sha256") or first.profile.get("name")
+    seen: dict[tuple[str, str | None, str | None], str] = {}
+    merged = Report(
+        profile=dict(first.profile),
+        versions=dict(first.versions),
+        budgets_file=first.budgets_file,
+        created_utc=first.created_utc,
+    )
+    for label, report in reports:
+        theirs = report.profile.get("sha256") or report.profile.get("name")
+        if theirs != ours:
+            raise ConfigError(
+                f"{label}: predicted by profile {report.profile.get('name')!r} "
+                f"({str(theirs)[:12]}), {first_label} by {first.profile.get('name')!r} "
+                f"({str(ours)[:12]}); run every shard with the same profile"
+            )
+        for model in report.models:
+            key = (model.name, model.inputs, model.nodeid)
+            if key in seen:
+                raise ConfigError(
+                    f"{label}: model {model.name!r} ({model.inputs or 'no inputs'}, "
+                    f"{model.nodeid or 'no test'}) is also in {seen[key]}: the shards overlap; "
+                    "give each job its own models"
+                )
+            seen[key] = label
+            merged.models.append(model)
+        if report.budgets_file != merged.budgets_file and report.budgets_file is not None:
+            merged.warnings.append(
+                f"{label}: budgets file {report.budgets_file}, {first_label}: {merged.budgets_file}"
+            )
+        merged.warnings += report.warnings
+        merged.errors += report.errors
+    return merged

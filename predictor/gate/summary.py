@@ -8,12 +8,15 @@ rich ``Text`` (never markup).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from predictor.gate.checks import ModelResult, module_nodes
+from predictor.gate.checks import Check, ModelResult, worst
 from predictor.gate.escape import md_code, md_text, printable
-from predictor.gate.units import format_energy
+from predictor.gate.scope import energy_scope
+from predictor.gate.units import format_energy, format_percent
 from predictor.trace.tree import EnergyTree, Node
 
 if TYPE_CHECKING:
@@ -22,30 +25,38 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_status",
-    "hottest_modules",
+    "hottest_nodes",
     "labels",
     "name_collisions",
+    "own_energy",
+    "picture_note",
     "print_summary",
+    "render_report_text",
     "render_summary_markdown",
     "summary_messages",
     "unsupported_ops_text",
+    "verdict_markdown",
     "violation_text",
+    "worst_text",
 ]
 
 
-def hottest_modules(result: ModelResult, top: int = 3) -> list[Node]:
-    """The most expensive innermost modules (modules without module children)."""
-    modules = module_nodes(result.tree).values()
-    innermost = [
-        n
-        for n in modules
-        if n.level == "module"
-        and n.energy_j is not None
-        and not any(c.level == "module" for c in n.children)
-    ]
-    if not innermost:
-        innermost = [n for n in modules if n.energy_j is not None]
-    return sorted(innermost, key=lambda n: -(n.energy_j or 0.0))[:top]
+def own_energy(node: Node) -> float:
+    """A node's own energy: what it costs beyond its children (all of it for a primitive),
+    joules, never negative."""
+    if node.energy_j is None:
+        return 0.0
+    below = sum(c.energy_j or 0.0 for c in node.children)
+    return max(0.0, node.energy_j - below)
+
+
+def hottest_nodes(result: ModelResult, top: int = 3) -> list[tuple[Node, float]]:
+    """The ``top`` nodes with the most own energy (:func:`own_energy`), over every node of
+    the tree but the root: ML primitives (a Linear, a MatMul) and the modules' own ops alike,
+    so the energy is named where it is spent. ``(node, own joules)``, largest first."""
+    nodes = [(n, own_energy(n)) for n in result.tree.walk() if n is not result.tree.root]
+    ranked = sorted((item for item in nodes if item[1] > 0), key=lambda item: -item[1])
+    return ranked[:top]
 
 
 def unsupported_ops_text(tree: EnergyTree) -> str | None:
@@ -87,8 +98,8 @@ def labels(results: Sequence[ModelResult]) -> list[str]:
 
 
 def check_status(result: ModelResult) -> tuple[str, str]:
-    """``("1 of 3 checks failed", "bold red")``: what was checked and how it went, with the
-    rich style to show it in."""
+    """``("1 of 3 checks failed", "bold red")``: how many of the model's checks (budgets,
+    markers, comparisons with the base report) failed or passed, with the rich style."""
     total = len(result.checks)
     if not total:
         return "no budget", "dim"
@@ -99,23 +110,37 @@ def check_status(result: ModelResult) -> tuple[str, str]:
     return f"{total} of {total} {noun} passed", "green"
 
 
+def worst_text(checks: Sequence[Check]) -> str | None:
+    """``tiny-bert / encoder.layer.0 (+18.1%)``: the failed check furthest over its limit, or
+    None when none failed."""
+    bad = worst(checks)
+    if bad is None:
+        return None
+    over = "no prediction" if bad.value_j is None else format_percent(bad.excess)
+    return f"{bad.subject} ({over})"
+
+
 def _extrapolated(result: ModelResult) -> list[Node]:
     return [n for n in result.tree.walk() if n.extrapolated]
 
 
-def summary_messages(gate: EnergyGate) -> list[tuple[str, str]]:
-    """The messages under the table, each ``(text, rich style)`` and one line: hottest
-    modules, extrapolated nodes, unsupported ops, every violation, warnings, and budgets of the
-    file that no model was checked against."""
+def summary_messages(gate: EnergyGate, *, list_violations: bool = True) -> list[tuple[str, str]]:
+    """The messages under the table, each ``(text, rich style)`` and one line: what the
+    joules describe, hottest nodes, extrapolated nodes, unsupported ops, every violation
+    (unless ``list_violations`` is False: pytest lists them under each failing test, and a
+    violation is printed once), warnings, and budgets of the file no model was checked
+    against."""
+    from predictor.gate.report import profile_identity
+
     results = gate.results
     names = labels(results)
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str]] = [
+        (f"joules of {energy_scope(profile_identity(gate.profile)).line()}", "dim")
+    ]
     for result, label in zip(results, names, strict=True):
-        hot = ", ".join(
-            f"{n.fqn} {format_energy(n.energy_j or 0.0)}" for n in hottest_modules(result)
-        )
+        hot = ", ".join(f"{n.name} {format_energy(e)}" for n, e in hottest_nodes(result))
         if hot:
-            out.append((f"{label} hottest modules: {hot}", ""))
+            out.append((f"{label} hottest nodes (own energy): {hot}", ""))
     for result, label in zip(results, names, strict=True):
         extrapolated = _extrapolated(result)
         if extrapolated:
@@ -130,7 +155,8 @@ def summary_messages(gate: EnergyGate) -> list[tuple[str, str]]:
         unsupported = unsupported_ops_text(result.tree)
         if unsupported:
             out.append((f"{label}: unsupported ops (not counted): {unsupported}", "yellow"))
-        out += [(check.message(), "red") for check in result.violations]
+        if list_violations:
+            out += [(check.message(), "red") for check in result.violations]
     out += [(f"warning: {w}", "yellow") for r in results for w in r.warnings]
     out += [(f"warning: {w}", "yellow") for w in name_collisions(results)]
     predicted = {r.name for r in results} | {r.entry for r in results if r.entry}
@@ -148,9 +174,14 @@ def summary_messages(gate: EnergyGate) -> list[tuple[str, str]]:
     return out
 
 
-def print_summary(console: Any, gate: EnergyGate, extra: Sequence[tuple[str, str]] = ()) -> None:
-    """Print the summary table (model, energy, budgets, extrapolated nodes) and the messages
-    (plus ``extra`` ones) on a rich ``console``."""
+def print_summary(
+    console: Any,
+    gate: EnergyGate,
+    extra: Sequence[tuple[str, str]] = (),
+    *,
+    list_violations: bool = True,
+) -> None:
+    """Print the summary table (model, energy, checks, extrapolated nodes) and the messages (plus ``extra`` ones) on a rich ``console``."""
     from rich.table import Table
     from rich.text import Text
 
@@ -161,7 +192,7 @@ def print_summary(console: Any, gate: EnergyGate, extra: Sequence[tuple[str, str
         table = Table(box=None, pad_edge=False, show_edge=False)
         table.add_column("model")
         table.add_column("energy", justify="right")
-        table.add_column("budgets")
+        table.add_column("checks")
         table.add_column("extrapolated nodes", justify="right")
         for result, label in zip(results, labels(results), strict=True):
             status, style = check_status(result)
@@ -174,43 +205,131 @@ def print_summary(console: Any, gate: EnergyGate, extra: Sequence[tuple[str, str
                 Text(str(n_extra), style="yellow" if n_extra else ""),
             )
         console.print(table)
-    for text, style in [*summary_messages(gate), *extra]:
+    for text, style in [*summary_messages(gate, list_violations=list_violations), *extra]:
         console.print(Text(printable(text), style=style), soft_wrap=True)
 
 
-def render_summary_markdown(report: Report) -> str:
-    """A Markdown summary of one run: totals, budget status, every violation."""
-    lines = [
-        "## Energy gate (IrEne prediction)",
-        "",
-        f"Profile: {md_code(str(report.profile.get('name')))}",
-        "",
-        "| Model | Energy | Budgets |",
-        "|---|---:|---|",
-    ]
-    for m in report.models:
-        text, _ = check_status(m)
-        status = text if not m.checks else ("❌ " if m.violations else "✅ ") + text
-        total = format_energy(m.energy_j) if m.energy_j is not None else "—"
-        lines.append(f"| {md_text(m.name)} | {total} | {status} |")
-    violations = [c.message() for m in report.models for c in m.violations]
-    if violations:
-        lines += ["", "**Over budget:**", "", *(f"- {md_code(v)}" for v in violations)]
+def picture_note(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """A Markdown line pointing at the HTML picture ``name``: in a GitHub Actions run, a link
+    to the run's artifacts (where the workflow uploads it)."""
+    env = os.environ if environ is None else environ
+    text = f"Picture of the energy per module: {md_code(name)}"
+    server, repo, run = (
+        env.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
+    if server and repo and run:
+        url = f"{server}/{repo}/actions/runs/{run}#artifacts"
+        if re.fullmatch(
+            r"https://[A-Za-z0-9.\-]+(:\d+)?/[\w.\-]+/[\w.\-]+/actions/runs/\d+#artifacts", url
+        ):
+            text += f", in [this run's artifacts]({url}) (download it and open it in a browser)"
+    return text
+
+
+def verdict_markdown(
+    models: Sequence[ModelResult], errors: Sequence[str], *, labels_: Sequence[str] | None = None
+) -> list[str]:
+    """The verdict first: one line for the run, then one row per model (verdict, checks,
+    worst violation) and every violation, escaped. Shared by the summary and the diff."""
+    names = list(labels_) if labels_ is not None else labels(models)
+    failed = [m for m in models if not m.passed]
+    if errors:
+        head = (
+            f"### ❌ Energy gate: configuration error ({len(errors)}); not every model was checked"
+        )
+    elif failed:
+        head = f"### ❌ Energy gate failed: {len(failed)} of {len(models)} models over a limit"
+    elif models:
+        head = (
+            f"### ✅ Energy gate passed: {len(models)} of {len(models)} models within their limits"
+        )
+    else:
+        head = "### Energy gate: no model was predicted"
+    lines = [head, ""]
+    if models:
+        lines += ["| Model | Verdict | Checks | Worst violation |", "|---|---|---|---|"]
+        for m, label in zip(models, names, strict=True):
+            status, _ = check_status(m)
+            verdict = "—" if not m.checks else ("❌ over" if m.violations else "✅ within")
+            worst_cell = worst_text(m.checks)
+            lines.append(
+                f"| {md_text(label)} | {verdict} | {status} | "
+                f"{md_code(worst_cell) if worst_cell else ''} |"
+            )
+        lines.append("")
+    bad = [c.message() for m in models for c in m.violations]
+    if bad:
+        lines += [f"**Violations ({len(bad)}):**", "", *(f"- {md_code(v)}" for v in bad), ""]
+    if errors:
+        lines += ["**Configuration errors:**", "", *(f"- {md_code(e)}" for e in errors), ""]
+    return lines
+
+
+def render_summary_markdown(report: Report, *, picture: str | None = None) -> str:
+    """A Markdown summary of one run: the verdict per model and every violation first, then
+    energies, what the joules describe, unsupported ops and warnings."""
+    scope = energy_scope(report.profile)
+    lines = ["## Energy gate (IrEne prediction)", ""]
+    lines += verdict_markdown(report.models, report.errors)
+    lines += [f"Joules of {md_text(scope.line())}.", ""]
+    if picture:
+        lines += [picture_note(picture), ""]
+    if report.models:
+        lines += ["| Model | Inputs | Energy |", "|---|---|---:|"]
+        for m in report.models:
+            total = format_energy(m.energy_j) if m.energy_j is not None else "—"
+            inputs = md_text(m.inputs) if m.inputs else "—"
+            lines.append(f"| {md_text(m.name)} | {inputs} | {total} |")
     unsupported = [(m.name, unsupported_ops_text(m.tree)) for m in report.models]
     if any(text for _, text in unsupported):
         lines += ["", "**Unsupported ops (not counted in the prediction):**", ""]
         lines += [f"- {md_text(name)}: {md_text(text)}" for name, text in unsupported if text]
-    if report.errors:
-        lines += ["", "**Configuration errors:**", "", *(f"- {md_code(e)}" for e in report.errors)]
     if report.warnings:
         lines += ["", "**Warnings:**", "", *(f"- {md_text(w)}" for w in report.warnings)]
     return "\n".join(lines) + "\n"
 
 
-def violation_text(results: Sequence[ModelResult]) -> str:
-    """Every violation of ``results``, one per line (memray style), under a count."""
-    lines = [c.message() for r in results for c in r.violations]
-    noun = "violation" if len(lines) == 1 else "violations"
-    return f"energy budget exceeded ({len(lines)} {noun}):\n" + "\n".join(
-        f"  {line}" for line in lines
-    )
+def violation_text(checks: Sequence[Check]) -> str:
+    """The failed ``checks``, one per line (memray style), under a first line that names the
+    worst and counts them (pytest's short summary shows that line)."""
+    bad = [c for c in checks if not c.passed]
+    first = worst(bad)
+    if first is None:
+        return "no energy limit exceeded"
+    models = {c.model for c in bad}
+    where = first.module if first.module is not None and len(models) == 1 else first.subject
+    over = "no prediction" if first.value_j is None else format_percent(first.excess)
+    limit = "over the base + tolerance" if first.kind == "compare" else "over budget"
+    head = f"{where} {over} {limit}"
+    if len(bad) > 1:
+        head += f", the worst of {len(bad)} violations"
+    return head + ":\n" + "\n".join(f"  {c.message()}" for c in bad)
+
+
+def render_report_text(report: Report) -> str:
+    """A report for a terminal: the verdict, each model (inputs, energy, checks, worst
+    violation), every violation once, what the joules describe, warnings and errors."""
+    failed = [m for m in report.models if not m.passed]
+    if report.errors:
+        lines = [
+            f"verdict: configuration error ({len(report.errors)}); not every model was checked"
+        ]
+    elif failed:
+        lines = [f"verdict: FAILED, {len(failed)} of {len(report.models)} models over a limit"]
+    else:
+        lines = [
+            f"verdict: passed, {len(report.models)} of {len(report.models)} models within their limits"
+        ]
+    for m, label in zip(report.models, labels(report.models), strict=True):
+        status, _ = check_status(m)
+        total = format_energy(m.energy_j) if m.energy_j is not None else "no prediction"
+        worst_cell = worst_text(m.checks)
+        lines.append(
+            f"  {printable(label)} ({printable(m.inputs or 'no inputs')}): {total}, {status}"
+            + (f"; worst {printable(worst_cell)}" if worst_cell else "")
+        )
+        lines += [f"    {printable(c.message())}" for c in m.violations]
+    lines.append(f"joules of {printable(energy_scope(report.profile).line())}")
+    lines += [f"error: {printable(e)}" for e in report.errors]
+    lines += [f"warning: {printable(w)}" for w in report.warnings]
+    return "\n".join(lines) + "\n"

@@ -1,7 +1,11 @@
 """Energy units: parsing budgets (``"150 mJ"``), printing energies and relative changes.
 
 Joules per unit: ``µJ`` (also ``uJ`` and the Greek ``μJ``), ``mJ``, ``J``, ``kJ``, ``Wh``
-(``1 Wh = 3600 J``). Parsing is case-sensitive on the prefix (``mJ`` is not ``MJ``).
+(``1 Wh = 3600 J``), ``kWh``. Parsing is case-sensitive on the prefix (``mJ`` is not ``MJ``).
+
+Every energy the package prints goes through :func:`format_energy`: 3 significant digits in
+the closest of µJ, mJ, J, kJ, kWh (``171 mJ``, ``16.0 J``, ``1.23 kJ``), so a terminal, a
+pull-request comment and a report's picture print the same number the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ ENERGY_UNITS: dict[str, float] = {
     "J": 1.0,
     "kJ": 1e3,
     "Wh": 3600.0,
+    "kWh": 3.6e6,
 }
 
 _ENERGY_RE = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-zµμ]+)\s*$")
@@ -57,18 +62,33 @@ def parse_percent(text: str) -> float:
     return float(match.group(1)) / 100.0
 
 
-def format_energy(joules: float, digits: int = 4) -> str:
-    """Joules -> a short human string in the closest unit: 0.1712 -> ``'171.2 mJ'``."""
-    magnitude = abs(joules)
-    if magnitude >= 1e3:
-        value, unit = joules / 1e3, "kJ"
-    elif magnitude >= 1.0 or magnitude == 0.0:
-        value, unit = joules, "J"
-    elif magnitude >= 1e-3:
-        value, unit = joules * 1e3, "mJ"
-    else:
-        value, unit = joules * 1e6, "µJ"
-    return f"{value:.{digits}g} {unit}"
+#: The units energies are printed in, smallest first: (joules per unit, unit).
+_PRINT_UNITS: tuple[tuple[float, str], ...] = (
+    (1e-6, "µJ"),
+    (1e-3, "mJ"),
+    (1.0, "J"),
+    (1e3, "kJ"),
+    (3.6e6, "kWh"),
+)
+
+
+def format_energy(joules: float, digits: int = 3) -> str:
+    """Joules -> ``digits`` significant digits (default 3, trailing zeros kept) in the closest
+    unit of µJ, mJ, J, kJ, kWh: 0.1712 -> ``'171 mJ'``, 16 -> ``'16.0 J'``, 0 -> ``'0 J'``.
+
+    >>> format_energy(0.1712), format_energy(1234.5), format_energy(1.2e-5)
+    ('171 mJ', '1.23 kJ', '12.0 µJ')
+    """
+    if joules == 0.0 or not math.isfinite(joules):
+        return f"{joules:g} J"
+    rounded = float(f"{joules:.{digits - 1}e}")  # to `digits` significant digits, then the unit
+    scale, unit = _PRINT_UNITS[0]
+    for candidate_scale, candidate_unit in _PRINT_UNITS:
+        if abs(rounded) >= candidate_scale:
+            scale, unit = candidate_scale, candidate_unit
+    value = round(rounded / scale, 12)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f} {unit}"
 
 
 def format_percent(ratio: float) -> str:
@@ -78,7 +98,7 @@ def format_percent(ratio: float) -> str:
 
 def format_energy_pair(value_j: float, limit_j: float) -> tuple[str, str]:
     """Two energies with enough digits that unequal values never print alike."""
-    for digits in (4, 6, 8, 12):
+    for digits in (3, 4, 6, 8, 12):
         a, b = format_energy(value_j, digits), format_energy(limit_j, digits)
         if a != b or value_j == limit_j:
             return a, b

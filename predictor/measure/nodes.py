@@ -37,6 +37,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from predictor.errors import HardwareUnavailable
+from predictor.gate.units import format_energy
 from predictor.measure.meters.base import Measurement, Meter
 from predictor.trace.tree import EnergyTree, Node
 
@@ -472,7 +473,7 @@ def measure_tree(
                 gap = None
                 if nm.energy_j <= 0:
                     gap = (
-                        f"energy per call {nm.energy_j:.3g} J is not above the idle floor "
+                        f"energy per call {format_energy(nm.energy_j)} is not above the idle floor "
                         f"({idle_power_w:.3g} W): below the meter's resolution"
                     )
                     gaps.append(f"{node.name} #{k}: {gap}")

@@ -27,6 +27,7 @@ __all__ = [
     "RUNTIME_FEATURES",
     "STATIC_FEATURES",
     "TREE_SCHEMA",
+    "UNITS",
     "EnergyTree",
     "Level",
     "Node",
@@ -59,6 +60,17 @@ RUNTIME_FEATURES: tuple[str, ...] = (
 
 #: Version tag of the serialized form; bump on incompatible changes.
 TREE_SCHEMA = "irene-tree/1"
+
+#: The units of the serialized form's numeric keys (written as its ``units`` block, so a reader
+#: of the JSON need not know the IrEne dataset's conventions; reading ignores the block).
+UNITS: dict[str, str] = {
+    "flops": "MFLOPs (1e6 floating-point operations; a multiply-add counts 2)",
+    "mem_bytes": "MiB (2**20 bytes) read + written",
+    "energy_j": "J",
+    "measured_energy_j": "J",
+    "num_parameters": "parameters",
+    "seq_len": "tokens",
+}
 
 
 @dataclass
@@ -216,6 +228,7 @@ class EnergyTree:
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": TREE_SCHEMA,
+            "units": dict(UNITS),
             "counting_mode": self.counting_mode,
             "unsupported_ops": [
                 {"op": u.op, "module": u.module, "count": u.count} for u in self.unsupported_ops

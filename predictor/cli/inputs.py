@@ -1,0 +1,58 @@
+"""The input options of every command that builds a model (``tree``, ``predict``,
+``budgets init``): one set of flags, one default, one place to extend.
+
+:func:`add_input_options` adds them to a command's parser and :func:`inputs_from_args` turns
+the parsed values into the :class:`~predictor.gate.budgets.Inputs` a budgets file holds, so a
+model built from the command line and one built from ``energy_budgets.yaml`` are built the same
+way (:func:`predictor.gate.engine.trace_spec`). New input forms (named tensors, a generation
+workload) are new options here and new fields there.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from predictor.gate.budgets import Inputs
+
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SEQ_LEN", "add_input_options", "inputs_from_args"]
+
+#: The one default of every command that builds a model.
+DEFAULT_BATCH_SIZE = 1
+DEFAULT_SEQ_LEN = 128
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error, exit 4, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
+    return value
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """``-b/--batch-size`` and ``-s/--seq-len``: the token inputs the model is traced on."""
+    group = parser.add_argument_group("model inputs")
+    group.add_argument(
+        "-b",
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"batch size of the token inputs (default {DEFAULT_BATCH_SIZE})",
+    )
+    group.add_argument(
+        "-s",
+        "--seq-len",
+        type=positive_int,
+        default=DEFAULT_SEQ_LEN,
+        metavar="N",
+        help=f"sequence length of the token inputs (default {DEFAULT_SEQ_LEN})",
+    )
+
+
+def inputs_from_args(args: argparse.Namespace) -> Inputs:
+    """The inputs :func:`add_input_options` parsed."""
+    return Inputs(batch_size=int(args.batch_size), seq_len=int(args.seq_len))
