@@ -255,7 +255,7 @@ def cases() -> list[Case]:
     c += [
         Case("cli: unknown zoo name", [*IRENE, "tree", "no-such-model"], 3, "unknown model"),
         Case("cli: -b 0", [*IRENE, "tree", "gpt2", "-b", "0"], 4, "must be a positive integer"),
-        Case("cli: -b many", [*IRENE, "predict", "gpt2", "-b", "many"], 4, "invalid"),
+        Case("cli: -b many", [*IRENE, "predict", "gpt2", "-b", "many"], 4, "must be a positive integer (got 'many')"),
         Case("cli: unknown option", [*IRENE, "predict", "gpt2", "-b", "1", "-s", "4", "--frobnicate"], 4, "unrecognized arguments"),
         Case("cli: seq_len beyond positions", [*IRENE, "predict", "gpt2", "-b", "1", "-s", "5000"], 3, "use --seq-len 1024 or less"),
         Case("cli: missing profile", [*IRENE, "predict", TINY, "-b", "1", "-s", "4", "--profile", "nope"], 7, "no profile 'nope'"),
