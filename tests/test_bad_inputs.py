@@ -436,3 +436,36 @@ def test_unreadable_profile_is_exit_9(capsys: pytest.CaptureFixture[str]) -> Non
         pytest.skip("needs Linux's /proc/self/mem, a file that cannot be read in full")
     code, err = _cli(capsys, "predict", TINY, "-b", "1", "-s", "4", "--profile", str(unreadable))
     assert code == 9 and "cannot read /proc/" in err and "mem: Input/output error" in err
+
+
+# ---------------------------------------------------------------- the exit-status table
+
+
+def test_the_readme_exit_status_table_is_the_truth() -> None:
+    """Every error type's exit status is the one the README's table gives it, and the table
+    names every status the CLI and the gate use."""
+    import re
+
+    from predictor import errors
+
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("<!-- exit-statuses -->", 1)[1].split("\n\n", 1)[0]
+    rows = {
+        int(m.group(1)): (m.group(2).strip(), m.group(3).strip())
+        for m in re.finditer(r"^\| *(\d+) *\|(.*?)\|(.*?)\|$", table, re.MULTILINE)
+    }
+    error_types = [
+        cls
+        for cls in vars(errors).values()
+        if isinstance(cls, type)
+        and issubclass(cls, errors.IreneError)
+        and cls is not errors.IreneError
+    ]
+    for cls in error_types:
+        cli_text = rows[cls.exit_code][0]
+        base = next(b for b in cls.__mro__ if b.__name__ in cli_text)  # the type or its base
+        assert base is not object, (cls, cli_text)
+    assert set(rows) == {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130}
+    assert rows[1][1] and rows[2][1] and rows[4][1]  # pytest's statuses for the gate
+    assert int(pytest.ExitCode.TESTS_FAILED) == 1 and int(pytest.ExitCode.INTERRUPTED) == 2
+    assert int(pytest.ExitCode.USAGE_ERROR) == 4
