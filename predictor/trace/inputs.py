@@ -27,6 +27,7 @@ __all__ = [
     "Inputs",
     "check_not_empty",
     "describe_inputs",
+    "has_token_ids",
     "infer_shape",
     "map_tensors",
     "max_positions",
@@ -87,6 +88,17 @@ def check_not_empty(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, name: s
                 f"{name}: input {label} has shape {tuple(value.shape)}, with an empty "
                 "dimension: the model would do no work; give every dimension at least one element"
             )
+
+
+def has_token_ids(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether an integer 2-D tensor (token ids, shape (batch, seq)) is among the inputs."""
+    return any(
+        isinstance(v, torch.Tensor)
+        and v.dim() == 2
+        and not v.is_floating_point()
+        and v.dtype != torch.bool
+        for v in itertools.chain(args, kwargs.values())
+    )
 
 
 def infer_shape(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[int, int]:
