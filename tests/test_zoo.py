@@ -168,7 +168,7 @@ def test_unknown_name_lists_every_known_model() -> None:
         build_zoo_tree("llama-3-8b", 1, 8)
     for name in known_models():
         assert name in str(info.value)
-    assert len(known_models()) == 13
+    assert len(known_models()) == 21
 
 
 def test_factory_failing_on_meta_is_built_real_and_inputs_must_fit(

@@ -36,7 +36,9 @@ __all__ = [
     "build_model",
     "build_zoo_tree",
     "known_models",
+    "model_in_dtype",
     "model_inputs",
+    "zoo_config",
 ]
 
 ATTN_IMPLEMENTATIONS: tuple[str, ...] = ("eager", "sdpa")
@@ -185,7 +187,166 @@ _ZOO: dict[str, ZooEntry] = {
             "max_position_embeddings": 512,
         },
     ),
+    # -- the ML.ENERGY Leaderboard v2 chat models, published configs (bf16) -----------------------
+    "llama-3.1-8b": ZooEntry(
+        "LlamaConfig",
+        "LlamaModel",
+        {
+            "vocab_size": 128256,
+            "hidden_size": 4096,
+            "intermediate_size": 14336,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 131072,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 500000.0,
+            "dtype": "bfloat16",
+        },
+        causal=True,
+    ),
+    "mistral-7b-v0.3": ZooEntry(
+        "MistralConfig",
+        "MistralModel",
+        {
+            "vocab_size": 32768,
+            "hidden_size": 4096,
+            "intermediate_size": 14336,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 32768,
+            "sliding_window": None,
+            "rms_norm_eps": 1e-5,
+            "dtype": "bfloat16",
+        },
+        causal=True,
+    ),
+    "mistral-nemo-12b": ZooEntry(
+        "MistralConfig",
+        "MistralModel",
+        {
+            "vocab_size": 131072,
+            "hidden_size": 5120,
+            "intermediate_size": 14336,
+            "num_hidden_layers": 40,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "head_dim": 128,
+            "max_position_embeddings": 1024000,
+            "sliding_window": None,
+            "rms_norm_eps": 1e-5,
+            "dtype": "bfloat16",
+        },
+        causal=True,
+    ),
+    "gemma-2-2b": ZooEntry(
+        "Gemma2Config",
+        "Gemma2Model",
+        {
+            "vocab_size": 256000,
+            "hidden_size": 2304,
+            "intermediate_size": 9216,
+            "num_hidden_layers": 26,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "head_dim": 256,
+            "max_position_embeddings": 8192,
+            "sliding_window": 4096,
+            "attn_logit_softcapping": 50.0,
+            "final_logit_softcapping": 30.0,
+            "dtype": "bfloat16",
+        },
+        causal=True,
+    ),
+    "gemma-2-9b": ZooEntry(
+        "Gemma2Config",
+        "Gemma2Model",
+        {
+            "vocab_size": 256000,
+            "hidden_size": 3584,
+            "intermediate_size": 14336,
+            "num_hidden_layers": 42,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 8,
+            "head_dim": 256,
+            "max_position_embeddings": 8192,
+            "sliding_window": 4096,
+            "attn_logit_softcapping": 50.0,
+            "final_logit_softcapping": 30.0,
+            "dtype": "bfloat16",
+        },
+        causal=True,
+    ),
+    "phi-3-mini-4k": ZooEntry(
+        "Phi3Config",
+        "Phi3Model",
+        {
+            "vocab_size": 32064,
+            "hidden_size": 3072,
+            "intermediate_size": 8192,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 32,
+            "max_position_embeddings": 4096,
+            "original_max_position_embeddings": 4096,
+            "sliding_window": 2047,
+            "pad_token_id": 32000,
+            "dtype": "bfloat16",
+        },
+        causal=True,
+    ),
+    # Phi-3-small has its own architecture (remote code: GEGLU MLP, alternating block-sparse
+    # attention, mu-P scaling) that transformers does not ship; its sizes on a Llama layout
+    # (the same GEMMs: 32 layers, GQA 32/8 heads of 128, a 14336-wide gated MLP, tied
+    # embeddings); its block-sparse layers attend like dense ones below 1024 tokens of context.
+    "phi-3-small-8k": ZooEntry(
+        "LlamaConfig",
+        "LlamaModel",
+        {
+            "vocab_size": 100352,
+            "hidden_size": 4096,
+            "intermediate_size": 14336,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 8192,
+            "tie_word_embeddings": True,
+            "dtype": "bfloat16",
+        },
+        causal=True,
+    ),
+    "phi-3-medium-4k": ZooEntry(
+        "Phi3Config",
+        "Phi3Model",
+        {
+            "vocab_size": 32064,
+            "hidden_size": 5120,
+            "intermediate_size": 17920,
+            "num_hidden_layers": 40,
+            "num_attention_heads": 40,
+            "num_key_value_heads": 10,
+            "max_position_embeddings": 4096,
+            "original_max_position_embeddings": 4096,
+            "sliding_window": 2047,
+            "pad_token_id": 32000,
+            "dtype": "bfloat16",
+        },
+        causal=True,
+    ),
 }
+
+
+def zoo_config(spec: str, attn_implementation: str = "eager") -> Any | None:
+    """The transformers config of the zoo model ``spec`` (its published sizes), or None when
+    ``spec`` is not a zoo name. For builders of other forms of the model (its causal LM)."""
+    entry = _ZOO.get(spec)
+    if entry is None:
+        return None
+    _check_attn(attn_implementation)
+    config = _hf_class(entry.config_class)(**entry.config)
+    config._attn_implementation = attn_implementation
+    return config
 
 
 def known_models() -> list[str]:
@@ -367,6 +528,30 @@ def model_inputs(
     return kwargs
 
 
+def model_in_dtype(model: nn.Module, dtype: str | None = None) -> nn.Module:
+    """``model`` cast to ``dtype`` (a name: ``bfloat16``, ``bf16``, ``float32`` ...); with None,
+    to the dtype its config states (``config.dtype``), else unchanged. ModelError for a name
+    that is not a floating dtype."""
+    from predictor.trace.generation import resolve_dtype
+
+    target: torch.dtype | None = None
+    if dtype is not None:
+        target = resolve_dtype(dtype)
+    else:
+        stated = getattr(getattr(model, "config", None), "dtype", None)
+        if isinstance(stated, torch.dtype) and stated.is_floating_point:
+            target = stated
+        elif isinstance(stated, str):
+            try:
+                target = resolve_dtype(stated)
+            except ModelError:
+                target = None
+    first = next(model.parameters(), None)
+    if target is None or first is None or first.dtype == target:
+        return model
+    return model.to(target)
+
+
 def build_zoo_tree(
     spec: str,
     batch_size: int,
@@ -374,18 +559,21 @@ def build_zoo_tree(
     *,
     counting_mode: str = "irene",
     attn_implementation: str = "eager",
+    dtype: str | None = None,
 ) -> EnergyTree:
     """Build ``spec`` (zoo name or ``package.module:factory``) and trace it on token inputs
     (:func:`model_inputs`).
 
     Raises SequenceTooLong when ``seq_len`` is beyond the model's positions (less those it
     reserves), ModelError when the spec cannot be built or its inputs do not fit, TraceError
-    when the forward fails."""
+    when the forward fails. ``dtype`` (``bfloat16``, ``float32`` ...): the weights' dtype;
+    default the one the model's config states (the ML.ENERGY models: bfloat16), else as built."""
     if batch_size < 1 or seq_len < 1:
         raise ModelError(
             f"{spec}: batch size and sequence length must be >= 1 (got {batch_size} and {seq_len})"
         )
     model = build_model(spec, attn_implementation)
+    model = model_in_dtype(model, dtype)
     entry = _ZOO.get(spec)
     positions = max_positions(model, reserved=entry.position_offset if entry else 0)
     if positions is not None and seq_len > positions[0]:
@@ -394,9 +582,13 @@ def build_zoo_tree(
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:
         if entry is not None:
-            real_model = lambda: _build_entry(spec, entry, attn_implementation, "cpu")  # noqa: E731
+            real_model = lambda: model_in_dtype(  # noqa: E731
+                _build_entry(spec, entry, attn_implementation, "cpu"), dtype
+            )
         else:
-            real_model = lambda: build_model(spec, attn_implementation, device="cpu")  # noqa: E731
+            real_model = lambda: model_in_dtype(  # noqa: E731
+                build_model(spec, attn_implementation, device="cpu"), dtype
+            )
     tree = build_tree(
         model,
         kwargs,
