@@ -296,7 +296,7 @@ def test_workload_is_validated() -> None:
 
 
 def test_dtype_halves_the_bytes() -> None:
-    from predictor.trace.zoo import model_in_dtype
+    from predictor.trace.generation import model_in_dtype
 
     fp32 = trace_decode_step(tiny_llama(), Workload(1, 8, 4), 30, name="t")
     bf16 = trace_decode_step(model_in_dtype(tiny_llama(), "bf16"), Workload(1, 8, 4), 30, name="t")

@@ -63,6 +63,7 @@ __all__ = [
     "fused_attention",
     "generation_ops",
     "kv_cache_write",
+    "model_in_dtype",
     "resolve_dtype",
     "trace_decode_step",
     "trace_generation",
@@ -616,6 +617,25 @@ def _trapezoid(a: int, b: int, points: int) -> list[tuple[int, float]]:
 # --------------------------------------------------------------------------- a whole generation
 
 
+def model_in_dtype(model: nn.Module, dtype: str | None = None) -> nn.Module:
+    """``model`` cast to ``dtype`` (a name: ``bfloat16`` / ``bf16``, ``float16`` / ``fp16``,
+    ``float32`` / ``fp32``); with None, to the dtype its config states (``config.dtype``: the
+    ML.ENERGY zoo models' bfloat16), else unchanged."""
+    target: torch.dtype | None = None
+    if dtype is not None:
+        target = resolve_dtype(dtype)
+    else:
+        stated = getattr(getattr(model, "config", None), "dtype", None)
+        if isinstance(stated, torch.dtype) and stated.is_floating_point:
+            target = stated
+        elif isinstance(stated, str) and stated.strip().lower() in {*DTYPES, *_DTYPE_ALIASES}:
+            target = resolve_dtype(stated)
+    first = next(model.parameters(), None)
+    if target is None or first is None or first.dtype == target:
+        return model
+    return model.to(target)
+
+
 def build_generation_model(
     spec: str, dtype: str | None = None, *, attn_implementation: str = "eager"
 ) -> nn.Module:
@@ -623,7 +643,7 @@ def build_generation_model(
     config states, else as built): a zoo name builds its ``*ForCausalLM`` (the zoo's forward
     traces use the bare decoder), a ``package.module:factory`` is called as for any trace and
     must return a decoder whose forward takes a KV cache."""
-    from predictor.trace.zoo import build_model, model_in_dtype, zoo_config
+    from predictor.trace.zoo import build_model, zoo_config
 
     config = zoo_config(spec, attn_implementation)
     if config is not None:

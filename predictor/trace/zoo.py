@@ -36,7 +36,6 @@ __all__ = [
     "build_model",
     "build_zoo_tree",
     "known_models",
-    "model_in_dtype",
     "model_inputs",
     "zoo_config",
 ]
@@ -528,30 +527,6 @@ def model_inputs(
     return kwargs
 
 
-def model_in_dtype(model: nn.Module, dtype: str | None = None) -> nn.Module:
-    """``model`` cast to ``dtype`` (a name: ``bfloat16``, ``bf16``, ``float32`` ...); with None,
-    to the dtype its config states (``config.dtype``), else unchanged. ModelError for a name
-    that is not a floating dtype."""
-    from predictor.trace.generation import resolve_dtype
-
-    target: torch.dtype | None = None
-    if dtype is not None:
-        target = resolve_dtype(dtype)
-    else:
-        stated = getattr(getattr(model, "config", None), "dtype", None)
-        if isinstance(stated, torch.dtype) and stated.is_floating_point:
-            target = stated
-        elif isinstance(stated, str):
-            try:
-                target = resolve_dtype(stated)
-            except ModelError:
-                target = None
-    first = next(model.parameters(), None)
-    if target is None or first is None or first.dtype == target:
-        return model
-    return model.to(target)
-
-
 def build_zoo_tree(
     spec: str,
     batch_size: int,
@@ -559,21 +534,18 @@ def build_zoo_tree(
     *,
     counting_mode: str = "irene",
     attn_implementation: str = "eager",
-    dtype: str | None = None,
 ) -> EnergyTree:
     """Build ``spec`` (zoo name or ``package.module:factory``) and trace it on token inputs
     (:func:`model_inputs`).
 
     Raises SequenceTooLong when ``seq_len`` is beyond the model's positions (less those it
     reserves), ModelError when the spec cannot be built or its inputs do not fit, TraceError
-    when the forward fails. ``dtype`` (``bfloat16``, ``float32`` ...): the weights' dtype;
-    default the one the model's config states (the ML.ENERGY models: bfloat16), else as built."""
+    when the forward fails."""
     if batch_size < 1 or seq_len < 1:
         raise ModelError(
             f"{spec}: batch size and sequence length must be >= 1 (got {batch_size} and {seq_len})"
         )
     model = build_model(spec, attn_implementation)
-    model = model_in_dtype(model, dtype)
     entry = _ZOO.get(spec)
     positions = max_positions(model, reserved=entry.position_offset if entry else 0)
     if positions is not None and seq_len > positions[0]:
@@ -582,13 +554,9 @@ def build_zoo_tree(
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:
         if entry is not None:
-            real_model = lambda: model_in_dtype(  # noqa: E731
-                _build_entry(spec, entry, attn_implementation, "cpu"), dtype
-            )
+            real_model = lambda: _build_entry(spec, entry, attn_implementation, "cpu")  # noqa: E731
         else:
-            real_model = lambda: model_in_dtype(  # noqa: E731
-                build_model(spec, attn_implementation, device="cpu"), dtype
-            )
+            real_model = lambda: build_model(spec, attn_implementation, device="cpu")  # noqa: E731
     tree = build_tree(
         model,
         kwargs,
