@@ -8,6 +8,9 @@ The four stages, one subpackage each: ``predictor.trace`` (a model and its input
 The small public API, imported lazily (``import predictor`` loads no torch):
 
 - :func:`predict` (``predictor.api``): a model and its inputs -> the predicted tree;
+- :func:`predict_generation` (``predictor.api``) with a :class:`Workload`
+  (``predictor.trace.workload``): a causal LM's generation -> joules per phase, per output
+  token and per request, and the per-module energy of a decode step;
 - :func:`build_tree` (``predictor.trace.tracer``): the tree with static features only;
 - :func:`load_profile` (``predictor.learn.profile``), :func:`load_budgets`
   (``predictor.gate.budgets``), :func:`check_tree` (``predictor.gate.checks``).
@@ -23,11 +26,12 @@ from predictor.errors import IreneError
 from predictor.trace.tree import EnergyTree, Node
 
 if TYPE_CHECKING:
-    from predictor.api import predict
+    from predictor.api import predict, predict_generation
     from predictor.gate.budgets import load_budgets
     from predictor.gate.checks import check_tree
     from predictor.learn.profile import load_profile
     from predictor.trace.tracer import build_tree
+    from predictor.trace.workload import Workload
 
 try:
     __version__ = version("pytest-irene")
@@ -38,16 +42,20 @@ __all__ = [
     "EnergyTree",
     "IreneError",
     "Node",
+    "Workload",
     "__version__",
     "build_tree",
     "check_tree",
     "load_budgets",
     "load_profile",
     "predict",
+    "predict_generation",
 ]
 
 _LAZY: dict[str, str] = {
     "predict": "predictor.api",
+    "predict_generation": "predictor.api",
+    "Workload": "predictor.trace.workload",
     "build_tree": "predictor.trace.tracer",
     "load_profile": "predictor.learn.profile",
     "load_budgets": "predictor.gate.budgets",

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 from predictor.trace.tree import EnergyTree
 
 if TYPE_CHECKING:
+    from predictor.learn.generation import GenerationPrediction
     from predictor.learn.profile import Profile
     from predictor.trace.inputs import Inputs
+    from predictor.trace.workload import Workload
 
-__all__ = ["predict"]
+__all__ = ["predict", "predict_generation"]
 
 
 def predict(
@@ -52,3 +54,32 @@ def predict(
     mode = chosen.counting_mode if chosen.counting_mode in COUNTING_MODES else "irene"
     tree = build_tree(model, inputs, name=name, counting_mode=mode)
     return chosen.predict(tree)
+
+
+def predict_generation(
+    model: Any,
+    workload: Workload,
+    *,
+    profile: Profile | str | os.PathLike[str] | None = None,
+    name: str | None = None,
+) -> GenerationPrediction:
+    """The predicted generation of ``model`` (a causal LM, e.g. a transformers
+    ``*ForCausalLM``; on the meta device it costs no memory) through ``workload``: its
+    ``energy`` (``prefill_j``, ``decode_j``, ``j_per_output_token``, ``j_per_request``, J), the
+    ``prefill`` tree and the mean ``decode_step`` tree, joules on every node.
+
+    >>> import torch, transformers
+    >>> from predictor import Workload
+    >>> config = transformers.LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128,
+    ...     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    >>> with torch.device("meta"):
+    ...     llama = transformers.LlamaForCausalLM(config)
+    >>> g = predict_generation(llama, Workload(batch_size=8, prompt_len=32, new_tokens=16))
+    >>> g.energy.j_per_output_token > 0, g.decode_step.batch_size
+    (True, 8)
+    """
+    from predictor.gate.engine import predict_generation_model
+    from predictor.learn.profile import Profile, load_profile
+
+    chosen = profile if isinstance(profile, Profile) else load_profile(profile)
+    return predict_generation_model(model, workload, chosen, name=name or type(model).__name__)

@@ -112,7 +112,9 @@ class EnergyProbe:
     Traces ``model`` on its example ``inputs`` (one tensor, a tuple of positional tensors, or a
     dict of keyword tensors), predicts it, checks the budgets file's entry for ``name`` and the
     test's ``energy_budget`` markers, and returns the predicted tree. The test fails after its
-    body if any budget is exceeded.
+    body if any budget is exceeded. ``inputs`` a :class:`predictor.Workload` (batch size,
+    prompt length, new tokens): the model, a causal LM, generates; the tree is its mean decode
+    step's and the budgets file's ``per_token`` / ``per_request`` apply.
     """
 
     def __init__(self, gate: EnergyGate, item: pytest.Item) -> None:
@@ -129,6 +131,7 @@ class EnergyProbe:
         seq_len: int | None = None,
     ) -> EnergyTree:
         from predictor.trace.inputs import split_inputs  # imports torch: only when used
+        from predictor.trace.workload import Workload
 
         # Without name=, the class name alone would merge different tests' models (and a
         # compare would pit one against the other): the default is unique per test.
@@ -152,7 +155,9 @@ class EnergyProbe:
             nodeid=self._item.nodeid,
             markers=marker_budgets(self._item),
             entry_names=(label,) if name else (label, type(model).__name__),
-            inputs=describe_inputs(
+            inputs=inputs.describe()
+            if isinstance(inputs, Workload)
+            else describe_inputs(
                 *split_inputs(inputs, name=label), batch_size=batch_size, seq_len=seq_len
             ),
         )

@@ -33,7 +33,9 @@ def positive_int(text: str) -> int:
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """``-b/--batch-size`` and ``-s/--seq-len``: the token inputs the model is traced on."""
+    """``-b/--batch-size`` and ``-s/--seq-len``: the token inputs the model is traced on;
+    ``--new-tokens`` (with ``--prompt-len``) makes them a generation workload; ``--dtype``
+    the dtype the model is built in."""
     group = parser.add_argument_group("model inputs")
     group.add_argument(
         "-b",
@@ -51,8 +53,49 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"sequence length of the token inputs (default {DEFAULT_SEQ_LEN})",
     )
+    group.add_argument(
+        "--prompt-len",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="a generation's prompt tokens per sequence (with --new-tokens; default --seq-len)",
+    )
+    group.add_argument(
+        "--new-tokens",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="generate N tokens per sequence: predict the prefill and every decode step "
+        "(a KV cache of the growing context) instead of one forward pass",
+    )
+    group.add_argument(
+        "--dtype",
+        choices=("fp32", "bf16", "fp16"),
+        default=None,
+        help="dtype the model is built in (default: the model's own)",
+    )
 
 
 def inputs_from_args(args: argparse.Namespace) -> Inputs:
-    """The inputs :func:`add_input_options` parsed."""
-    return Inputs(batch_size=int(args.batch_size), seq_len=int(args.seq_len))
+    """The inputs :func:`add_input_options` parsed. ConfigError for ``--prompt-len`` without
+    ``--new-tokens``."""
+    prompt = getattr(args, "prompt_len", None)
+    new = getattr(args, "new_tokens", None)
+    dtype = getattr(args, "dtype", None)
+    if prompt is not None and new is None:
+        from predictor.errors import ConfigError
+
+        raise ConfigError(
+            f"--prompt-len {prompt} describes a generation: give --new-tokens N too (the "
+            "tokens to generate), or --seq-len for one forward pass"
+        )
+    if new is not None:
+        prompt = int(prompt if prompt is not None else args.seq_len)
+        return Inputs(
+            batch_size=int(args.batch_size),
+            seq_len=prompt,
+            prompt_len=prompt,
+            new_tokens=int(new),
+            dtype=dtype,
+        )
+    return Inputs(batch_size=int(args.batch_size), seq_len=int(args.seq_len), dtype=dtype)

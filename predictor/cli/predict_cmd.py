@@ -1,4 +1,10 @@
-"""``irene predict MODEL --batch-size B --seq-len S``: predicted joules per node + bottlenecks."""
+"""``irene predict MODEL --batch-size B --seq-len S``: predicted joules per node + bottlenecks.
+
+With ``--new-tokens N`` (and ``--prompt-len P``) the model generates: the prefill and every
+decode step are predicted (:func:`predictor.gate.engine.predict_generation_spec`) and the
+output leads with the generation's joules (prefill, decode, per output token, per request),
+then the mean decode step's tree per module; ``--format json`` has a top-level
+``"generation"`` object and the ``"prefill"`` and ``"decode_step"`` trees."""
 
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ from predictor.trace.tree import EnergyTree, Node
 
 if TYPE_CHECKING:
     from predictor.gate.scope import EnergyScope
+    from predictor.learn.generation import GenerationEnergy
 
-__all__ = ["bottlenecks", "format_markdown", "format_text", "register", "run"]
+__all__ = ["bottlenecks", "format_markdown", "format_text", "generation_text", "register", "run"]
 
 
 def register(subparsers: Any) -> None:
@@ -110,10 +117,12 @@ def _energy(value: float | None) -> str:
 
 
 def _header(tree: EnergyTree, scope: EnergyScope) -> list[str]:
-    return [
-        f"{tree.model_name}  batch {tree.batch_size}  seq {tree.seq_len}",
-        f"joules of {scope.line()}",
-    ]
+    gen = tree.meta.get("generation")
+    if isinstance(gen, dict) and gen.get("phase") == "decode":
+        shape = f"batch {tree.batch_size}  decode step (mean cache {gen.get('cache_len', 0):.0f})"
+    else:
+        shape = f"batch {tree.batch_size}  seq {tree.seq_len}"
+    return [f"{tree.model_name}  {shape}", f"joules of {scope.line()}"]
 
 
 def format_text(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: int = 8) -> str:
@@ -187,17 +196,92 @@ def format_markdown(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: i
     return "\n".join(lines) + "\n"
 
 
+def generation_text(energy: GenerationEnergy) -> list[str]:
+    """The generation's joules, for a terminal."""
+    from predictor.gate.units import format_energy as fe
+
+    w = energy.workload
+    lines = [
+        f"generation: batch {w.batch_size}, prompt {w.prompt_len} tokens, {w.new_tokens} new "
+        f"tokens{f', {w.dtype}' if w.dtype else ''}",
+        f"  {fe(energy.j_per_output_token)} per output token, {fe(energy.j_per_request)} per "
+        "request",
+        f"  prefill {fe(energy.prefill_j)} (the batch's prompts), decode {fe(energy.decode_j)} "
+        f"({w.decode_steps} steps of the batch, {fe(energy.decode_step_j)} each on average)",
+    ]
+    if energy.overhead_j > 0:
+        lines.append(
+            f"  of which serving overhead {fe(energy.overhead_j)} (GPU idle while the host "
+            f"schedules and samples: {fe(energy.step_overhead_j)} per decode step)"
+        )
+    cache = ", ".join(f"{s.cache_len}" for s in energy.samples)
+    if cache:
+        lines.append(
+            f"  decode summed over cache lengths {energy.samples[0].cache_len}.."
+            f"{energy.samples[-1].cache_len} from steps traced at {cache}: exact for an energy "
+            f"affine in the cache length, within {fe(energy.decode_bound_j)} if monotone"
+        )
+    lines += [f"  note: {n}" for n in energy.notes]
+    return lines
+
+
+def _generation_markdown(energy: GenerationEnergy) -> list[str]:
+    from predictor.gate.units import format_energy as fe
+
+    w = energy.workload
+    return [
+        f"Generation: batch {w.batch_size}, prompt {w.prompt_len} tokens, {w.new_tokens} new "
+        "tokens.",
+        "",
+        "| Quantity | Energy |",
+        "|---|---:|",
+        f"| per output token | {fe(energy.j_per_output_token)} |",
+        f"| per request | {fe(energy.j_per_request)} |",
+        f"| prefill (the batch) | {fe(energy.prefill_j)} |",
+        f"| decode ({w.decode_steps} steps of the batch) | {fe(energy.decode_j)} |",
+        f"| decode step (mean) | {fe(energy.decode_step_j)} |",
+        f"| decode sum's error bound | {fe(energy.decode_bound_j)} |",
+        "",
+        "The tree below is the mean decode step's (the whole batch).",
+        "",
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     from predictor.cli.inputs import inputs_from_args
     from predictor.cli.output import model_code, write_output
-    from predictor.gate.engine import trace_spec
+    from predictor.gate.engine import predict_generation_spec, trace_spec
     from predictor.gate.report import profile_identity
     from predictor.gate.scope import energy_scope
     from predictor.learn.profile import load_profile
 
     profile = load_profile(args.profile)
+    inputs = inputs_from_args(args)
+    if inputs.generation:
+        with model_code():
+            prediction = predict_generation_spec(args.model, inputs, profile)
+        scope = energy_scope(profile_identity(profile))
+        tree = prediction.decode_step
+        if args.format == "json":
+            out = {
+                "generation": prediction.energy.to_dict(),
+                "prefill": prediction.prefill.to_dict(),
+                "decode_step": tree.to_dict(),
+                "bottlenecks": bottlenecks(tree, args.top),
+                "energy_scope": scope.to_dict(),
+            }
+            write_output(json.dumps(out, indent=2, allow_nan=False))
+        elif args.format == "markdown":
+            body = format_markdown(tree, scope, args.depth, args.top).split("\n")
+            write_output(
+                "\n".join([*body[:2], *_generation_markdown(prediction.energy), *body[2:]])
+            )
+        else:
+            text = format_text(tree, scope, args.depth, args.top).split("\n")
+            write_output("\n".join([*text[:2], *generation_text(prediction.energy), *text[2:]]))
+        return 0
     with model_code():
-        tree = trace_spec(args.model, inputs_from_args(args))
+        tree = trace_spec(args.model, inputs)
     profile.predict(tree)
     identity = profile_identity(profile)
     scope = energy_scope(identity)

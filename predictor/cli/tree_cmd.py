@@ -6,6 +6,11 @@ the features of one layer. JSON view: ``EnergyTree.to_dict()``, every node with 
 ``level``, ``type``, ``flops`` (MFLOPs), ``mem_bytes`` (MiB), ``num_parameters`` and
 ``children``, and the tree's ``units`` block saying so. Markdown view: the collapsed tree as
 a table.
+
+With ``--new-tokens N`` the model generates: the trees of its prefill and of a decode step
+(at the middle of the cache lengths the decode steps are traced at: attention runs as a fused
+kernel over a KV cache, :mod:`predictor.trace.generation`); JSON holds the prefill and every
+traced decode step with the number of steps it stands for.
 """
 
 from __future__ import annotations
@@ -78,10 +83,13 @@ def run(args: argparse.Namespace) -> int:
     from predictor.cli.output import model_code, write_output
     from predictor.gate.engine import trace_spec
 
+    inputs = inputs_from_args(args)
+    if inputs.generation:
+        return _run_generation(args, inputs)
     with model_code():
         tree = trace_spec(
             args.model,
-            inputs_from_args(args),
+            inputs,
             counting_mode=args.counting,
             attn_implementation=args.attn,
         )
@@ -91,6 +99,53 @@ def run(args: argparse.Namespace) -> int:
         write_output(render_markdown(tree, max_depth=args.max_depth, collapse=not args.no_collapse))
     else:
         render_text(tree, max_depth=args.max_depth, collapse=not args.no_collapse)
+    return 0
+
+
+def _run_generation(args: argparse.Namespace, inputs: Any) -> int:
+    import json
+
+    from predictor.cli.output import model_code, write_output
+    from predictor.trace.generation import build_generation_model, trace_generation
+
+    workload = inputs.workload()
+    with model_code():
+        model = build_generation_model(args.model, workload.dtype)
+        trees = trace_generation(model, workload, name=args.model, counting_mode=args.counting)
+    if args.format == "json":
+        out = {
+            "generation": {
+                "workload": workload.to_dict(),
+                "cache": trees.cache,
+                "decode_steps": workload.decode_steps,
+            },
+            "prefill": trees.prefill.to_dict(),
+            "decode_steps": [
+                {"cache_len": p.cache_len, "steps": p.weight, "tree": t.to_dict()}
+                for p, t in trees.decode
+            ],
+        }
+        write_output(json.dumps(out, indent=2, allow_nan=False))
+        return 0
+    shown = [("prefill", trees.prefill)]
+    if trees.decode:
+        point, tree = trees.decode[len(trees.decode) // 2]
+        lengths = ", ".join(str(p.cache_len) for p, _ in trees.decode)
+        shown.append(
+            (
+                f"decode step at cache length {point.cache_len} (of {workload.decode_steps} "
+                f"steps, traced at {lengths})",
+                tree,
+            )
+        )
+    collapse = not args.no_collapse
+    for title, tree in shown:
+        if args.format == "markdown":
+            body = render_markdown(tree, max_depth=args.max_depth, collapse=collapse)
+            write_output(f"#### {title}\n\n{body}")
+        else:
+            sys.stdout.write(f"{title}:\n")
+            render_text(tree, max_depth=args.max_depth, collapse=collapse)
     return 0
 
 

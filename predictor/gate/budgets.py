@@ -39,7 +39,9 @@ import yaml
 
 from predictor.errors import ConfigError, OutputError
 from predictor.gate.checks import glob_to_regex
+from predictor.gate.generation import BUDGET_QUANTITIES, quantity_label
 from predictor.gate.units import parse_energy, parse_percent
+from predictor.trace.workload import DTYPE_NAMES, Workload
 
 __all__ = [
     "BUDGETS_VERSION",
@@ -50,6 +52,7 @@ __all__ = [
     "Inputs",
     "ModelBudget",
     "ModuleBudget",
+    "QuantityBudget",
     "iter_collected",
     "load_budgets",
     "name_problem",
@@ -76,13 +79,39 @@ Span = tuple[int, int]
 
 @dataclass(frozen=True)
 class Inputs:
-    """The input shape a collected model is built with."""
+    """The input shape a collected model is built with: one forward pass of ``batch_size``
+    sequences of ``seq_len`` tokens, or with ``new_tokens`` a generation
+    (:class:`~predictor.trace.workload.Workload`: ``batch_size`` sequences, prompts of
+    ``prompt_len`` tokens, ``new_tokens`` generated; ``seq_len`` is then the prompt's)."""
 
     batch_size: int
     seq_len: int
+    prompt_len: int | None = None
+    new_tokens: int | None = None
+    #: The dtype the model is built in (None: the model's own).
+    dtype: str | None = None
+
+    @property
+    def generation(self) -> bool:
+        """Whether these inputs are a generation workload."""
+        return self.new_tokens is not None
+
+    def workload(self) -> Workload:
+        """The generation workload (ValueError for a forward pass's inputs)."""
+        if self.new_tokens is None:
+            raise ValueError("these inputs are a forward pass, not a generation")
+        return Workload(
+            self.batch_size,
+            self.prompt_len if self.prompt_len is not None else self.seq_len,
+            self.new_tokens,
+            self.dtype,
+        )
 
     def describe(self) -> str:
-        """``batch_size=8, seq_len=128``: how reports record (and compare) the inputs."""
+        """``batch_size=8, seq_len=128`` (a generation: ``batch_size=8, prompt_len=128,
+        new_tokens=256``): how reports record (and compare) the inputs."""
+        if self.generation:
+            return self.workload().describe()
         return f"batch_size={self.batch_size}, seq_len={self.seq_len}"
 
 
@@ -92,6 +121,17 @@ class ModuleBudget:
     is the line of its key; ``span`` where its value is in the file's text (for updates)."""
 
     pattern: str
+    budget_j: float
+    line: int = 0
+    span: Span | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class QuantityBudget:
+    """A generation's ``per_token`` or ``per_request`` budget (joules per output token, per
+    request: :data:`predictor.gate.generation.QUANTITIES`), at ``line``, its value at ``span``."""
+
+    quantity: str
     budget_j: float
     line: int = 0
     span: Span | None = field(default=None, compare=False)
@@ -112,6 +152,8 @@ class ModelBudget:
     line: int = 0
     budget_line: int = 0
     budget_span: Span | None = field(default=None, compare=False)
+    #: A generation's budgets per output token and per request.
+    quantities: tuple[QuantityBudget, ...] = ()
 
     @property
     def collected(self) -> bool:
@@ -322,8 +364,11 @@ def _positive_int(y: _Y, what: str, where: str) -> int:
 
 _TOP_KEYS = ("version", "profile", "defaults", "models")
 _DEFAULT_KEYS = ("tolerance", "headroom")
-_MODEL_KEYS = ("model", "inputs", "budget", "tolerance", "modules")
+_MODEL_KEYS = ("model", "inputs", "budget", "tolerance", "modules", *BUDGET_QUANTITIES)
 _INPUT_KEYS = ("batch_size", "seq_len")
+#: A generation's inputs: batch_size, prompt_len, new_tokens (dtype optional).
+_GENERATION_KEYS = ("batch_size", "prompt_len", "new_tokens")
+_GENERATION_OPTIONAL = ("dtype",)
 
 
 def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
@@ -415,23 +460,32 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
     if "inputs" in entry:
         inputs_y = entry["inputs"][0]
         mapping = _mapping(inputs_y, f"{what}: inputs", where)
-        _no_unknown(mapping, _INPUT_KEYS, f"{what}: inputs", where)
-        for key in _INPUT_KEYS:
-            if key not in mapping:
-                raise ConfigError(
-                    f"{where}:{inputs_y.line}: {what}: inputs needs {key} "
-                    "(e.g. inputs: {batch_size: 8, seq_len: 128})"
-                )
-        inputs = Inputs(
-            batch_size=_positive_int(mapping["batch_size"][0], f"{what}: batch_size", where),
-            seq_len=_positive_int(mapping["seq_len"][0], f"{what}: seq_len", where),
-        )
+        if any(k in mapping for k in ("prompt_len", "new_tokens")):
+            inputs = _generation_inputs(mapping, inputs_y, what, where)
+        else:
+            _no_unknown(mapping, _INPUT_KEYS, f"{what}: inputs", where)
+            for key in _INPUT_KEYS:
+                if key not in mapping:
+                    raise ConfigError(
+                        f"{where}:{inputs_y.line}: {what}: inputs needs {key} "
+                        "(e.g. inputs: {batch_size: 8, seq_len: 128})"
+                    )
+            inputs = Inputs(
+                batch_size=_positive_int(mapping["batch_size"][0], f"{what}: batch_size", where),
+                seq_len=_positive_int(mapping["seq_len"][0], f"{what}: seq_len", where),
+            )
     budget_j: float | None = None
     budget_line, budget_span = 0, None
     if "budget" in entry:
         budget_y, budget_line = entry["budget"]
         budget_j = _energy(budget_y, f"{what}: budget", where)
         budget_span = budget_y.span
+    quantities: list[QuantityBudget] = []
+    for key in BUDGET_QUANTITIES:  # a generation's per_token / per_request
+        if key in entry:
+            value_y, key_line = entry[key]
+            joules = _energy(value_y, f"{what}: {key} (J {quantity_label(key)})", where)
+            quantities.append(QuantityBudget(key, joules, key_line, value_y.span))
     if "tolerance" in entry:
         tolerance = _percent(entry["tolerance"][0], f"{what}: tolerance", where)
     modules: list[ModuleBudget] = []
@@ -454,6 +508,43 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
         line=line,
         budget_line=budget_line,
         budget_span=budget_span,
+        quantities=tuple(quantities),
+    )
+
+
+def _generation_inputs(
+    mapping: dict[str, tuple[_Y, int]], inputs_y: _Y, what: str, where: str
+) -> Inputs:
+    """A generation's inputs: ``{batch_size: 8, prompt_len: 128, new_tokens: 256}``, with an
+    optional ``dtype`` (bf16, fp16, fp32; default the model's own)."""
+    if "seq_len" in mapping:
+        raise ConfigError(
+            f"{where}:{mapping['seq_len'][1]}: {what}: a generation's prompt is prompt_len, "
+            "not seq_len (inputs: {batch_size: 8, prompt_len: 128, new_tokens: 256})"
+        )
+    _no_unknown(mapping, _GENERATION_KEYS + _GENERATION_OPTIONAL, f"{what}: inputs", where)
+    for key in _GENERATION_KEYS:
+        if key not in mapping:
+            raise ConfigError(
+                f"{where}:{inputs_y.line}: {what}: a generation's inputs need {key} "
+                "(e.g. inputs: {batch_size: 8, prompt_len: 128, new_tokens: 256})"
+            )
+    dtype: str | None = None
+    if "dtype" in mapping:
+        dtype_y = mapping["dtype"][0]
+        dtype = _text(dtype_y, f"{what}: inputs.dtype must be a dtype name", where).strip()
+        if dtype.lower() not in DTYPE_NAMES:
+            raise ConfigError(
+                f"{where}:{dtype_y.line}: {what}: inputs.dtype must be one of "
+                f"{', '.join(DTYPE_NAMES)} (got {dtype!r})"
+            )
+    prompt = _positive_int(mapping["prompt_len"][0], f"{what}: prompt_len", where)
+    return Inputs(
+        batch_size=_positive_int(mapping["batch_size"][0], f"{what}: batch_size", where),
+        seq_len=prompt,
+        prompt_len=prompt,
+        new_tokens=_positive_int(mapping["new_tokens"][0], f"{what}: new_tokens", where),
+        dtype=dtype,
     )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from predictor.errors import ConfigError
 from predictor.gate.budgets import Budgets, ModelBudget, Span, parse_budgets
 from predictor.gate.checks import glob_to_regex, module_nodes
+from predictor.gate.generation import quantity_label, quantity_value
 from predictor.gate.units import format_budget, format_energy, parse_energy
 from predictor.trace.tree import EnergyTree
 
@@ -41,9 +42,13 @@ class BudgetChange:
     new_j: float
     new_text: str
     value_j: float
+    #: A generation's quantity (``per_token``, ``per_request``) instead of a node's energy.
+    quantity: str | None = None
 
     @property
     def subject(self) -> str:
+        if self.quantity is not None:
+            return f"{self.model} {quantity_label(self.quantity)}"
         return self.model if self.pattern is None else f"{self.model} / {self.pattern}"
 
     @property
@@ -129,6 +134,16 @@ def _model_changes(
                 entry.name, None, entry.budget_line, entry.budget_j, *target, value
             )
             out.append((entry.budget_span, change))
+    for q in entry.quantities:  # a generation's per_token / per_request
+        values = [v for v in (quantity_value(t, q.quantity) for t in trees) if v is not None]
+        if q.span is None or not values:
+            continue
+        target = _target(max(values), q.budget_j, headroom, all_budgets)
+        if target is not None:
+            change = BudgetChange(
+                entry.name, None, q.line, q.budget_j, *target, max(values), quantity=q.quantity
+            )
+            out.append((q.span, change))
     modules = [module_nodes(t) for t in trees]
     for budget in entry.modules:
         if budget.span is None:
@@ -186,7 +201,10 @@ def _verify(text: str, path: Path | None, changes: list[BudgetChange]) -> None:
     updated = parse_budgets(text, path)
     for change in changes:
         entry = updated.models[change.model]
-        if change.pattern is None:
+        got: float | None
+        if change.quantity is not None:
+            got = next(q.budget_j for q in entry.quantities if q.quantity == change.quantity)
+        elif change.pattern is None:
             got = entry.budget_j
         else:
             got = next(m.budget_j for m in entry.modules if m.pattern == change.pattern)

@@ -13,6 +13,7 @@ from predictor.errors import ConfigError
 from predictor.gate.budgets import BUDGETS_VERSION, DEFAULT_TOLERANCE, ModelBudget
 from predictor.gate.checks import glob_to_regex, module_nodes
 from predictor.gate.escape import printable
+from predictor.gate.generation import BUDGET_QUANTITIES, quantity_label, quantity_value
 from predictor.gate.units import format_budget
 from predictor.trace.tree import EnergyTree
 
@@ -86,12 +87,28 @@ def render_budgets_yaml(
         lines.append(f"  {_yaml_str(entry.name)}:")
         if entry.spec != entry.name:
             lines.append(f"    model: {_yaml_str(entry.spec)}")
-        if entry.inputs is not None:
+        if entry.inputs is not None and entry.inputs.generation:
+            w = entry.inputs.workload()
+            dtype = f", dtype: {w.dtype}" if w.dtype else ""
+            lines.append(
+                f"    inputs: {{batch_size: {w.batch_size}, prompt_len: {w.prompt_len}, "
+                f"new_tokens: {w.new_tokens}{dtype}}}"
+            )
+        elif entry.inputs is not None:
             lines.append(
                 f"    inputs: {{batch_size: {entry.inputs.batch_size}, "
                 f"seq_len: {entry.inputs.seq_len}}}"
             )
-        lines.append(f"    budget: {format_budget(total * (1.0 + headroom))}")
+        for key in BUDGET_QUANTITIES:  # a generation: J per output token, per request
+            value = quantity_value(tree, key)
+            if value is not None:
+                lines.append(
+                    f"    {key}: {format_budget(value * (1.0 + headroom))}"
+                    f"{'':<{max(1, 20 - len(key) - len(format_budget(value * (1.0 + headroom))))}}"
+                    f"# J {quantity_label(key)}"
+                )
+        per_step = "  # per decode step of the batch" if quantity_value(tree, "per_token") else ""
+        lines.append(f"    budget: {format_budget(total * (1.0 + headroom))}{per_step}")
         globs = suggest_module_globs(tree)
         modules = module_nodes(tree)
         for pattern in extra:

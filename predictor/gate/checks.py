@@ -19,6 +19,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from predictor.errors import ConfigError
+from predictor.gate.generation import (
+    QUANTITIES,
+    generation_summary,
+    quantity_label,
+    quantity_value,
+)
 from predictor.gate.json_fields import get_field, json_type
 from predictor.gate.units import format_energy_pair, format_percent, parse_energy
 from predictor.trace.tree import EnergyTree, Node
@@ -103,6 +109,8 @@ class Check:
     plus the tolerance). ``value_j`` is None when the profile gave no prediction: that fails.
     ``origin`` says where the limit was set: ``"budgets"`` (the budgets file, at ``line``),
     ``"marker"`` (a test's ``energy_budget`` marker) or ``"compare"`` (the base report).
+    ``quantity`` names a generation quantity (:data:`predictor.gate.generation.QUANTITIES`:
+    ``per_token``, ``per_request`` ...) checked instead of a node's energy.
     """
 
     model: str
@@ -115,6 +123,7 @@ class Check:
     tolerance: float | None = None
     origin: str = "budgets"
     line: int = 0
+    quantity: str | None = None
 
     @property
     def excess(self) -> float:
@@ -130,6 +139,8 @@ class Check:
 
     @property
     def subject(self) -> str:
+        if self.quantity is not None:
+            return f"{self.model} {quantity_label(self.quantity)}"
         return self.model if self.module is None else f"{self.model} / {self.module}"
 
     def message(self) -> str:
@@ -158,6 +169,7 @@ class Check:
             "tolerance": self.tolerance,
             "origin": self.origin,
             "line": self.line,
+            "quantity": self.quantity,
             "passed": self.passed,
         }
 
@@ -179,6 +191,7 @@ class Check:
             # reports written before these fields: compare checks came from the base report
             origin=str(data.get("origin") or ("compare" if kind == "compare" else "budgets")),
             line=int(data.get("line") or 0),
+            quantity=None if data.get("quantity") is None else str(data["quantity"]),
         )
 
 
@@ -232,6 +245,7 @@ class ModelResult:
             "batch_size": self.tree.batch_size,
             "seq_len": self.tree.seq_len,
             "energy_j": self.energy_j,
+            "generation": _plain_summary(self.tree),
             "passed": self.passed,
             "checks": [c.to_dict() for c in self.checks],
             "warnings": list(self.warnings),
@@ -270,6 +284,12 @@ class ModelResult:
             inputs=get_field(data, "inputs", str, where),
             entry=get_field(data, "entry", str, where),
         )
+
+
+def _plain_summary(tree: EnergyTree) -> dict[str, Any] | None:
+    """A generation's summary (per phase, per token, per request; joules), or None."""
+    summary = generation_summary(tree)
+    return dict(summary) if summary is not None else None
 
 
 @dataclass(frozen=True)
@@ -344,6 +364,15 @@ def check_tree(
     limits += [_Limit(m.module, m.budget_j, origin="marker") for m in extra]
     checks: list[Check] = []
     warnings: list[str] = []
+    for q in budget.quantities if budget is not None else ():
+        value = quantity_value(tree, q.quantity)
+        if value is None:
+            warnings.append(
+                f"{model}: a {quantity_label(q.quantity)} budget (line {q.line}) needs a "
+                "generation workload: give inputs prompt_len and new_tokens"
+            )
+            continue
+        checks.append(Check(model, None, None, value, q.budget_j, line=q.line, quantity=q.quantity))
     modules = module_nodes(tree) if any(lim.pattern is not None for lim in limits) else {}
     for lim in limits:
         if lim.pattern is None:
@@ -389,7 +418,8 @@ def check_tree(
 
 
 def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float) -> list[Check]:
-    """Checks of head against base: the total and every module present in both.
+    """Checks of head against base: the total, every module present in both, and for a
+    generation its quantities (:data:`predictor.gate.generation.QUANTITIES`).
 
     A value fails when it exceeds ``base * (1 + tolerance)``. New modules have no base and are
     not checked (the diff lists them).
@@ -401,7 +431,7 @@ def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float
     for fqn, node in module_nodes(head).items():
         if fqn in base_modules:
             pairs.append((fqn, node.energy_j, base_modules[fqn].energy_j))
-    return [
+    out = [
         Check(
             model=name,
             module=module,
@@ -416,6 +446,25 @@ def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float
         for module, value, base_j in pairs
         if base_j is not None
     ]
+    for key in QUANTITIES:  # a generation: per token, per request, each phase
+        before, after = quantity_value(base, key), quantity_value(head, key)
+        if before is None or after is None:
+            continue
+        out.append(
+            Check(
+                model=name,
+                module=None,
+                pattern=None,
+                value_j=after,
+                limit_j=before * (1.0 + tolerance),
+                kind="compare",
+                base_j=before,
+                tolerance=tolerance,
+                origin="compare",
+                quantity=key,
+            )
+        )
+    return out
 
 
 def violations(results: Sequence[ModelResult]) -> list[Check]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from predictor.gate.checks import ModelResult, module_nodes
 from predictor.gate.escape import md_code, md_text
+from predictor.gate.generation import QUANTITIES, quantity_value
 from predictor.gate.report import Report
 from predictor.gate.scope import EnergyScope, energy_scope
 from predictor.gate.summary import (
@@ -84,6 +85,9 @@ class ModelDiff:
     #: ``(base inputs, head inputs)`` when the two runs predicted the model on different
     #: inputs: its change is (partly) the inputs', not the code's.
     inputs_changed: tuple[str | None, str | None] | None = None
+    #: A generation's quantities (J per output token, per request, prefill, decode), named by
+    #: their labels; empty for a forward pass. Its modules are those of a decode step.
+    generation: list[ModuleChange] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -159,6 +163,7 @@ class ReportDiff:
                 {
                     **change(m.total),
                     "inputs_changed": list(m.inputs_changed) if m.inputs_changed else None,
+                    "generation": [change(c) for c in m.generation],
                     "modules": [change(c) for c in m.modules],
                 }
                 for m in self.models
@@ -194,7 +199,12 @@ def diff_trees(name: str, base: EnergyTree | None, head: EnergyTree | None) -> M
         base.root.energy_j if base is not None else None,
         head.root.energy_j if head is not None else None,
     )
-    return ModelDiff(name, total, changes)
+    generation = [
+        ModuleChange(q.label, quantity_value(base, key), quantity_value(head, key))
+        for key, q in QUANTITIES.items()
+        if quantity_value(base, key) is not None or quantity_value(head, key) is not None
+    ]
+    return ModelDiff(name, total, changes, generation=generation)
 
 
 _Key = tuple[str, str | None, str]
@@ -373,6 +383,21 @@ def render_markdown(diff: ReportDiff, top: int = 10, *, picture: str | None = No
             f"| {md_text(m.name)} | {_fmt(t.base_j)} | {_fmt(t.head_j)} | {format_delta(t)} |"
         )
     lines.append("")
+    generations = [m for m in diff.models if m.generation]
+    if generations:
+        lines += [
+            "Generation (the model's energy and modules above are per decode step):",
+            "",
+            "| Model | Quantity | Base | Head | Change |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for m in generations:
+            for c in m.generation:
+                lines.append(
+                    f"| {md_text(m.name)} | {md_text(c.fqn)} | {_fmt(c.base_j)} | "
+                    f"{_fmt(c.head_j)} | {format_delta(c)} |"
+                )
+        lines.append("")
     if diff.unsupported:
         lines += ["**Unsupported ops (not counted in the prediction):**", ""]
         lines += [
@@ -460,6 +485,15 @@ def render_table(diff: ReportDiff, top: int = 10) -> str:
         for m in diff.models
     ]
     lines += _table(rows)
+    generation_rows = [
+        (f"{m.name} {c.fqn}", _fmt(c.base_j), _fmt(c.head_j), format_delta(c))
+        for m in diff.models
+        for c in m.generation
+    ]
+    if generation_rows:
+        lines.append("")
+        lines.append("generation (model and module energies are per decode step)")
+        lines += _table([("quantity", "base", "head", "change"), *generation_rows])
     for m in diff.models:
         if m.status in ("new", "removed"):
             continue

@@ -38,10 +38,18 @@ from predictor.trace.tree import EnergyTree
 
 if TYPE_CHECKING:
     from predictor.gate.budgets_update import BudgetsUpdate
+    from predictor.learn.generation import GenerationPrediction
     from predictor.learn.profile import Profile
     from predictor.measure.metering import Metering, Outcome
 
-__all__ = ["EnergyGate", "open_gate", "predict_spec", "read_budgets_file", "trace_spec"]
+__all__ = [
+    "EnergyGate",
+    "open_gate",
+    "predict_generation_spec",
+    "predict_spec",
+    "read_budgets_file",
+    "trace_spec",
+]
 
 
 def read_budgets_file(path: Path, source: str) -> Budgets:
@@ -216,7 +224,14 @@ class EnergyGate:
                     f"{self.budgets.location(entry.line)}: model {entry.name!r}: "
                     f"{_yaml_wording(exc, entry)}"
                 ) from None
-            if self.metering is not None:
+            if self.metering is not None and entry.inputs.generation:
+                tree.meta["metering"] = {
+                    "measured": False,
+                    "note": f"{entry.name}: not metered: a generation workload is predicted "
+                    "only (meters measure one forward pass); its budgets judge the prediction",
+                    "gaps": [],
+                }
+            elif self.metering is not None:
                 # predicted on the meta device: metering rebuilds it with real weights
                 try:
                     tree = self._judge(self.metering.measure_spec(entry.spec, tree))
@@ -238,11 +253,17 @@ class EnergyGate:
     ) -> EnergyTree:
         """Trace a model built in test code on its example ``inputs`` (a tensor, a tuple or list
         of positional inputs, or a mapping of keyword inputs), predict it, and measure it when
-        metering."""
+        metering. ``inputs`` a :class:`~predictor.trace.workload.Workload`: the model (a
+        causal LM) generates, and the tree returned is its mean decode step's, with the
+        generation's summary in ``meta["generation"]``."""
         from predictor.gate.timeout import time_limit
         from predictor.trace.inputs import split_inputs
         from predictor.trace.tracer import build_tree
+        from predictor.trace.workload import Workload
 
+        if isinstance(inputs, Workload):  # a generation: predicted, never metered
+            with time_limit(self.options.timeout_s, f"model {name!r}"):
+                return predict_generation_model(model, inputs, self.profile, name=name).decode_step
         with time_limit(self.options.timeout_s, f"model {name!r}"):
             tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
             predicted = self.profile.predict(tree)
@@ -504,12 +525,50 @@ def trace_spec(
 
 def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
     """Build an entry's model from its spec and inputs (:func:`trace_spec`) and predict it;
-    the tree's root takes the entry's name."""
+    the tree's root takes the entry's name. A generation entry's tree is its mean decode
+    step's (:func:`predict_generation_spec`), with the generation's summary in its meta."""
     if entry.inputs is None:
         raise ModelError(f"model {entry.name!r} has no inputs to build it with")
+    if entry.inputs.generation:
+        return predict_generation_spec(
+            entry.spec, entry.inputs, profile, name=entry.name
+        ).decode_step
     tree = trace_spec(entry.spec, entry.inputs)
     tree.root.name = entry.name
     return profile.predict(tree)
+
+
+def predict_generation_spec(
+    spec: str, inputs: Inputs, profile: Profile, *, name: str | None = None
+) -> GenerationPrediction:
+    """Build a spec's causal LM in the workload's dtype on the meta device, trace the
+    generation ``inputs`` describe (prefill, decode steps) in the profile's counting and
+    predict it (:func:`predictor.learn.generation.predict_generation`)."""
+    from predictor.trace.generation import build_generation_model
+
+    return predict_generation_model(
+        build_generation_model(spec, inputs.workload().dtype),
+        inputs.workload(),
+        profile,
+        name=name or spec,
+    )
+
+
+def predict_generation_model(
+    model: Any, workload: Any, profile: Profile, *, name: str
+) -> GenerationPrediction:
+    """Trace and predict a causal LM (an ``nn.Module``) through a
+    :class:`~predictor.trace.workload.Workload`."""
+    from predictor.learn.generation import predict_generation
+    from predictor.trace.generation import model_in_dtype, trace_generation
+
+    mode = str(getattr(profile, "counting_mode", "native"))
+    if mode not in ("irene", "native"):
+        mode = "native"
+    trees = trace_generation(
+        model_in_dtype(model, workload.dtype), workload, name=name, counting_mode=mode
+    )
+    return predict_generation(trees, profile)
 
 
 def _yaml_wording(exc: IreneError, entry: ModelBudget) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from predictor.gate.checks import Check, ModelResult, worst
 from predictor.gate.escape import md_code, md_text, printable
+from predictor.gate.generation import generation_line, quantity_value
 from predictor.gate.scope import energy_scope
 from predictor.gate.units import format_energy, format_percent
 from predictor.trace.tree import EnergyTree, Node
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_status",
+    "energy_cell",
     "hottest_nodes",
     "labels",
     "name_collisions",
@@ -124,6 +126,18 @@ def _extrapolated(result: ModelResult) -> list[Node]:
     return [n for n in result.tree.walk() if n.extrapolated]
 
 
+def energy_cell(result: ModelResult) -> str:
+    """A model's energy in one cell: the whole model (a forward pass), or for a generation
+    its joules per output token and per request and per decode step (``—`` when unknown)."""
+    per_token = quantity_value(result.tree, "per_token")
+    if per_token is not None:
+        per_request = quantity_value(result.tree, "per_request")
+        step = format_energy(result.energy_j) if result.energy_j is not None else "?"
+        request = format_energy(per_request) if per_request is not None else "?"
+        return f"{format_energy(per_token)}/token, {request}/request ({step}/decode step)"
+    return format_energy(result.energy_j) if result.energy_j is not None else "—"
+
+
 def summary_messages(gate: EnergyGate, *, list_violations: bool = True) -> list[tuple[str, str]]:
     """The messages under the table, each ``(text, rich style)`` and one line: what the
     joules describe, hottest nodes, extrapolated nodes, unsupported ops, every violation
@@ -138,9 +152,14 @@ def summary_messages(gate: EnergyGate, *, list_violations: bool = True) -> list[
         (f"joules of {energy_scope(profile_identity(gate.profile)).line()}", "dim")
     ]
     for result, label in zip(results, names, strict=True):
+        line = generation_line(result.tree)
+        if line:
+            out.append((f"{label} generation: {line}", ""))
+    for result, label in zip(results, names, strict=True):
         hot = ", ".join(f"{n.name} {format_energy(e)}" for n, e in hottest_nodes(result))
         if hot:
-            out.append((f"{label} hottest nodes (own energy): {hot}", ""))
+            per_step = " per decode step" if generation_line(result.tree) else ""
+            out.append((f"{label} hottest nodes (own energy{per_step}): {hot}", ""))
     for result, label in zip(results, names, strict=True):
         extrapolated = _extrapolated(result)
         if extrapolated:
@@ -196,7 +215,7 @@ def print_summary(
         table.add_column("extrapolated nodes", justify="right")
         for result, label in zip(results, labels(results), strict=True):
             status, style = check_status(result)
-            total = format_energy(result.energy_j) if result.energy_j is not None else "—"
+            total = energy_cell(result)
             n_extra = len(_extrapolated(result))
             table.add_row(
                 Text(printable(label)),
@@ -277,7 +296,7 @@ def render_summary_markdown(report: Report, *, picture: str | None = None) -> st
     if report.models:
         lines += ["| Model | Inputs | Energy |", "|---|---|---:|"]
         for m in report.models:
-            total = format_energy(m.energy_j) if m.energy_j is not None else "—"
+            total = energy_cell(m)
             inputs = md_text(m.inputs) if m.inputs else "—"
             lines.append(f"| {md_text(m.name)} | {inputs} | {total} |")
     unsupported = [(m.name, unsupported_ops_text(m.tree)) for m in report.models]
@@ -322,7 +341,7 @@ def render_report_text(report: Report) -> str:
         ]
     for m, label in zip(report.models, labels(report.models), strict=True):
         status, _ = check_status(m)
-        total = format_energy(m.energy_j) if m.energy_j is not None else "no prediction"
+        total = energy_cell(m) if m.energy_j is not None else "no prediction"
         worst_cell = worst_text(m.checks)
         lines.append(
             f"  {printable(label)} ({printable(m.inputs or 'no inputs')}): {total}, {status}"

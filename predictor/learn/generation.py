@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from predictor.errors import ModelError
-from predictor.trace.generation import Workload
 from predictor.trace.tree import EnergyTree
+from predictor.trace.workload import Workload
 
 if TYPE_CHECKING:
     from predictor.learn.profile import Profile

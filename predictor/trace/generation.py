@@ -50,6 +50,7 @@ from predictor.trace.features import default_ops
 from predictor.trace.kernels import BMM, COPY, SOFTMAX
 from predictor.trace.ops import OpCall, OpCount, OpRegistry
 from predictor.trace.tree import EnergyTree
+from predictor.trace.workload import DTYPE_NAMES, Workload
 
 __all__ = [
     "ATTENTION_IMPLEMENTATION",
@@ -78,11 +79,8 @@ ATTENTION_IMPLEMENTATION = "irene_fused"
 
 #: dtype names a workload may give (``--dtype``), by torch dtype.
 DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
+    name: getattr(torch, full) for name, full in DTYPE_NAMES.items() if name == full
 }
-_DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 
 _FP32 = 4
 
@@ -90,62 +88,12 @@ _FP32 = 4
 # --------------------------------------------------------------------------- the workload
 
 
-@dataclass(frozen=True)
-class Workload:
-    """A generation: ``batch_size`` sequences decoded together, each with a prompt of
-    ``prompt_len`` tokens and ``new_tokens`` generated tokens (the prefill yields the first,
-    ``new_tokens - 1`` decode steps the rest). ``dtype``: the weights' and activations' dtype
-    (None: the model's own)."""
-
-    batch_size: int
-    prompt_len: int
-    new_tokens: int
-    dtype: str | None = None
-
-    def __post_init__(self) -> None:
-        for label in ("batch_size", "prompt_len", "new_tokens"):
-            value = getattr(self, label)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ModelError(f"generation {label} must be an integer >= 1 (got {value!r})")
-        if self.dtype is not None:
-            resolve_dtype(self.dtype)
-
-    @property
-    def decode_steps(self) -> int:
-        """Decode steps per sequence: one per output token after the first."""
-        return self.new_tokens - 1
-
-    @property
-    def output_tokens(self) -> int:
-        """Output tokens of the whole batch."""
-        return self.batch_size * self.new_tokens
-
-    def describe(self) -> str:
-        """``batch_size=8, prompt_len=128, new_tokens=256``: how reports record the workload."""
-        text = (
-            f"batch_size={self.batch_size}, prompt_len={self.prompt_len}, "
-            f"new_tokens={self.new_tokens}"
-        )
-        return text + (f", dtype={self.dtype}" if self.dtype else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "batch_size": self.batch_size,
-            "prompt_len": self.prompt_len,
-            "new_tokens": self.new_tokens,
-            "dtype": self.dtype,
-        }
-
-
 def resolve_dtype(name: str) -> torch.dtype:
     """The torch dtype a name gives (``bfloat16``, ``bf16``, ``float16``, ``float32`` ...);
     ModelError naming the choices otherwise."""
-    key = _DTYPE_ALIASES.get(name.strip().lower(), name.strip().lower())
-    if key not in DTYPES:
-        raise ModelError(
-            f"dtype must be one of {', '.join(DTYPES)} (or bf16, fp16, fp32) (got {name!r})"
-        )
-    return DTYPES[key]
+    from predictor.trace.workload import dtype_name
+
+    return DTYPES[dtype_name(name)]
 
 
 # --------------------------------------------------------------------------- the two ops
@@ -628,7 +576,7 @@ def model_in_dtype(model: nn.Module, dtype: str | None = None) -> nn.Module:
         stated = getattr(getattr(model, "config", None), "dtype", None)
         if isinstance(stated, torch.dtype) and stated.is_floating_point:
             target = stated
-        elif isinstance(stated, str) and stated.strip().lower() in {*DTYPES, *_DTYPE_ALIASES}:
+        elif isinstance(stated, str) and stated.strip().lower() in DTYPE_NAMES:
             target = resolve_dtype(stated)
     first = next(model.parameters(), None)
     if target is None or first is None or first.dtype == target:

@@ -1,0 +1,81 @@
+"""A generation workload: how many sequences, how long their prompts, how many new tokens.
+
+Kept apart from torch (the budgets parser and the CLI build one without importing it); the
+traces of a workload are :mod:`predictor.trace.generation`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from predictor.errors import ModelError
+
+__all__ = ["DTYPE_NAMES", "Workload", "dtype_name"]
+
+#: The dtype names a workload takes (``--dtype``, ``inputs: {dtype: ...}``) -> torch's name.
+DTYPE_NAMES: dict[str, str] = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+
+
+def dtype_name(name: str) -> str:
+    """torch's name of a dtype name (``bf16`` -> ``bfloat16``); ModelError naming the
+    choices for any other."""
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in DTYPE_NAMES:
+        raise ModelError(f"dtype must be one of {', '.join(DTYPE_NAMES)} (got {name!r})")
+    return DTYPE_NAMES[key]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A generation: ``batch_size`` sequences decoded together, each with a prompt of
+    ``prompt_len`` tokens and ``new_tokens`` generated tokens (the prefill yields the first,
+    ``new_tokens - 1`` decode steps the rest). ``dtype``: the weights' and activations' dtype
+    (None: the model's own)."""
+
+    batch_size: int
+    prompt_len: int
+    new_tokens: int
+    dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        for label in ("batch_size", "prompt_len", "new_tokens"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ModelError(f"generation {label} must be an integer >= 1 (got {value!r})")
+        if self.dtype is not None:
+            dtype_name(self.dtype)
+
+    @property
+    def decode_steps(self) -> int:
+        """Decode steps per sequence: one per output token after the first."""
+        return self.new_tokens - 1
+
+    @property
+    def output_tokens(self) -> int:
+        """Output tokens of the whole batch."""
+        return self.batch_size * self.new_tokens
+
+    def describe(self) -> str:
+        """``batch_size=8, prompt_len=128, new_tokens=256``: how reports record the workload."""
+        text = (
+            f"batch_size={self.batch_size}, prompt_len={self.prompt_len}, "
+            f"new_tokens={self.new_tokens}"
+        )
+        return text + (f", dtype={self.dtype}" if self.dtype else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "prompt_len": self.prompt_len,
+            "new_tokens": self.new_tokens,
+            "dtype": self.dtype,
+        }
