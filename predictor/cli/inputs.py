@@ -69,6 +69,14 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         "(a KV cache of the growing context) instead of one forward pass",
     )
     group.add_argument(
+        "--prefill-batch",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="with --new-tokens: prompts per prefill pass (default: the whole batch at once; "
+        "1: each request on its own, as a server with continuous batching admits them)",
+    )
+    group.add_argument(
         "--dtype",
         choices=("fp32", "bf16", "fp16"),
         default=None,
@@ -82,12 +90,19 @@ def inputs_from_args(args: argparse.Namespace) -> Inputs:
     prompt = getattr(args, "prompt_len", None)
     new = getattr(args, "new_tokens", None)
     dtype = getattr(args, "dtype", None)
-    if prompt is not None and new is None:
-        from predictor.errors import ConfigError
+    prefill = getattr(args, "prefill_batch", None)
+    from predictor.errors import ConfigError
 
+    for flag, value in (("--prompt-len", prompt), ("--prefill-batch", prefill)):
+        if value is not None and new is None:
+            raise ConfigError(
+                f"{flag} {value} describes a generation: give --new-tokens N too (the "
+                "tokens to generate), or --seq-len for one forward pass"
+            )
+    if prefill is not None and prefill > args.batch_size:
         raise ConfigError(
-            f"--prompt-len {prompt} describes a generation: give --new-tokens N too (the "
-            "tokens to generate), or --seq-len for one forward pass"
+            f"--prefill-batch {prefill} is more prompts than the batch holds "
+            f"(--batch-size {args.batch_size}); give 1 to {args.batch_size}"
         )
     if new is not None:
         prompt = int(prompt if prompt is not None else args.seq_len)
@@ -97,5 +112,6 @@ def inputs_from_args(args: argparse.Namespace) -> Inputs:
             prompt_len=prompt,
             new_tokens=int(new),
             dtype=dtype,
+            prefill_batch=prefill,
         )
     return Inputs(batch_size=int(args.batch_size), seq_len=int(args.seq_len), dtype=dtype)

@@ -196,6 +196,12 @@ def format_markdown(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: i
     return "\n".join(lines) + "\n"
 
 
+def _prefill_text(w: Any) -> str:
+    if w.prefill_size == w.batch_size:
+        return "the batch's prompts in one pass"
+    return f"{w.prefill_passes:g} passes of {w.prefill_size} prompt(s)"
+
+
 def generation_text(energy: GenerationEnergy) -> list[str]:
     """The generation's joules, for a terminal."""
     from predictor.gate.units import format_energy as fe
@@ -206,7 +212,7 @@ def generation_text(energy: GenerationEnergy) -> list[str]:
         f"tokens{f', {w.dtype}' if w.dtype else ''}",
         f"  {fe(energy.j_per_output_token)} per output token, {fe(energy.j_per_request)} per "
         "request",
-        f"  prefill {fe(energy.prefill_j)} (the batch's prompts), decode {fe(energy.decode_j)} "
+        f"  prefill {fe(energy.prefill_j)} ({_prefill_text(w)}), decode {fe(energy.decode_j)} "
         f"({w.decode_steps} steps of the batch, {fe(energy.decode_step_j)} each on average)",
     ]
     if energy.overhead_j > 0:
@@ -237,7 +243,7 @@ def _generation_markdown(energy: GenerationEnergy) -> list[str]:
         "|---|---:|",
         f"| per output token | {fe(energy.j_per_output_token)} |",
         f"| per request | {fe(energy.j_per_request)} |",
-        f"| prefill (the batch) | {fe(energy.prefill_j)} |",
+        f"| prefill ({_prefill_text(w)}) | {fe(energy.prefill_j)} |",
         f"| decode ({w.decode_steps} steps of the batch) | {fe(energy.decode_j)} |",
         f"| decode step (mean) | {fe(energy.decode_step_j)} |",
         f"| decode sum's error bound | {fe(energy.decode_bound_j)} |",

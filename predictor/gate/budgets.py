@@ -90,6 +90,8 @@ class Inputs:
     new_tokens: int | None = None
     #: The dtype the model is built in (None: the model's own).
     dtype: str | None = None
+    #: A generation's prompts per prefill pass (None: the whole batch at once).
+    prefill_batch: int | None = None
 
     @property
     def generation(self) -> bool:
@@ -105,6 +107,7 @@ class Inputs:
             self.prompt_len if self.prompt_len is not None else self.seq_len,
             self.new_tokens,
             self.dtype,
+            self.prefill_batch,
         )
 
     def describe(self) -> str:
@@ -368,7 +371,7 @@ _MODEL_KEYS = ("model", "inputs", "budget", "tolerance", "modules", *BUDGET_QUAN
 _INPUT_KEYS = ("batch_size", "seq_len")
 #: A generation's inputs: batch_size, prompt_len, new_tokens (dtype optional).
 _GENERATION_KEYS = ("batch_size", "prompt_len", "new_tokens")
-_GENERATION_OPTIONAL = ("dtype",)
+_GENERATION_OPTIONAL = ("dtype", "prefill_batch")
 
 
 def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
@@ -516,7 +519,8 @@ def _generation_inputs(
     mapping: dict[str, tuple[_Y, int]], inputs_y: _Y, what: str, where: str
 ) -> Inputs:
     """A generation's inputs: ``{batch_size: 8, prompt_len: 128, new_tokens: 256}``, with an
-    optional ``dtype`` (bf16, fp16, fp32; default the model's own)."""
+    optional ``dtype`` (bf16, fp16, fp32; default the model's own) and ``prefill_batch``
+    (prompts per prefill pass, 1 to batch_size; default the whole batch)."""
     if "seq_len" in mapping:
         raise ConfigError(
             f"{where}:{mapping['seq_len'][1]}: {what}: a generation's prompt is prompt_len, "
@@ -539,12 +543,23 @@ def _generation_inputs(
                 f"{', '.join(DTYPE_NAMES)} (got {dtype!r})"
             )
     prompt = _positive_int(mapping["prompt_len"][0], f"{what}: prompt_len", where)
+    batch = _positive_int(mapping["batch_size"][0], f"{what}: batch_size", where)
+    prefill: int | None = None
+    if "prefill_batch" in mapping:
+        prefill_y = mapping["prefill_batch"][0]
+        prefill = _positive_int(prefill_y, f"{what}: prefill_batch", where)
+        if prefill > batch:
+            raise ConfigError(
+                f"{where}:{prefill_y.line}: {what}: prefill_batch {prefill} is more prompts "
+                f"than the batch holds ({batch}); give 1 to {batch}"
+            )
     return Inputs(
-        batch_size=_positive_int(mapping["batch_size"][0], f"{what}: batch_size", where),
+        batch_size=batch,
         seq_len=prompt,
         prompt_len=prompt,
         new_tokens=_positive_int(mapping["new_tokens"][0], f"{what}: new_tokens", where),
         dtype=dtype,
+        prefill_batch=prefill,
     )
 
 

@@ -89,10 +89,12 @@ def render_budgets_yaml(
             lines.append(f"    model: {_yaml_str(entry.spec)}")
         if entry.inputs is not None and entry.inputs.generation:
             w = entry.inputs.workload()
-            dtype = f", dtype: {w.dtype}" if w.dtype else ""
+            shape = f", dtype: {w.dtype}" if w.dtype else ""
+            if w.prefill_batch is not None:
+                shape += f", prefill_batch: {w.prefill_batch}"
             lines.append(
                 f"    inputs: {{batch_size: {w.batch_size}, prompt_len: {w.prompt_len}, "
-                f"new_tokens: {w.new_tokens}{dtype}}}"
+                f"new_tokens: {w.new_tokens}{shape}}}"
             )
         elif entry.inputs is not None:
             lines.append(

@@ -3,8 +3,10 @@
 :func:`predict_generation` predicts the traced phases of a generation
 (:func:`predictor.trace.generation.trace_generation`) with any profile and sums them:
 
-- ``prefill_j``: the prefill pass of the whole batch (its tree's root), plus the serving
-  engine's time per admitted request (:class:`ServingOverhead`) at the GPU's idle power;
+- ``prefill_j``: the prefill passes that admit the whole batch (the prefill tree's root,
+  times ``prefill_passes``: one pass of the batch, or one per request with ``prefill_batch``
+  1), plus the serving engine's time per admitted request (:class:`ServingOverhead`) at the
+  GPU's idle power;
 - ``decode_j``: every decode step of the whole batch. A step's energy is its tree's root (the
   GPU kernels) plus the serving overhead of a step (scheduling, sampling over the vocabulary,
   streaming: host time during which the GPU draws its idle power). The steps see caches of
@@ -209,6 +211,7 @@ class GenerationEnergy:
                 int(w["prompt_len"]),
                 int(w["new_tokens"]),
                 None if w.get("dtype") is None else str(w["dtype"]),
+                None if w.get("prefill_batch") is None else int(w["prefill_batch"]),
             )
             return cls(
                 workload=workload,
@@ -277,7 +280,7 @@ def predict_generation(
     overhead = serving if serving is not None else serving_overhead(profile)
     vocab = int(trees.cache.get("vocab_size") or 0)
     prefill = profile.predict(trees.prefill)
-    prefill_kernels = _root_j(prefill)
+    prefill_kernels = _root_j(prefill) * w.prefill_passes
     prefill_over = overhead.prefill_energy_j(w.batch_size)
     step_over = overhead.step_energy_j(w.batch_size, vocab)
     samples: list[DecodeSample] = []
@@ -319,6 +322,7 @@ def predict_generation(
             "summary": energy.to_dict(),
             "prefill": {
                 "energy_j": prefill_kernels,
+                "passes": w.prefill_passes,
                 "flops": prefill.root.flops,
                 "mem_bytes": prefill.root.mem_bytes,
             },

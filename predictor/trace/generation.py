@@ -382,6 +382,7 @@ def _trace(
     model: nn.Module,
     workload: Workload,
     *,
+    batch: int,
     tokens: int,
     cache_len: int,
     name: str,
@@ -395,7 +396,7 @@ def _trace(
     if first is None:
         raise ModelError(f"{name}: the model has no parameters to generate with")
     device = first.device
-    b = workload.batch_size
+    b = batch
     _check_positions(model, name, cache_len + tokens, phase)
     cache = _new_cache(model, b, cache_len, device)
     params = inspect.signature(model.forward).parameters
@@ -459,12 +460,14 @@ def trace_prefill(
     counting_mode: str = "native",
     ops: OpRegistry | None = None,
 ) -> EnergyTree:
-    """The prefill pass: ``prompt_len`` tokens per sequence into an empty cache, the logits of
-    the last position (the first output token). ``model`` is a causal LM (on the meta device
-    for a weightless trace), in the workload's dtype."""
+    """A prefill pass: ``prompt_len`` tokens of each of ``prefill_size`` sequences into an
+    empty cache, the logits of the last position (the first output token); the workload's
+    ``prefill_passes`` of it admit the batch. ``model`` is a causal LM (on the meta device for
+    a weightless trace), in the workload's dtype."""
     return _trace(
         model,
         workload,
+        batch=workload.prefill_size,
         tokens=workload.prompt_len,
         cache_len=0,
         name=name or type(model).__name__,
@@ -490,6 +493,7 @@ def trace_decode_step(
     return _trace(
         model,
         workload,
+        batch=workload.batch_size,
         tokens=1,
         cache_len=cache_len,
         name=name or type(model).__name__,

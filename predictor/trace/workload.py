@@ -39,12 +39,15 @@ class Workload:
     """A generation: ``batch_size`` sequences decoded together, each with a prompt of
     ``prompt_len`` tokens and ``new_tokens`` generated tokens (the prefill yields the first,
     ``new_tokens - 1`` decode steps the rest). ``dtype``: the weights' and activations' dtype
-    (None: the model's own)."""
+    (None: the model's own). ``prefill_batch``: prompts per prefill pass (None: the whole
+    batch at once; 1: each request's prompt on its own, as a server with continuous batching
+    admits requests as others finish, each prefill reading the weights again)."""
 
     batch_size: int
     prompt_len: int
     new_tokens: int
     dtype: str | None = None
+    prefill_batch: int | None = None
 
     def __post_init__(self) -> None:
         for label in ("batch_size", "prompt_len", "new_tokens"):
@@ -53,6 +56,24 @@ class Workload:
                 raise ModelError(f"generation {label} must be an integer >= 1 (got {value!r})")
         if self.dtype is not None:
             dtype_name(self.dtype)
+        p = self.prefill_batch
+        if p is not None and (
+            isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= self.batch_size
+        ):
+            raise ModelError(
+                f"generation prefill_batch must be an integer from 1 to batch_size "
+                f"{self.batch_size} (got {p!r})"
+            )
+
+    @property
+    def prefill_size(self) -> int:
+        """Prompts per prefill pass."""
+        return self.prefill_batch if self.prefill_batch is not None else self.batch_size
+
+    @property
+    def prefill_passes(self) -> float:
+        """Prefill passes of ``prefill_size`` prompts that admit the whole batch."""
+        return self.batch_size / self.prefill_size
 
     @property
     def decode_steps(self) -> int:
@@ -70,6 +91,8 @@ class Workload:
             f"batch_size={self.batch_size}, prompt_len={self.prompt_len}, "
             f"new_tokens={self.new_tokens}"
         )
+        if self.prefill_batch is not None:
+            text += f", prefill_batch={self.prefill_batch}"
         return text + (f", dtype={self.dtype}" if self.dtype else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,4 +101,5 @@ class Workload:
             "prompt_len": self.prompt_len,
             "new_tokens": self.new_tokens,
             "dtype": self.dtype,
+            "prefill_batch": self.prefill_batch,
         }
