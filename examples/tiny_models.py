@@ -1,14 +1,23 @@
 """Tiny Hugging Face models for examples and tests, built from config classes (no download).
 
 Use them as zoo specs: ``irene tree examples.tiny_models:tiny_bert --batch-size 2 --seq-len 16``.
-Both use eager attention so their trees have IrEne's MatMul / Softmax nodes.
+The encoders use eager attention so their trees have IrEne's MatMul / Softmax nodes. The tiny
+Llamas are causal LMs for generation workloads (``irene predict
+examples.tiny_models:tiny_llama --batch-size 8 --prompt-len 64 --new-tokens 32``).
 """
 
 from __future__ import annotations
 
-from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
+from transformers import (
+    BertConfig,
+    BertModel,
+    GPT2Config,
+    GPT2Model,
+    LlamaConfig,
+    LlamaForCausalLM,
+)
 
-__all__ = ["tiny_bert", "tiny_gpt2"]
+__all__ = ["tiny_bert", "tiny_gpt2", "tiny_llama", "tiny_llama_4_layers"]
 
 
 def tiny_bert() -> BertModel:
@@ -39,3 +48,24 @@ def tiny_gpt2() -> GPT2Model:
         attn_implementation="eager",
     )
     return GPT2Model(config).eval()
+
+
+def tiny_llama(layers: int = 2) -> LlamaForCausalLM:
+    """A 2-layer Llama causal LM with grouped-query attention: hidden 256, 8 query heads and 2
+    KV heads of 32, a gated MLP of 512, vocab 4096, 2048 positions, bf16."""
+    config = LlamaConfig(
+        vocab_size=4096,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        dtype="bfloat16",
+    )
+    return LlamaForCausalLM(config).to(config.dtype).eval()
+
+
+def tiny_llama_4_layers() -> LlamaForCausalLM:
+    """:func:`tiny_llama` grown to 4 layers."""
+    return tiny_llama(layers=4)
