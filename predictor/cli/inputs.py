@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from predictor.gate.budgets import Inputs
+from predictor.trace.dtypes import MODEL_DTYPES
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SEQ_LEN", "add_input_options", "inputs_from_args"]
 
@@ -33,7 +34,8 @@ def positive_int(text: str) -> int:
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """``-b/--batch-size`` and ``-s/--seq-len``: the token inputs the model is traced on."""
+    """``-b/--batch-size``, ``-s/--seq-len`` (the token inputs the model is traced on) and
+    ``--dtype`` (the dtype it is built in)."""
     group = parser.add_argument_group("model inputs")
     group.add_argument(
         "-b",
@@ -51,8 +53,18 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"sequence length of the token inputs (default {DEFAULT_SEQ_LEN})",
     )
+    group.add_argument(
+        "--dtype",
+        choices=tuple(MODEL_DTYPES),
+        default=None,
+        help="dtype the model is built in (default: the model's own, fp32 for zoo models)",
+    )
 
 
 def inputs_from_args(args: argparse.Namespace) -> Inputs:
     """The inputs :func:`add_input_options` parsed."""
-    return Inputs(batch_size=int(args.batch_size), seq_len=int(args.seq_len))
+    return Inputs(
+        batch_size=int(args.batch_size),
+        seq_len=int(args.seq_len),
+        dtype=getattr(args, "dtype", None),
+    )

@@ -40,6 +40,7 @@ import yaml
 from predictor.errors import ConfigError, OutputError
 from predictor.gate.checks import glob_to_regex
 from predictor.gate.units import parse_energy, parse_percent
+from predictor.trace.dtypes import MODEL_DTYPES
 
 __all__ = [
     "BUDGETS_VERSION",
@@ -80,10 +81,15 @@ class Inputs:
 
     batch_size: int
     seq_len: int
+    #: The dtype the model is built in (:data:`predictor.trace.dtypes.MODEL_DTYPES`); None:
+    #: the model's own.
+    dtype: str | None = None
 
     def describe(self) -> str:
-        """``batch_size=8, seq_len=128``: how reports record (and compare) the inputs."""
-        return f"batch_size={self.batch_size}, seq_len={self.seq_len}"
+        """``batch_size=8, seq_len=128`` (``, dtype=bf16`` when one is set): how reports
+        record (and compare) the inputs."""
+        text = f"batch_size={self.batch_size}, seq_len={self.seq_len}"
+        return text if self.dtype is None else f"{text}, dtype={self.dtype}"
 
 
 @dataclass(frozen=True)
@@ -324,6 +330,7 @@ _TOP_KEYS = ("version", "profile", "defaults", "models")
 _DEFAULT_KEYS = ("tolerance", "headroom")
 _MODEL_KEYS = ("model", "inputs", "budget", "tolerance", "modules")
 _INPUT_KEYS = ("batch_size", "seq_len")
+_OPTIONAL_INPUT_KEYS = ("dtype",)
 
 
 def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
@@ -415,16 +422,26 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
     if "inputs" in entry:
         inputs_y = entry["inputs"][0]
         mapping = _mapping(inputs_y, f"{what}: inputs", where)
-        _no_unknown(mapping, _INPUT_KEYS, f"{what}: inputs", where)
+        _no_unknown(mapping, _INPUT_KEYS + _OPTIONAL_INPUT_KEYS, f"{what}: inputs", where)
         for key in _INPUT_KEYS:
             if key not in mapping:
                 raise ConfigError(
                     f"{where}:{inputs_y.line}: {what}: inputs needs {key} "
                     "(e.g. inputs: {batch_size: 8, seq_len: 128})"
                 )
+        dtype: str | None = None
+        if "dtype" in mapping:
+            dtype_y = mapping["dtype"][0]
+            dtype = _text(dtype_y, f"{what}: inputs.dtype must be a name", where).strip()
+            if dtype not in MODEL_DTYPES:
+                raise ConfigError(
+                    f"{where}:{dtype_y.line}: {what}: inputs.dtype must be one of "
+                    f"{', '.join(MODEL_DTYPES)} (got {dtype!r})"
+                )
         inputs = Inputs(
             batch_size=_positive_int(mapping["batch_size"][0], f"{what}: batch_size", where),
             seq_len=_positive_int(mapping["seq_len"][0], f"{what}: seq_len", where),
+            dtype=dtype,
         )
     budget_j: float | None = None
     budget_line, budget_span = 0, None

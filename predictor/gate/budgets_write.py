@@ -87,9 +87,10 @@ def render_budgets_yaml(
         if entry.spec != entry.name:
             lines.append(f"    model: {_yaml_str(entry.spec)}")
         if entry.inputs is not None:
+            dtype = "" if entry.inputs.dtype is None else f", dtype: {entry.inputs.dtype}"
             lines.append(
                 f"    inputs: {{batch_size: {entry.inputs.batch_size}, "
-                f"seq_len: {entry.inputs.seq_len}}}"
+                f"seq_len: {entry.inputs.seq_len}{dtype}}}"
             )
         lines.append(f"    budget: {format_budget(total * (1.0 + headroom))}")
         globs = suggest_module_globs(tree)

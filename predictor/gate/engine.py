@@ -499,6 +499,7 @@ def trace_spec(
         inputs.seq_len,
         counting_mode=counting_mode,
         attn_implementation=attn_implementation,
+        dtype=inputs.dtype,
     )
 
 
