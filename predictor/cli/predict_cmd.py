@@ -190,14 +190,16 @@ def format_markdown(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: i
 def run(args: argparse.Namespace) -> int:
     from predictor.cli.inputs import inputs_from_args
     from predictor.cli.output import model_code, write_output
-    from predictor.gate.engine import trace_spec
+    from predictor.gate.engine import profile_counting, trace_spec
     from predictor.gate.report import profile_identity
     from predictor.gate.scope import energy_scope
     from predictor.learn.profile import load_profile
 
     profile = load_profile(args.profile)
     with model_code():
-        tree = trace_spec(args.model, inputs_from_args(args))
+        tree = trace_spec(
+            args.model, inputs_from_args(args), counting_mode=profile_counting(profile)
+        )
     profile.predict(tree)
     identity = profile_identity(profile)
     scope = energy_scope(identity)

@@ -38,10 +38,17 @@ from predictor.trace.tree import EnergyTree
 
 if TYPE_CHECKING:
     from predictor.gate.budgets_update import BudgetsUpdate
-    from predictor.learn.profile import Profile
+    from predictor.learn.profile import AnyProfile as Profile
     from predictor.measure.metering import Metering, Outcome
 
-__all__ = ["EnergyGate", "open_gate", "predict_spec", "read_budgets_file", "trace_spec"]
+__all__ = [
+    "EnergyGate",
+    "open_gate",
+    "predict_spec",
+    "profile_counting",
+    "read_budgets_file",
+    "trace_spec",
+]
 
 
 def read_budgets_file(path: Path, source: str) -> Budgets:
@@ -244,7 +251,14 @@ class EnergyGate:
         from predictor.trace.tracer import build_tree
 
         with time_limit(self.options.timeout_s, f"model {name!r}"):
-            tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
+            tree = build_tree(
+                model,
+                inputs,
+                name=name,
+                batch_size=batch_size,
+                seq_len=seq_len,
+                counting_mode=profile_counting(self.profile),
+            )
             predicted = self.profile.predict(tree)
         if self.metering is None:
             return predicted
@@ -481,6 +495,15 @@ def _profile_mismatch(base: Report, profile: Profile) -> str | None:
     )
 
 
+def profile_counting(profile: Profile) -> str:
+    """The counting mode a tree must be traced in for ``profile`` (its own: ``native`` for a
+    device profile, ``irene`` for the IrEne-trained ones; ``irene`` for a mixed one)."""
+    from predictor.trace.ops import COUNTING_MODES
+
+    mode = str(getattr(profile, "counting_mode", "irene"))
+    return mode if mode in COUNTING_MODES else "irene"
+
+
 def trace_spec(
     spec: str,
     inputs: Inputs,
@@ -508,7 +531,7 @@ def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
     the tree's root takes the entry's name."""
     if entry.inputs is None:
         raise ModelError(f"model {entry.name!r} has no inputs to build it with")
-    tree = trace_spec(entry.spec, entry.inputs)
+    tree = trace_spec(entry.spec, entry.inputs, counting_mode=profile_counting(profile))
     tree.root.name = entry.name
     return profile.predict(tree)
 
