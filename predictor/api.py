@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from predictor.trace.tree import EnergyTree
 
 if TYPE_CHECKING:
+    from predictor.devices.profile import DeviceProfile
     from predictor.learn.generation import GenerationPrediction
     from predictor.learn.profile import Profile
     from predictor.trace.inputs import Inputs
@@ -31,7 +32,7 @@ def predict(
     model: Any,
     inputs: Inputs,
     *,
-    profile: Profile | str | os.PathLike[str] | None = None,
+    profile: Profile | DeviceProfile | str | os.PathLike[str] | None = None,
     name: str | None = None,
 ) -> EnergyTree:
     """The predicted tree of ``model`` (an ``nn.Module``) on ``inputs``: joules on every node.
@@ -46,13 +47,13 @@ def predict(
     Raises ModelError (wrong inputs, including SequenceTooLong), TraceError (the forward
     fails) and ProfileError (no such profile, or one that cannot be trusted).
     """
+    from predictor.devices.profile import DeviceProfile
+    from predictor.gate.engine import profile_counting
     from predictor.learn.profile import Profile, load_profile
-    from predictor.trace.ops import COUNTING_MODES
     from predictor.trace.tracer import build_tree
 
-    chosen = profile if isinstance(profile, Profile) else load_profile(profile)
-    mode = chosen.counting_mode if chosen.counting_mode in COUNTING_MODES else "irene"
-    tree = build_tree(model, inputs, name=name, counting_mode=mode)
+    chosen = profile if isinstance(profile, (Profile, DeviceProfile)) else load_profile(profile)
+    tree = build_tree(model, inputs, name=name, counting_mode=profile_counting(chosen))
     return chosen.predict(tree)
 
 
@@ -60,7 +61,7 @@ def predict_generation(
     model: Any,
     workload: Workload,
     *,
-    profile: Profile | str | os.PathLike[str] | None = None,
+    profile: Profile | DeviceProfile | str | os.PathLike[str] | None = None,
     name: str | None = None,
 ) -> GenerationPrediction:
     """The predicted generation of ``model`` (a causal LM, e.g. a transformers
@@ -78,8 +79,9 @@ def predict_generation(
     >>> g.energy.j_per_output_token > 0, g.decode_step.batch_size
     (True, 8)
     """
+    from predictor.devices.profile import DeviceProfile
     from predictor.gate.engine import predict_generation_model
     from predictor.learn.profile import Profile, load_profile
 
-    chosen = profile if isinstance(profile, Profile) else load_profile(profile)
+    chosen = profile if isinstance(profile, (Profile, DeviceProfile)) else load_profile(profile)
     return predict_generation_model(model, workload, chosen, name=name or type(model).__name__)

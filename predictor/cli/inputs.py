@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from predictor.gate.budgets import Inputs
+from predictor.trace.dtypes import MODEL_DTYPES
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SEQ_LEN", "add_input_options", "inputs_from_args"]
 
@@ -78,9 +79,10 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--dtype",
-        choices=("fp32", "bf16", "fp16"),
+        choices=tuple(MODEL_DTYPES),
         default=None,
-        help="dtype the model is built in (default: the model's own)",
+        help="dtype the model is built in (default: the model's own: fp32 for a forward "
+        "pass of a zoo model, the config's for a generation)",
     )
 
 

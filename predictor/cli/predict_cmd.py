@@ -256,7 +256,7 @@ def _generation_markdown(energy: GenerationEnergy) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from predictor.cli.inputs import inputs_from_args
     from predictor.cli.output import model_code, write_output
-    from predictor.gate.engine import predict_generation_spec, trace_spec
+    from predictor.gate.engine import predict_generation_spec, profile_counting, trace_spec
     from predictor.gate.report import profile_identity
     from predictor.gate.scope import energy_scope
     from predictor.learn.profile import load_profile
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
             write_output("\n".join([*text[:2], *generation_text(prediction.energy), *text[2:]]))
         return 0
     with model_code():
-        tree = trace_spec(args.model, inputs)
+        tree = trace_spec(args.model, inputs, counting_mode=profile_counting(profile))
     profile.predict(tree)
     identity = profile_identity(profile)
     scope = energy_scope(identity)

@@ -41,7 +41,8 @@ from predictor.errors import ConfigError, OutputError
 from predictor.gate.checks import glob_to_regex
 from predictor.gate.generation import BUDGET_QUANTITIES, quantity_label
 from predictor.gate.units import parse_energy, parse_percent
-from predictor.trace.workload import DTYPE_NAMES, Workload
+from predictor.trace.dtypes import MODEL_DTYPES
+from predictor.trace.workload import Workload
 
 __all__ = [
     "BUDGETS_VERSION",
@@ -86,10 +87,11 @@ class Inputs:
 
     batch_size: int
     seq_len: int
+    #: The dtype the model is built in (:data:`predictor.trace.dtypes.MODEL_DTYPES`); None:
+    #: the model's own.
+    dtype: str | None = None
     prompt_len: int | None = None
     new_tokens: int | None = None
-    #: The dtype the model is built in (None: the model's own).
-    dtype: str | None = None
     #: A generation's prompts per prefill pass (None: the whole batch at once).
     prefill_batch: int | None = None
 
@@ -111,11 +113,13 @@ class Inputs:
         )
 
     def describe(self) -> str:
-        """``batch_size=8, seq_len=128`` (a generation: ``batch_size=8, prompt_len=128,
-        new_tokens=256``): how reports record (and compare) the inputs."""
+        """``batch_size=8, seq_len=128`` (``, dtype=bf16`` when one is set; a generation:
+        ``batch_size=8, prompt_len=128, new_tokens=256``): how reports record (and compare)
+        the inputs."""
         if self.generation:
             return self.workload().describe()
-        return f"batch_size={self.batch_size}, seq_len={self.seq_len}"
+        text = f"batch_size={self.batch_size}, seq_len={self.seq_len}"
+        return text if self.dtype is None else f"{text}, dtype={self.dtype}"
 
 
 @dataclass(frozen=True)
@@ -369,7 +373,8 @@ _TOP_KEYS = ("version", "profile", "defaults", "models")
 _DEFAULT_KEYS = ("tolerance", "headroom")
 _MODEL_KEYS = ("model", "inputs", "budget", "tolerance", "modules", *BUDGET_QUANTITIES)
 _INPUT_KEYS = ("batch_size", "seq_len")
-#: A generation's inputs: batch_size, prompt_len, new_tokens (dtype optional).
+_OPTIONAL_INPUT_KEYS = ("dtype",)
+#: A generation's inputs: batch_size, prompt_len, new_tokens (dtype, prefill_batch optional).
 _GENERATION_KEYS = ("batch_size", "prompt_len", "new_tokens")
 _GENERATION_OPTIONAL = ("dtype", "prefill_batch")
 
@@ -466,7 +471,7 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
         if any(k in mapping for k in ("prompt_len", "new_tokens")):
             inputs = _generation_inputs(mapping, inputs_y, what, where)
         else:
-            _no_unknown(mapping, _INPUT_KEYS, f"{what}: inputs", where)
+            _no_unknown(mapping, _INPUT_KEYS + _OPTIONAL_INPUT_KEYS, f"{what}: inputs", where)
             for key in _INPUT_KEYS:
                 if key not in mapping:
                     raise ConfigError(
@@ -476,6 +481,7 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
             inputs = Inputs(
                 batch_size=_positive_int(mapping["batch_size"][0], f"{what}: batch_size", where),
                 seq_len=_positive_int(mapping["seq_len"][0], f"{what}: seq_len", where),
+                dtype=_dtype(mapping, what, where),
             )
     budget_j: float | None = None
     budget_line, budget_span = 0, None
@@ -515,6 +521,20 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
     )
 
 
+def _dtype(mapping: dict[str, tuple[_Y, int]], what: str, where: str) -> str | None:
+    """``inputs.dtype``: one of :data:`~predictor.trace.dtypes.MODEL_DTYPES`, or None."""
+    if "dtype" not in mapping:
+        return None
+    dtype_y = mapping["dtype"][0]
+    dtype = _text(dtype_y, f"{what}: inputs.dtype must be a name", where).strip()
+    if dtype not in MODEL_DTYPES:
+        raise ConfigError(
+            f"{where}:{dtype_y.line}: {what}: inputs.dtype must be one of "
+            f"{', '.join(MODEL_DTYPES)} (got {dtype!r})"
+        )
+    return dtype
+
+
 def _generation_inputs(
     mapping: dict[str, tuple[_Y, int]], inputs_y: _Y, what: str, where: str
 ) -> Inputs:
@@ -533,15 +553,7 @@ def _generation_inputs(
                 f"{where}:{inputs_y.line}: {what}: a generation's inputs need {key} "
                 "(e.g. inputs: {batch_size: 8, prompt_len: 128, new_tokens: 256})"
             )
-    dtype: str | None = None
-    if "dtype" in mapping:
-        dtype_y = mapping["dtype"][0]
-        dtype = _text(dtype_y, f"{what}: inputs.dtype must be a dtype name", where).strip()
-        if dtype.lower() not in DTYPE_NAMES:
-            raise ConfigError(
-                f"{where}:{dtype_y.line}: {what}: inputs.dtype must be one of "
-                f"{', '.join(DTYPE_NAMES)} (got {dtype!r})"
-            )
+    dtype = _dtype(mapping, what, where)
     prompt = _positive_int(mapping["prompt_len"][0], f"{what}: prompt_len", where)
     batch = _positive_int(mapping["batch_size"][0], f"{what}: batch_size", where)
     prefill: int | None = None

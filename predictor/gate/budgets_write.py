@@ -97,9 +97,10 @@ def render_budgets_yaml(
                 f"new_tokens: {w.new_tokens}{shape}}}"
             )
         elif entry.inputs is not None:
+            dtype = "" if entry.inputs.dtype is None else f", dtype: {entry.inputs.dtype}"
             lines.append(
                 f"    inputs: {{batch_size: {entry.inputs.batch_size}, "
-                f"seq_len: {entry.inputs.seq_len}}}"
+                f"seq_len: {entry.inputs.seq_len}{dtype}}}"
             )
         for key in BUDGET_QUANTITIES:  # a generation: J per output token, per request
             value = quantity_value(tree, key)

@@ -39,7 +39,7 @@ from predictor.trace.tree import EnergyTree
 if TYPE_CHECKING:
     from predictor.gate.budgets_update import BudgetsUpdate
     from predictor.learn.generation import GenerationPrediction
-    from predictor.learn.profile import Profile
+    from predictor.learn.profile import AnyProfile as Profile
     from predictor.measure.metering import Metering, Outcome
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "open_gate",
     "predict_generation_spec",
     "predict_spec",
+    "profile_counting",
     "read_budgets_file",
     "trace_spec",
 ]
@@ -265,7 +266,14 @@ class EnergyGate:
             with time_limit(self.options.timeout_s, f"model {name!r}"):
                 return predict_generation_model(model, inputs, self.profile, name=name).decode_step
         with time_limit(self.options.timeout_s, f"model {name!r}"):
-            tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
+            tree = build_tree(
+                model,
+                inputs,
+                name=name,
+                batch_size=batch_size,
+                seq_len=seq_len,
+                counting_mode=profile_counting(self.profile),
+            )
             predicted = self.profile.predict(tree)
         if self.metering is None:
             return predicted
@@ -502,6 +510,15 @@ def _profile_mismatch(base: Report, profile: Profile) -> str | None:
     )
 
 
+def profile_counting(profile: Profile) -> str:
+    """The counting mode a tree must be traced in for ``profile`` (its own: ``native`` for a
+    device profile, ``irene`` for the IrEne-trained ones; ``irene`` for a mixed one)."""
+    from predictor.trace.ops import COUNTING_MODES
+
+    mode = str(getattr(profile, "counting_mode", "irene"))
+    return mode if mode in COUNTING_MODES else "irene"
+
+
 def trace_spec(
     spec: str,
     inputs: Inputs,
@@ -520,6 +537,7 @@ def trace_spec(
         inputs.seq_len,
         counting_mode=counting_mode,
         attn_implementation=attn_implementation,
+        dtype=inputs.dtype,
     )
 
 
@@ -533,7 +551,7 @@ def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
         return predict_generation_spec(
             entry.spec, entry.inputs, profile, name=entry.name
         ).decode_step
-    tree = trace_spec(entry.spec, entry.inputs)
+    tree = trace_spec(entry.spec, entry.inputs, counting_mode=profile_counting(profile))
     tree.root.name = entry.name
     return profile.predict(tree)
 
@@ -562,11 +580,11 @@ def predict_generation_model(
     from predictor.learn.generation import predict_generation
     from predictor.trace.generation import model_in_dtype, trace_generation
 
-    mode = str(getattr(profile, "counting_mode", "native"))
-    if mode not in ("irene", "native"):
-        mode = "native"
     trees = trace_generation(
-        model_in_dtype(model, workload.dtype), workload, name=name, counting_mode=mode
+        model_in_dtype(model, workload.dtype),
+        workload,
+        name=name,
+        counting_mode=profile_counting(profile),
     )
     return predict_generation(trees, profile)
 

@@ -35,7 +35,7 @@ from predictor.trace.tree import EnergyTree
 from predictor.trace.workload import Workload
 
 if TYPE_CHECKING:
-    from predictor.learn.profile import Profile
+    from predictor.learn.profile import AnyProfile as Profile
     from predictor.trace.generation import GenerationTrees
 
 __all__ = [

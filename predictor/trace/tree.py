@@ -108,6 +108,10 @@ class Node:
     count: int = 1
     #: Operand shapes of an ML node's costliest op (inputs and weights, then the output).
     shapes: list[list[int]] = field(default_factory=list)
+    #: Op calls that did work (FLOPs or bytes) traced in the node, its subtree included: the
+    #: kernels it launches in eager mode (a Python GELU of 8 elementwise ops launches 8).
+    #: 0 when unknown (trees read from a dataset).
+    ops: int = 0
 
     @property
     def input_size(self) -> int:
@@ -169,6 +173,8 @@ class Node:
             out["count"] = self.count
         if self.shapes:
             out["shapes"] = [list(s) for s in self.shapes]
+        if self.ops:
+            out["ops"] = self.ops
         out["children"] = [child.to_dict() for child in self.children]
         return out
 
@@ -198,6 +204,7 @@ class Node:
             dtype=str(data.get("dtype", "")),
             count=int(data.get("count", 1)),
             shapes=[[int(d) for d in s] for s in data.get("shapes", [])],
+            ops=int(data.get("ops", 0)),
         )
 
 

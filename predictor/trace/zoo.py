@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from predictor.errors import ModelError, SequenceTooLong
+from predictor.trace.dtypes import MODEL_DTYPES
 from predictor.trace.inputs import max_positions, token_ids
 from predictor.trace.tracer import build_tree
 from predictor.trace.tree import EnergyTree
@@ -454,13 +455,32 @@ def _set_attn(model: nn.Module, spec: str, attn: str) -> None:
         ) from None
 
 
+def _cast(model: nn.Module, spec: str, dtype: str | None) -> nn.Module:
+    """``model`` in ``dtype`` (a :data:`~predictor.trace.dtypes.MODEL_DTYPES` name; None keeps
+    its own)."""
+    if dtype is None:
+        return model
+    if dtype not in MODEL_DTYPES:
+        raise ModelError(f"{spec}: dtype must be one of {', '.join(MODEL_DTYPES)} (got {dtype!r})")
+    return model.to(getattr(torch, MODEL_DTYPES[dtype]))
+
+
 def build_model(
-    spec: str, attn_implementation: str = "eager", *, device: str = "meta"
+    spec: str,
+    attn_implementation: str = "eager",
+    *,
+    device: str = "meta",
+    dtype: str | None = None,
 ) -> nn.Module:
-    """The model a spec names, in eval mode, on ``device`` (meta: no parameter storage).
+    """The model a spec names, in eval mode, on ``device`` (meta: no parameter storage), in
+    ``dtype`` (``fp32``, ``bf16``, ``fp16``; None: as built, fp32 for zoo models).
 
     A factory is called under the meta device; if it fails there it is called normally.
     """
+    return _cast(_build_model(spec, attn_implementation, device), spec, dtype)
+
+
+def _build_model(spec: str, attn_implementation: str, device: str) -> nn.Module:
     _check_attn(attn_implementation)
     entry = _ZOO.get(spec)
     if entry is not None:
@@ -534,9 +554,10 @@ def build_zoo_tree(
     *,
     counting_mode: str = "irene",
     attn_implementation: str = "eager",
+    dtype: str | None = None,
 ) -> EnergyTree:
-    """Build ``spec`` (zoo name or ``package.module:factory``) and trace it on token inputs
-    (:func:`model_inputs`).
+    """Build ``spec`` (zoo name or ``package.module:factory``) in ``dtype`` (None: as built)
+    and trace it on token inputs (:func:`model_inputs`).
 
     Raises SequenceTooLong when ``seq_len`` is beyond the model's positions (less those it
     reserves), ModelError when the spec cannot be built or its inputs do not fit, TraceError
@@ -545,7 +566,7 @@ def build_zoo_tree(
         raise ModelError(
             f"{spec}: batch size and sequence length must be >= 1 (got {batch_size} and {seq_len})"
         )
-    model = build_model(spec, attn_implementation)
+    model = build_model(spec, attn_implementation, dtype=dtype)
     entry = _ZOO.get(spec)
     positions = max_positions(model, reserved=entry.position_offset if entry else 0)
     if positions is not None and seq_len > positions[0]:
@@ -554,9 +575,13 @@ def build_zoo_tree(
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:
         if entry is not None:
-            real_model = lambda: _build_entry(spec, entry, attn_implementation, "cpu")  # noqa: E731
+            real_model = lambda: _cast(  # noqa: E731
+                _build_entry(spec, entry, attn_implementation, "cpu"), spec, dtype
+            )
         else:
-            real_model = lambda: build_model(spec, attn_implementation, device="cpu")  # noqa: E731
+            real_model = lambda: build_model(  # noqa: E731
+                spec, attn_implementation, device="cpu", dtype=dtype
+            )
     tree = build_tree(
         model,
         kwargs,
