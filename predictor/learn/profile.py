@@ -419,6 +419,7 @@ AnyProfile: TypeAlias = "Profile | DeviceProfile"
 #: each one's ``from_payload`` (imported when a file of that kind is read).
 PROFILE_KINDS: Mapping[str, tuple[str, str]] = {
     "trained": ("predictor.learn.profile", "Profile"),
+    "adapted": ("predictor.learn.adapt", "AdaptedProfile"),
     "device": ("predictor.devices.profile", "DeviceProfile"),
 }
 
