@@ -6,6 +6,10 @@ H100 SXM / PCIe, H200, L4, L40S, B200), each the physical model of its datasheet
 entry in ``manifest.json`` (file sha256, kind, device, scope, provenance, sources). The other
 manifest entries (the trained profiles) are kept. Nothing depends on the machine: rerunning
 gives byte-identical files, which a test checks.
+
+``irene-a100-sxm4-40gb`` and ``irene-h100-sxm`` ship adapted to measured generations
+(:data:`ADAPTED`: ``python benchmarks/bench_generation.py --ship`` adapts these specification
+profiles on the ML.ENERGY Leaderboard v2 data); they are rebuilt here only with ``--all``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from predictor.devices.specs import DEVICE_SPECS  # noqa: E402
 from predictor.learn.profile import PROFILES_DIR  # noqa: E402
 from predictor.learn.profile_file import SUFFIX  # noqa: E402
 
+#: Shipped adapted, by benchmarks/bench_generation.py --ship (on these specifications).
+ADAPTED: frozenset[str] = frozenset({"irene-a100-sxm4-40gb", "irene-h100-sxm"})
+
 
 def manifest_entry(name: str, path: Path) -> dict[str, Any]:
     profile = device_profile(name)
@@ -46,6 +53,11 @@ def manifest_entry(name: str, path: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(PROFILES_DIR), help="folder for profiles + manifest")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="also write the specification profiles of the devices shipped adapted",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
     for name in DEVICE_SPECS:
+        if name in ADAPTED and not args.all and Path(args.out) == PROFILES_DIR:
+            continue
         path = device_profile(name).save(out / f"{name}{SUFFIX}")
         manifest["profiles"][name] = manifest_entry(name, path)
         print(f"{name}: {path} ({path.stat().st_size} bytes)")

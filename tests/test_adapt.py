@@ -288,7 +288,8 @@ def test_calibrate_whole_models_then_adapt_then_list(
     listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)["profiles"]}
     assert listed["tiny-l4"]["provenance_kind"] == "adapted"
     assert listed["tiny-l4"]["scope_kind"] == "virtual"
-    assert listed["irene-h100-sxm"]["provenance_kind"] == "specification"
+    assert listed["irene-h100-pcie"]["provenance_kind"] == "specification"
+    assert listed["irene-h100-sxm"]["provenance_kind"] == "adapted"  # on ML.ENERGY v2
     assert listed["irene-device-1"]["error_mape"]["model"] == pytest.approx(2.4155761697485727)
     # an existing output is not overwritten
     assert main(["adapt", "irene-l4", str(runs), "--models", TINY, "-o", str(out)]) == 4

@@ -213,25 +213,43 @@ def test_bert_at_batch_1_on_h100_costs_more_than_its_flops_at_peak_efficiency() 
 # -- shipped files, loading, scope ----------------------------------------------------------
 
 
+#: Shipped adapted on measured generations (benchmarks/bench_generation.py --ship).
+ADAPTED = ("irene-a100-sxm4-40gb", "irene-h100-sxm")
+
+
 def test_shipped_device_profiles_are_the_specs_and_match_the_manifest() -> None:
     manifest = json.loads((PROFILES_DIR / "manifest.json").read_text())
     assert set(SHIPPED) <= set(list_profiles())
     for name in SHIPPED:
         loaded = load_profile(name)
         assert isinstance(loaded, DeviceProfile)
-        assert loaded.payload() == device_profile(name).payload(), name  # rebuilt the same
+        spec = device_profile(name)
         entry = manifest["profiles"][name]
         data = (PROFILES_DIR / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
-        assert entry["provenance"]["kind"] == "specification"
         assert entry["scope"]["kind"] == "gpu"
+        if name in ADAPTED:  # the specification, its scales fitted; its base named
+            fitted = loaded.physical.to_dict()
+            base = spec.physical.to_dict()
+            assert {k: v for k, v in fitted.items() if k != "scales"} == {
+                k: v for k, v in base.items() if k != "scales"
+            }, name
+            assert entry["provenance"]["kind"] == "adapted"
+            assert entry["provenance"]["base"]["sha256"] == spec.sha256
+            assert "ML.ENERGY Leaderboard v2" in entry["provenance"]["data_attribution"]
+            assert entry["provenance"]["data_license"] == "Apache-2.0"
+            continue
+        assert loaded.payload() == spec.payload(), name  # rebuilt the same
+        assert entry["provenance"]["kind"] == "specification"
 
 
 def test_identity_says_device_scope_provenance_and_dtype() -> None:
-    identity = profile_identity(load_profile("irene-h100-sxm"))
-    assert identity["device"] == "NVIDIA H100 SXM5 80GB"
+    identity = profile_identity(load_profile("irene-h100-pcie"))
+    assert identity["device"] == "NVIDIA H100 PCIe 80GB"
     assert identity["scope_kind"] == "gpu" and identity["scope"].startswith("GPU board only")
     assert identity["provenance_kind"] == "specification"
+    fitted = profile_identity(load_profile("irene-h100-sxm"))
+    assert fitted["device"] == "NVIDIA H100 SXM5 80GB" and fitted["provenance_kind"] == "adapted"
     assert "bf16" in identity["dtype"] and identity["counting_mode"] == "native"
     device1 = profile_identity(load_profile("irene-device-1"))
     assert device1["scope_kind"] == "system" and device1["provenance_kind"] == "measured per node"
@@ -269,15 +287,15 @@ def test_predict_traces_natively_and_says_what_the_joules_are(
 ) -> None:
     from predictor.cli.main import main
 
-    args = ["predict", TINY[0], "-s", "8", "--dtype", "bf16", "--profile", "irene-h100-sxm"]
+    args = ["predict", TINY[0], "-s", "8", "--dtype", "bf16", "--profile", "irene-h100-pcie"]
     assert main([*args, "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["counting_mode"] == "native" and data["root"]["dtype"] == "bfloat16"
-    assert data["energy_scope"]["device"] == "NVIDIA H100 SXM5 80GB"
+    assert data["energy_scope"]["device"] == "NVIDIA H100 PCIe 80GB"
     assert data["energy_scope"]["provenance"].startswith("specification")
     assert main(args) == 0
     line = capsys.readouterr().out.splitlines()[1]
-    assert line.startswith("joules of profile 'irene-h100-sxm': NVIDIA H100 SXM5 80GB, GPU board")
+    assert line.startswith("joules of profile 'irene-h100-pcie': NVIDIA H100 PCIe 80GB, GPU board")
     assert "; specification: datasheet figures" in line
 
 

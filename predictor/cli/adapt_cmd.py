@@ -25,7 +25,10 @@ def register(subparsers: Any) -> None:
             "predictions) on whole-model measurements of MODELs in DATA, and write the adapted "
             "profile. DATA: a dataset in the IrEne layout (only its model rows of MODELs are "
             "used) or a CSV of whole-model measurements (model, batch_size, seq_len, "
-            "energy_j; optional dtype, time_s), as `irene calibrate --level model` writes. "
+            "energy_j; optional dtype, time_s), as `irene calibrate --level model` writes, or "
+            "a CSV of measured generations (model, batch_size, prompt_len, new_tokens, "
+            "energy_j of the whole batch; optional time_s, prefill_batch, dtype, label), which "
+            "also fits the serving engine's host time per sequence and per vocabulary entry. "
             "Prints the fit's residual and its leave-one-configuration-out error."
         ),
     )
@@ -80,13 +83,22 @@ def data_scope(hardware: dict[str, Any], data: Path) -> tuple[str | None, str | 
 def _read(args: argparse.Namespace, counting_mode: str) -> tuple[list[Any], dict[str, Any]]:
     from predictor.learn.adapt import measurements_from_csv, measurements_from_dataset, zoo_tracer
     from predictor.learn.data import load_dataset
+    from predictor.learn.generation_adapt import (
+        generation_tracer,
+        is_generation_csv,
+        measurements_from_generation_csv,
+    )
 
     data = Path(args.data)
-    trace = zoo_tracer(counting_mode)
     if data.is_file() and data.suffix == ".csv":
         sidecar = data.with_suffix(".hardware.json")
         hardware = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        if is_generation_csv(data):  # generations: prefill and decode steps, traced each
+            gen = generation_tracer(counting_mode)
+            return measurements_from_generation_csv(data, gen, models=args.models), hardware
+        trace = zoo_tracer(counting_mode)
         return measurements_from_csv(data, trace, models=args.models), hardware
+    trace = zoo_tracer(counting_mode)
     dataset = load_dataset(data)
     measurements = measurements_from_dataset(dataset, args.models, trace, level=args.level)
     return measurements, dict(dataset.hardware)
@@ -121,7 +133,15 @@ def run(args: argparse.Namespace) -> int:
         data=Path(args.data).name,
         scope=scope_record(scope_kind) if scope_kind else None,
         device=args.device or device,
+        adapter=_generation_adapter(base, measurements),
     )
+    attribution = hardware.get("attribution")
+    provenance = getattr(profile, "provenance", None)
+    if isinstance(attribution, str) and attribution and isinstance(provenance, dict):
+        provenance["data_attribution"] = attribution  # shipped data must say whose it is
+        if hardware.get("license"):
+            provenance["data_license"] = str(hardware["license"])
+        profile.description += f" Data: {attribution}."
     profile.save(out)
     result = {
         "profile": str(out),
@@ -138,6 +158,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_output(_text(result))
     return 0
+
+
+def _generation_adapter(base: Any, measurements: list[Any]) -> Any:
+    """The generation adapter when the measurements are generations (a device profile's
+    scales and the serving engine's host times), else None (the base kind's adapter)."""
+    from predictor.errors import ConfigError
+    from predictor.learn.generation_adapt import GenerationAdapter, GenerationMeasurement
+
+    if not any(isinstance(m, GenerationMeasurement) for m in measurements):
+        return None
+    if getattr(base, "kind", "") != "device":
+        raise ConfigError(
+            f"generations adapt a device profile (its physical model times the prefill and "
+            f"every decode step); {base.name!r} is not one: use irene-a100-sxm4-40gb, "
+            "irene-h100-sxm ... (irene profiles lists them)"
+        )
+    return GenerationAdapter(base, measurements)
 
 
 def _pct(value: float | None) -> str:

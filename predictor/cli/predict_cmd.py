@@ -220,6 +220,12 @@ def generation_text(energy: GenerationEnergy) -> list[str]:
             f"  of which serving overhead {fe(energy.overhead_j)} (GPU idle while the host "
             f"schedules and samples: {fe(energy.step_overhead_j)} per decode step)"
         )
+    step_time = energy.decode_step_time_s
+    if step_time is not None and energy.time_s is not None:
+        lines.append(
+            f"  predicted time: {step_time * 1e3:.3g} ms per decode step (a request's time per "
+            f"output token), {energy.time_s:.3g} s for the whole generation"
+        )
     cache = ", ".join(f"{s.cache_len}" for s in energy.samples)
     if cache:
         lines.append(

@@ -542,11 +542,14 @@ def adapt_profile(
     prior: float = PRIOR,
     fit: Sequence[str] | None = None,
     directions: Mapping[str, Mapping[str, float]] | None = None,
+    adapter: Adapter | None = None,
 ) -> tuple[AnyProfile, AdaptFit]:
     """``base`` adapted to ``measurements`` (from ``data``, named in its provenance): the
     adapted profile named ``name`` and the fit. ``scope``: what the measurements metered
-    (:func:`predictor.learn.provenance.scope_record`; default the base's)."""
-    adapter = adapter_for(base, measurements)
+    (:func:`predictor.learn.provenance.scope_record`; default the base's). ``adapter``: the
+    :class:`Adapter` to fit (default :func:`adapter_for` the base's kind; generations:
+    :class:`predictor.learn.generation_adapt.GenerationAdapter`)."""
+    adapter = adapter if adapter is not None else adapter_for(base, measurements)
     result = fit_adaptation(adapter, measurements, prior=prior, fit=fit, directions=directions)
     models = list(dict.fromkeys(m.model for m in measurements))
     summary = (

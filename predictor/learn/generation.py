@@ -160,6 +160,11 @@ class GenerationEnergy:
     #: The serving overhead per decode step of the whole batch (J).
     step_overhead_j: float = 0.0
     notes: tuple[str, ...] = field(default=())
+    #: The predicted wall time of the whole generation (s: kernels and serving overhead), where
+    #: the profile predicts times (device profiles); None otherwise.
+    time_s: float | None = None
+    #: Of it, the decode steps'.
+    decode_time_s: float | None = None
 
     @property
     def total_j(self) -> float:
@@ -172,6 +177,14 @@ class GenerationEnergy:
     @property
     def j_per_request(self) -> float:
         return self.total_j / self.workload.batch_size
+
+    @property
+    def decode_step_time_s(self) -> float | None:
+        """The mean decode step's predicted time (s): a request's time per output token."""
+        steps = self.workload.decode_steps
+        if self.decode_time_s is None or not steps:
+            return None
+        return self.decode_time_s / steps
 
     @property
     def decode_step_j(self) -> float:
@@ -199,6 +212,9 @@ class GenerationEnergy:
                 for s in self.samples
             ],
             "notes": list(self.notes),
+            "time_s": self.time_s,
+            "decode_time_s": self.decode_time_s,
+            "decode_step_time_s": self.decode_step_time_s,
         }
 
     @classmethod
@@ -226,6 +242,8 @@ class GenerationEnergy:
                 ),
                 step_overhead_j=float(data.get("decode_step_overhead_j", 0.0)),
                 notes=tuple(str(n) for n in data.get("notes", [])),
+                time_s=_opt(data.get("time_s")),
+                decode_time_s=_opt(data.get("decode_time_s")),
             )
         except (KeyError, TypeError, ValueError, ModelError) as exc:
             raise ValueError(f"not a generation summary ({type(exc).__name__}: {exc})") from None
@@ -285,11 +303,25 @@ def predict_generation(
     step_over = overhead.step_energy_j(w.batch_size, vocab)
     samples: list[DecodeSample] = []
     predicted: list[EnergyTree] = []
+    times: list[float | None] = []
     for point, tree in trees.decode:
         profile.predict(tree)
         predicted.append(tree)
         samples.append(DecodeSample(point.cache_len, point.weight, _root_j(tree) + step_over))
+        times.append(_time_s(tree))
     decode_j, bound, monotone = integrate_decode(samples)
+    step_host = overhead.step_time_s(w.batch_size, vocab)
+    decode_time: float | None = None
+    total_time: float | None = None
+    prefill_time = _time_s(prefill)
+    known = [t for t in times if t is not None]
+    if prefill_time is not None and len(known) == len(times):
+        decode_time = sum(
+            p.weight * (t + step_host) for (p, _), t in zip(trees.decode, known, strict=True)
+        )
+        total_time = (
+            prefill_time * w.prefill_passes + overhead.request_s * w.batch_size + decode_time
+        )
     notes: list[str] = []
     if not monotone:
         notes.append(
@@ -306,6 +338,8 @@ def predict_generation(
         samples=tuple(samples),
         step_overhead_j=step_over,
         notes=tuple(notes),
+        time_s=total_time,
+        decode_time_s=decode_time,
     )
     if predicted:
         step = mean_decode_tree(predicted, [s.weight for s in samples])
@@ -331,6 +365,15 @@ def predict_generation(
     )
     step.meta["generation"] = gen_meta
     return GenerationPrediction(energy, prefill, step)
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _time_s(tree: EnergyTree) -> float | None:
+    t = tree.meta.get("predicted_time_s")
+    return float(t) if isinstance(t, (int, float)) and math.isfinite(t) else None
 
 
 def _root_j(tree: EnergyTree) -> float:
