@@ -289,6 +289,7 @@ class _Tracer(TorchFunctionMode):
             dtype=dtype,
             count=part.count,
             shapes=shape_list,
+            base=part.base or part.primitive or "",
         )
         parent.children.append(child)
         self.functional.add(id(child))
@@ -303,7 +304,11 @@ class _Tracer(TorchFunctionMode):
             return
         if prim is not None:
             node = Node(
-                name=f"{module_name}:{prim.type}", level="ml", type=prim.type, fqn=module_name
+                name=f"{module_name}:{prim.type}",
+                level="ml",
+                type=prim.type,
+                fqn=module_name,
+                base=prim.base,
             )
         else:
             cls = type(module).__name__

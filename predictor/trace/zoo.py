@@ -50,8 +50,9 @@ class ZooEntry:
 
     ``position_offset``: positions the model reserves (RoBERTa's padding offset), so the
     longest input is ``max_position_embeddings - position_offset``.
-    ``irene_position_ids``: feed ``position_ids`` of shape (batch, seq) in irene mode, as
-    transformers 4.2.2 (the IrEne dataset's version) did for this model.
+    ``irene_position_ids``: feed ``position_ids`` of shape (batch, seq) in irene mode (or when
+    tracing the dataset's configurations ``as_measured``), as transformers 4.2.2 (the IrEne
+    dataset's version) did for this model.
     ``causal``: a decoder-only model built on transformers' ``create_causal_mask``, fed an
     attention mask of ones as ``generate()`` does (without one, that function runs a
     value-dependent packed-sequence check, which meta tensors cannot answer). The mask it
@@ -335,6 +336,7 @@ def model_inputs(
     irene_position_ids: bool = False,
     causal: bool = False,
     spec: str | None = None,
+    as_measured: bool | None = None,
 ) -> dict[str, Any]:
     """Keyword inputs for one forward of a token model: ``input_ids`` (int64 zeros, (B, S)),
     for decoder-only (``causal``) models ``attention_mask`` (ones, as ``generate()`` passes it;
@@ -342,7 +344,9 @@ def model_inputs(
     on meta tensors),
     ``decoder_input_ids`` for encoder-decoders, ``use_cache=False`` where the forward takes it
     (a single forward, as measured in the dataset). With a zoo ``spec``, the entry's own
-    ``causal`` and ``irene_position_ids`` apply: the inputs ``build_zoo_tree`` traces."""
+    ``causal`` and ``irene_position_ids`` apply: the inputs ``build_zoo_tree`` traces.
+    ``as_measured`` (default: in irene counting) feeds the inputs the IrEne dataset's
+    measurements ran with (DistilBERT's (batch, seq) position ids)."""
     entry = _ZOO.get(spec) if spec is not None else None
     if entry is not None:
         causal = causal or entry.causal
@@ -361,7 +365,9 @@ def model_inputs(
         kwargs["decoder_input_ids"] = token_ids(batch_size, seq_len, device)
     if "use_cache" in params:
         kwargs["use_cache"] = False
-    if irene_position_ids and counting_mode == "irene" and "position_ids" in params:
+    if as_measured is None:
+        as_measured = counting_mode == "irene"
+    if irene_position_ids and as_measured and "position_ids" in params:
         positions = torch.arange(seq_len, device=device)
         kwargs["position_ids"] = positions.unsqueeze(0).expand(batch_size, seq_len)
     return kwargs
@@ -374,9 +380,10 @@ def build_zoo_tree(
     *,
     counting_mode: str = "irene",
     attn_implementation: str = "eager",
+    as_measured: bool | None = None,
 ) -> EnergyTree:
     """Build ``spec`` (zoo name or ``package.module:factory``) and trace it on token inputs
-    (:func:`model_inputs`).
+    (:func:`model_inputs`; ``as_measured``: as the IrEne dataset measured them).
 
     Raises SequenceTooLong when ``seq_len`` is beyond the model's positions (less those it
     reserves), ModelError when the spec cannot be built or its inputs do not fit, TraceError
@@ -390,7 +397,9 @@ def build_zoo_tree(
     positions = max_positions(model, reserved=entry.position_offset if entry else 0)
     if positions is not None and seq_len > positions[0]:
         raise SequenceTooLong(spec, seq_len, positions[0], positions[1])
-    kwargs = model_inputs(model, batch_size, seq_len, counting_mode=counting_mode, spec=spec)
+    kwargs = model_inputs(
+        model, batch_size, seq_len, counting_mode=counting_mode, spec=spec, as_measured=as_measured
+    )
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:
         if entry is not None:
