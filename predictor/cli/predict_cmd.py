@@ -129,21 +129,23 @@ def format_text(tree: EnergyTree, depth: int = 2, top: int = 8) -> str:
     return "\n".join(lines)
 
 
-def trace_model(model: str, batch_size: int, seq_len: int) -> EnergyTree:
-    """The model's tree (static features) from the zoo, IrEne counting rules."""
+def trace_model(
+    model: str, batch_size: int, seq_len: int, counting_mode: str = "irene"
+) -> EnergyTree:
+    """The model's tree (static features) from the zoo, in the profile's counting mode."""
     from predictor.trace import zoo
 
-    tree: EnergyTree = zoo.build_zoo_tree(model, batch_size, seq_len, counting_mode="irene")
+    tree: EnergyTree = zoo.build_zoo_tree(model, batch_size, seq_len, counting_mode=counting_mode)
     return tree
 
 
 def run(args: argparse.Namespace) -> int:
     from predictor.cli.output import model_code
-    from predictor.learn.profile import load_profile
+    from predictor.learn.profile import load_profile, profile_counting
 
     profile = load_profile(args.profile)
     with model_code():
-        tree = trace_model(args.model, args.batch_size, args.seq_len)
+        tree = trace_model(args.model, args.batch_size, args.seq_len, profile_counting(profile))
     profile.predict(tree)
     if args.format == "json":
         out = tree.to_dict()

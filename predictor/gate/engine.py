@@ -239,11 +239,19 @@ class EnergyGate:
         of positional inputs, or a mapping of keyword inputs), predict it, and measure it when
         metering."""
         from predictor.gate.timeout import time_limit
+        from predictor.learn.profile import profile_counting
         from predictor.trace.inputs import split_inputs
         from predictor.trace.tracer import build_tree
 
         with time_limit(self.options.timeout_s, f"model {name!r}"):
-            tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
+            tree = build_tree(
+                model,
+                inputs,
+                name=name,
+                batch_size=batch_size,
+                seq_len=seq_len,
+                counting_mode=profile_counting(self.profile),
+            )
             predicted = self.profile.predict(tree)
         if self.metering is None:
             return predicted
@@ -408,11 +416,17 @@ def _profile_mismatch(base: Report, profile: Profile) -> str | None:
 def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
     """Build an entry's model from its spec and inputs (on the meta device) and predict it;
     the tree's root takes the entry's name. ModelError / TraceError as the zoo raises them."""
+    from predictor.learn.profile import profile_counting
     from predictor.trace.zoo import build_zoo_tree
 
     if entry.inputs is None:
         raise ModelError(f"model {entry.name!r} has no inputs to build it with")
-    tree = build_zoo_tree(entry.spec, entry.inputs.batch_size, entry.inputs.seq_len)
+    tree = build_zoo_tree(
+        entry.spec,
+        entry.inputs.batch_size,
+        entry.inputs.seq_len,
+        counting_mode=profile_counting(profile),
+    )
     tree.root.name = entry.name
     return profile.predict(tree)
 
