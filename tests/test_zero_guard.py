@@ -135,11 +135,16 @@ def test_subclasses_functional_calls_and_convs_use_trained_regressors(profile) -
     conv.type, conv.base = "Conv2d", "Conv2d"
     pool = copy.deepcopy(lin)
     pool.type, pool.kernel = "MaxPool2d", "pool"
-    energy, extrapolated = ml.predict([lin, falcon, conv, pool])
+    scan = copy.deepcopy(lin)
+    scan.type, scan.kernel = "SelectiveScan", "scan"
+    energy, extrapolated = ml.predict([lin, falcon, conv, pool, scan])
     assert energy[0] == energy[1]  # a FalconLinear is a Linear
     assert ml.regressor(conv) is ml.by_kernel["gemm"]  # implicit GEMM: the pooled GEMMs
-    assert extrapolated.tolist() == [False, False, False, True]  # no pooling in the data
-    assert set(ml.covers()) == {"gemm", "bmm", "softmax", "norm", "embedding", "activation"}
+    assert ml.regressor(pool) is ml.by_kernel["activation"]  # its proxy: one elementwise pass
+    assert extrapolated.tolist() == [False, False, False, False, True]  # no scan in the data
+    assert set(ml.covers()) == {
+        "gemm", "bmm", "softmax", "norm", "embedding", "activation", "pool",
+    }  # fmt: skip
 
 
 def test_a_node_with_a_count_is_predicted_per_call_times_its_count(profile) -> None:  # type: ignore[no-untyped-def]
@@ -156,7 +161,7 @@ def test_a_node_with_a_count_is_predicted_per_call_times_its_count(profile) -> N
 def test_regressors_fit_per_kernel_class_and_per_type() -> None:
     nodes = []
     for i, (typ, kernel) in enumerate([("Linear", "gemm"), ("Conv1D", "gemm"), ("MatMul", "")]):
-        for k in range(1, 6):
+        for k in range(1, 101):  # MIN_TYPE_ROWS rows each
             nodes.append(
                 Node(f"x{i}:{typ}", "ml", typ, kernel=kernel, flops=10.0 * k, mem_bytes=k,
                      batch_size=2, seq_len=8 * k, measured_energy_j=0.01 * k + 0.001 * i)
@@ -165,6 +170,8 @@ def test_regressors_fit_per_kernel_class_and_per_type() -> None:
     assert sorted(by_kernel.by_kernel) == ["bmm", "gemm"] and by_kernel.by_type == {}
     by_type = MLRegressors.fit(nodes, "static", method="linear", key="type")
     assert sorted(by_type.by_type) == ["Conv1D", "Linear", "MatMul"]
+    few = MLRegressors.fit(nodes[:150], "static", method="linear", key="type")
+    assert sorted(few.by_type) == ["Linear"]  # Conv1D has 50 rows: its class's regressor
     assert node_kernel(nodes[-1]) == "bmm"  # a dataset's MatMul: its type's class
     back = MLRegressors.from_dict(by_type.to_dict())
     assert back.by_kernel.keys() == by_type.by_kernel.keys() and back.key == "type"

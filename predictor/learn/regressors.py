@@ -51,13 +51,14 @@ import numpy.typing as npt
 
 from predictor.errors import ProfileError
 from predictor.learn.flat import Array
-from predictor.trace.kernels import kernel_of_type
+from predictor.trace.kernels import PROXIES, kernel_of_type
 from predictor.trace.tree import RUNTIME_FEATURES, Node
 
 __all__ = [
     "BASE_COLUMNS",
     "FALLBACK_SETTINGS",
     "FEATURE_SETS",
+    "MIN_TYPE_ROWS",
     "ML_KEYS",
     "ML_METHODS",
     "ML_SETTINGS",
@@ -442,6 +443,12 @@ def register_ml_method(name: str, fit: MLFit) -> None:
 #: :mod:`predictor.trace.kernels`, only).
 ML_KEYS: tuple[str, ...] = ("type", "kernel")
 
+#: Fewest training rows a primitive type needs for a regressor of its own (``ml_key="type"``);
+#: a type with fewer uses its kernel class's. A handful of tiny ops identify no size law: on
+#: device_1 BERT's pooler Tanh (56 rows of one (batch, 768) op) and tiny-ctrl's ReLU (54) are
+#: pooled into ``activation``; leave-one-model-out is the same to the third decimal.
+MIN_TYPE_ROWS = 100
+
 #: Work columns that a node with ``count`` identical calls holds the total of.
 _PER_CALL: tuple[str, ...] = ("flops", "mem_bytes", "input_size")
 
@@ -502,6 +509,7 @@ class MLRegressors:
                 groups["kernel"].setdefault(kernel, []).append(node)
             if key == "type":
                 groups["type"].setdefault(node.type, []).append(node)
+        groups["type"] = {t: g for t, g in groups["type"].items() if len(g) >= MIN_TYPE_ROWS}
         fitted: dict[str, dict[str, PolyRegressor]] = {"kernel": {}, "type": {}}
         for which, by in groups.items():
             for name in sorted(by):
@@ -520,18 +528,23 @@ class MLRegressors:
 
     def regressor(self, node: Node) -> PolyRegressor | None:
         """The regressor for ``node``: its type's (when fitted), else its base type's
-        (``Linear`` for ``FalconLinear``), else its kernel class's, else None (the fallback
-        predicts it: extrapolated)."""
+        (``Linear`` for ``FalconLinear``), else its kernel class's, else its kernel class's
+        proxy's (:data:`predictor.trace.kernels.PROXIES`: pooling is an elementwise-like pass),
+        else None (the fallback predicts it: extrapolated)."""
         reg = self.by_type.get(node.type)
         if reg is None and node.base:
             reg = self.by_type.get(node.base)
+        kernel = node_kernel(node)
         if reg is None:
-            reg = self.by_kernel.get(node_kernel(node))
+            reg = self.by_kernel.get(kernel)
+        if reg is None and kernel in PROXIES:  # a class that executes like another (kernels.py)
+            reg = self.by_kernel.get(PROXIES[kernel])
         return reg
 
     def covers(self) -> list[str]:
-        """The kernel classes this profile has training data for."""
-        return sorted(self.by_kernel)
+        """The kernel classes this profile predicts without extrapolating: those it has
+        training data for, and those whose proxy class it has (:data:`PROXIES`)."""
+        return sorted({*self.by_kernel, *(k for k, v in PROXIES.items() if v in self.by_kernel)})
 
     def predict(self, nodes: Sequence[Node]) -> tuple[Array, npt.NDArray[np.bool_]]:
         """Energies (J) of ``nodes`` and a mask of those predicted by the fallback. A node with

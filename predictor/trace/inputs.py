@@ -91,13 +91,17 @@ def check_not_empty(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, name: s
 
 
 def has_token_ids(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
-    """Whether an integer 2-D tensor (token ids, shape (batch, seq)) is among the inputs."""
-    return any(
-        isinstance(v, torch.Tensor)
-        and v.dim() == 2
-        and not v.is_floating_point()
-        and v.dtype != torch.bool
-        for v in itertools.chain(args, kwargs.values())
+    """Whether the model's first tensor input (in the order given) is token ids: an integer
+    2-D tensor (batch, seq). Whisper's first is its float frames (its decoder ids come after),
+    a ViT's its pixels."""
+    first = next(
+        (v for v in itertools.chain(args, kwargs.values()) if isinstance(v, torch.Tensor)), None
+    )
+    return (
+        first is not None
+        and first.dim() == 2
+        and not first.is_floating_point()
+        and first.dtype != torch.bool
     )
 
 

@@ -230,7 +230,7 @@ _DEFAULTS = PrimitiveRegistry(
         (nn.LayerNorm, NORM),
         (nn.RMSNorm, NORM),
         (nn.GroupNorm, NORM),
-        (nn.modules.batchnorm._BatchNorm, NORM),
+        (nn.modules.batchnorm._BatchNorm, ACTIVATION),  # eval mode: a per-channel affine
         (nn.modules.instancenorm._InstanceNorm, NORM),
         (nn.LocalResponseNorm, NORM),
         (nn.Embedding, EMBEDDING),
@@ -243,7 +243,7 @@ _DEFAULTS = PrimitiveRegistry(
     ),
     # classes defined outside torch (Hugging Face), by the name of a leaf module's class
     names={"Conv1D": GEMM, "T5LayerNorm": NORM},
-    suffixes={"RMSNorm": NORM, "LayerNorm": NORM, "GroupNorm": NORM, "BatchNorm": NORM},
+    suffixes={"RMSNorm": NORM, "LayerNorm": NORM, "GroupNorm": NORM, "BatchNorm": ACTIVATION},
     activation_modules=("transformers.activations",),
 )
 
