@@ -44,11 +44,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--list", action="store_true", help="list the zoo's model names and exit")
     parser.add_argument(
-        "--batch-size", "-b", type=_positive_int, default=1, help="batch size (default 1)"
+        "--batch-size", "-b", type=_positive_int, default=None, help="batch size (default 1)"
     )
     parser.add_argument(
-        "--seq-len", "-s", type=_positive_int, default=128, help="sequence length (default 128)"
+        "--seq-len", "-s", type=_positive_int, default=None, help="sequence length (default 128)"
     )
+    from predictor.cli.predict_cmd import add_input_options
+
+    add_input_options(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     parser.add_argument(
         "--counting",
@@ -81,14 +84,20 @@ def run(args: argparse.Namespace) -> int:
         )
 
     from predictor.cli.output import model_code
+    from predictor.cli.predict_cmd import parse_inputs
 
+    inputs = parse_inputs(args)
+    batch, seq = args.batch_size, args.seq_len
+    if inputs is None:  # token ids: the defaults apply
+        batch, seq = batch or 1, seq or 128
     with model_code():
         tree = build_zoo_tree(
             args.model,
-            args.batch_size,
-            args.seq_len,
+            batch,
+            seq,
             counting_mode=args.counting,
             attn_implementation=args.attn,
+            inputs=inputs,
         )
     if args.format == "json":
         sys.stdout.write(tree.to_json() + "\n")

@@ -31,7 +31,13 @@ from predictor.errors import (
     TraceError,
 )
 from predictor.gate.budgets import Budgets, ModelBudget, iter_collected, load_budgets
-from predictor.gate.checks import MarkerBudget, ModelResult, check_tree, compare_tree
+from predictor.gate.checks import (
+    MarkerBudget,
+    ModelResult,
+    check_tree,
+    compare_tree,
+    extrapolation_check,
+)
 from predictor.gate.options import GateOptions, resolve_options
 from predictor.gate.report import Report, library_versions, load_report, profile_identity
 from predictor.trace.tree import EnergyTree
@@ -202,7 +208,8 @@ class EnergyGate:
         if entry.inputs is None:
             raise ConfigError(
                 f"{self.budgets.location(entry.line)}: model {entry.name!r} has no inputs; add "
-                "inputs: {batch_size: N, seq_len: N} or hand the model to the `energy` fixture"
+                "inputs: {batch_size: N, seq_len: N} (or named shapes such as "
+                "{pixel_values: [8, 3, 224, 224]}) or hand the model to the `energy` fixture"
             )
         from predictor.gate.timeout import time_limit
 
@@ -296,6 +303,11 @@ class EnergyGate:
         )
         checks = list(result.checks)
         warnings = list(result.warnings)
+        max_extrapolated = entry.max_extrapolated if entry is not None else None
+        if max_extrapolated is None:
+            max_extrapolated = self.budgets.max_extrapolated
+        if max_extrapolated is not None:
+            checks.append(extrapolation_check(name, tree, max_extrapolated))
         metering = tree.meta.get("metering")
         if isinstance(metering, dict) and not metering.get("measured", True):
             warnings.append(str(metering.get("note", "")))
@@ -426,6 +438,7 @@ def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
         entry.inputs.batch_size,
         entry.inputs.seq_len,
         counting_mode=profile_counting(profile),
+        inputs=entry.inputs.named(),
     )
     tree.root.name = entry.name
     return profile.predict(tree)

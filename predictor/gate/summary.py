@@ -122,8 +122,9 @@ def summary_messages(gate: EnergyGate) -> list[tuple[str, str]]:
             types = sorted({n.type for n in extrapolated})
             out.append(
                 (
-                    f"{label}: {len(extrapolated)} node(s) extrapolated by the fallback "
-                    f"regressor (types the profile never saw: {', '.join(types)})",
+                    f"{label}: {100 * result.tree.extrapolated_share():.1f} % of the energy on "
+                    f"{len(extrapolated)} node(s) extrapolated by the fallback regressor (kernel "
+                    f"classes the profile has no training data for: {', '.join(types)})",
                     "yellow",
                 )
             )
@@ -162,16 +163,17 @@ def print_summary(console: Any, gate: EnergyGate, extra: Sequence[tuple[str, str
         table.add_column("model")
         table.add_column("energy", justify="right")
         table.add_column("budgets")
-        table.add_column("extrapolated nodes", justify="right")
+        table.add_column("extrapolated", justify="right")
         for result, label in zip(results, labels(results), strict=True):
             status, style = check_status(result)
             total = format_energy(result.energy_j) if result.energy_j is not None else "—"
             n_extra = len(_extrapolated(result))
+            share = f"{100 * result.tree.extrapolated_share():.1f} % ({n_extra} nodes)"
             table.add_row(
                 Text(printable(label)),
                 total,
                 Text(status, style=style),
-                Text(str(n_extra), style="yellow" if n_extra else ""),
+                Text(share, style="yellow" if n_extra else ""),
             )
         console.print(table)
     for text, style in [*summary_messages(gate), *extra]:
@@ -185,14 +187,15 @@ def render_summary_markdown(report: Report) -> str:
         "",
         f"Profile: {md_code(str(report.profile.get('name')))}",
         "",
-        "| Model | Energy | Budgets |",
-        "|---|---:|---|",
+        "| Model | Energy | Budgets | Extrapolated |",
+        "|---|---:|---|---:|",
     ]
     for m in report.models:
         text, _ = check_status(m)
         status = text if not m.checks else ("❌ " if m.violations else "✅ ") + text
         total = format_energy(m.energy_j) if m.energy_j is not None else "—"
-        lines.append(f"| {md_text(m.name)} | {total} | {status} |")
+        share = f"{100 * m.tree.extrapolated_share():.1f} %"
+        lines.append(f"| {md_text(m.name)} | {total} | {status} | {share} |")
     violations = [c.message() for m in report.models for c in m.violations]
     if violations:
         lines += ["", "**Over budget:**", "", *(f"- {md_code(v)}" for v in violations)]
