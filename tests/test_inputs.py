@@ -87,7 +87,7 @@ def test_models_from_a_local_config_file_or_folder(tmp_path: Path) -> None:
     # the sequence a ViT processes: 14 x 14 patches + the class token, not its 3 channels
     assert (tree.batch_size, tree.seq_len) == (2, 197)
     assert tree.meta["execution"] == "meta"
-    with pytest.raises(ModelError, match="holds no config.json"):
+    with pytest.raises(ModelError, match=r"holds no config\.json"):
         build_model(str(tmp_path))
 
 
