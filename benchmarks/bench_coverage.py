@@ -397,9 +397,18 @@ NOTES: tuple[str, ...] = (
     "top_k rows through each expert projection, each expert hit reading its weights once "
     "(uniform routing expectation); their default `grouped_mm` path, traced in fp32 on meta.",
     "Mamba's eager selective scan (a Python loop over the sequence) is one `bmm` node with a "
-    "count per layer, its elementwise state updates the mixer's own ops.",
-    "Convolutions are implicit GEMMs (kernel class gemm), batch norm a norm, pooling its own "
-    "class `pool`, which device_1 has no data for: the only extrapolated nodes here.",
+    "count per layer (512 steps), its elementwise state updates the mixer's own ops: on the "
+    "HF eager path every step is a handful of tiny kernels, which is why its TFLOP per J is "
+    "an order of magnitude below the transformers'.",
+    "Every kernel class these architectures run has training data on device_1 (gemm, bmm, "
+    "softmax, norm, activation, embedding) or a documented proxy: convolutions are implicit "
+    "GEMMs (gemm), eval-mode batch norm an elementwise pass (activation), pooling its own "
+    "class `pool`, predicted with the activation regressor (one memory-bound pass). Hence "
+    "0 % extrapolated throughout; a fused scan, or a primitive registered with an elementwise "
+    "/ reduction / copy class, would be extrapolated and counted here.",
+    "`own ops` is the energy of the modules' own ops (adds, masks, casts, rotary embeddings, "
+    "activation functions), predicted from their FLOPs and bytes with non-negative "
+    "coefficients.",
 )
 
 
