@@ -131,6 +131,8 @@ def summary_messages(gate: EnergyGate) -> list[tuple[str, str]]:
         unsupported = unsupported_ops_text(result.tree)
         if unsupported:
             out.append((f"{label}: unsupported ops (not counted): {unsupported}", "yellow"))
+        if result.tree.meta.get("dtype_warning"):
+            out.append((f"{label}: note: {result.tree.meta['dtype_warning']}", "yellow"))
         out += [(check.message(), "red") for check in result.violations]
     out += [(f"warning: {w}", "yellow") for r in results for w in r.warnings]
     out += [(f"warning: {w}", "yellow") for w in name_collisions(results)]
