@@ -44,11 +44,9 @@ def predict(
     Raises ModelError (wrong inputs, including SequenceTooLong), TraceError (the forward
     fails) and ProfileError (no such profile, or one that cannot be trusted).
     """
-    from predictor.learn.profile import Profile, load_profile
-    from predictor.trace.ops import COUNTING_MODES
+    from predictor.learn.profile import Profile, load_profile, profile_counting
     from predictor.trace.tracer import build_tree
 
     chosen = profile if isinstance(profile, Profile) else load_profile(profile)
-    mode = chosen.counting_mode if chosen.counting_mode in COUNTING_MODES else "irene"
-    tree = build_tree(model, inputs, name=name, counting_mode=mode)
+    tree = build_tree(model, inputs, name=name, counting_mode=profile_counting(chosen))
     return chosen.predict(tree)

@@ -117,8 +117,8 @@ def test_sdpa_counts_as_matmul_softmax_matmul_nodes() -> None:
     assert tree.root.flops * 1e6 == pytest.approx(2 * mm + 5 * scores + scores)
 
 
-def _cumprod(t: torch.Tensor) -> torch.Tensor:
-    return torch.cumprod(t, 0)
+def _logcumsumexp(t: torch.Tensor) -> torch.Tensor:
+    return torch.logcumsumexp(t, 0)  # an op with no formula
 
 
 def _one_flop_per_output(call: OpCall) -> list[OpCount]:
@@ -126,29 +126,33 @@ def _one_flop_per_output(call: OpCall) -> list[OpCount]:
 
 
 def test_op_without_formula_is_listed_not_counted() -> None:
-    assert default_ops().get("cumprod", "irene") is None
-    tree = build_tree(Wrap(_cumprod), torch.zeros(3))
-    assert [(u.op, u.count) for u in tree.unsupported_ops] == [("cumprod", 1)]
+    assert default_ops().get("logcumsumexp", "irene") is None
+    tree = build_tree(Wrap(_logcumsumexp), torch.zeros(3))
+    assert [(u.op, u.count) for u in tree.unsupported_ops] == [("logcumsumexp", 1)]
     assert tree.root.flops == 0
 
 
 def test_a_new_op_is_one_entry_for_one_call() -> None:
-    tree = build_tree(Wrap(_cumprod), torch.zeros(3), ops={"cumprod": _one_flop_per_output})
+    tree = build_tree(
+        Wrap(_logcumsumexp), torch.zeros(3), ops={"logcumsumexp": _one_flop_per_output}
+    )
     assert tree.unsupported_ops == []
     assert tree.root.flops == pytest.approx(3e-6)
     # nothing global changed: the next trace has no formula for it again
-    assert default_ops().get("cumprod", "irene") is None
-    assert [u.op for u in build_tree(Wrap(_cumprod), torch.zeros(3)).unsupported_ops] == ["cumprod"]
+    assert default_ops().get("logcumsumexp", "irene") is None
+    assert [u.op for u in build_tree(Wrap(_logcumsumexp), torch.zeros(3)).unsupported_ops] == [
+        "logcumsumexp"
+    ]
 
 
 def test_a_registry_object_overrides_one_mode_and_is_copied_into_the_trace() -> None:
-    ops = default_ops().set_op_handle("cumprod", _one_flop_per_output, "native")
-    native = build_tree(Wrap(_cumprod), torch.zeros(3), counting_mode="native", ops=ops)
+    ops = default_ops().set_op_handle("logcumsumexp", _one_flop_per_output, "native")
+    native = build_tree(Wrap(_logcumsumexp), torch.zeros(3), counting_mode="native", ops=ops)
     assert native.unsupported_ops == [] and native.root.flops == pytest.approx(3e-6)
-    irene = build_tree(Wrap(_cumprod), torch.zeros(3), ops=ops)
-    assert [u.op for u in irene.unsupported_ops] == ["cumprod"]
+    irene = build_tree(Wrap(_logcumsumexp), torch.zeros(3), ops=ops)
+    assert [u.op for u in irene.unsupported_ops] == ["logcumsumexp"]
     # the trace works on a copy: changing the registry afterwards changes no tree already built
-    ops.set_op_handle("cumprod", lambda call: [OpCount(100.0, 0.0)], "native")
+    ops.set_op_handle("logcumsumexp", lambda call: [OpCount(100.0, 0.0)], "native")
     assert native.root.flops == pytest.approx(3e-6)
 
 
@@ -180,11 +184,15 @@ def test_torch_multihead_attention_is_decomposed() -> None:
     tree = build_tree(Net(), torch.zeros(2, 5, 16))  # (L=5, N=2, E=16) inside, 2 heads of 8
     assert tree.unsupported_ops == []
     attn = tree.root.children[0]
-    ml = [(n.name, n.flops * 1e6) for n in attn.children]
+    ml = [(n.name, n.kernel, n.flops * 1e6) for n in attn.children]
+    packed = 2 * 10 * 16 * 48 + 10 * 48  # self-attention: one q/k/v GEMM (IrEne's 3-D linear)
+    projection = 2 * 10 * 16 * 16 + 10 * 16
     assert ml == [
-        ("attn:MatMul", 2 * 4 * 5 * 8 * 5),
-        ("attn:Softmax", 5 * 4 * 5 * 5),
-        ("attn:MatMul", 2 * 4 * 5 * 5 * 8),
+        ("attn:Linear", "gemm", packed),
+        ("attn:MatMul", "bmm", 2 * 4 * 5 * 8 * 5),
+        ("attn:Softmax", "softmax", 5 * 4 * 5 * 5),
+        ("attn:MatMul", "bmm", 2 * 4 * 5 * 5 * 8),
+        ("attn:Linear", "gemm", projection),
     ]
-    projection = 2 * 10 * 16 * 16 + 10 * 16  # IrEne's 3-D linear: matmul + bias add
-    assert attn.flops * 1e6 == pytest.approx(4 * projection + 10 * 16 + 2 * 1600 + 500)
+    # the q scaling (10 x 16 elements) is the module's own op
+    assert attn.flops * 1e6 == pytest.approx(packed + projection + 10 * 16 + 2 * 1600 + 500)

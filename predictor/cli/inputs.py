@@ -33,26 +33,54 @@ def positive_int(text: str) -> int:
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """``-b/--batch-size`` and ``-s/--seq-len``: the token inputs the model is traced on."""
+    """``-b/--batch-size`` and ``-s/--seq-len`` (token inputs) and ``--input NAME=SHAPE[:DTYPE]``
+    (named input tensors, repeatable): the inputs the model is traced on, on the meta device."""
     group = parser.add_argument_group("model inputs")
     group.add_argument(
         "-b",
         "--batch-size",
         type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
+        default=None,
         metavar="N",
-        help=f"batch size of the token inputs (default {DEFAULT_BATCH_SIZE})",
+        help=f"batch size of the token inputs (default {DEFAULT_BATCH_SIZE}, unless --input "
+        "gives the inputs)",
     )
     group.add_argument(
         "-s",
         "--seq-len",
         type=positive_int,
-        default=DEFAULT_SEQ_LEN,
+        default=None,
         metavar="N",
-        help=f"sequence length of the token inputs (default {DEFAULT_SEQ_LEN})",
+        help=f"sequence length of the token inputs (default {DEFAULT_SEQ_LEN}, unless --input "
+        "gives the inputs)",
+    )
+    group.add_argument(
+        "--input",
+        dest="inputs",
+        action="append",
+        metavar="NAME=SHAPE[:DTYPE]",
+        help="a named input tensor (repeatable), e.g. pixel_values=8x3x224x224 or "
+        "input_features=1x80x3000:float16; with -b/-s too, joined to the token ids",
     )
 
 
 def inputs_from_args(args: argparse.Namespace) -> Inputs:
-    """The inputs :func:`add_input_options` parsed."""
-    return Inputs(batch_size=int(args.batch_size), seq_len=int(args.seq_len))
+    """The inputs :func:`add_input_options` parsed: named tensors from ``--input``, and token
+    ids of ``-b`` x ``-s`` (their defaults when no ``--input`` is given). A malformed
+    ``--input`` is a ConfigError."""
+    from predictor.errors import ConfigError
+    from predictor.trace.input_specs import parse_input_option
+
+    tensors = []
+    for text in getattr(args, "inputs", None) or ():
+        try:
+            tensors.append(parse_input_option(text))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    batch, seq = args.batch_size, args.seq_len
+    if not tensors:
+        batch = DEFAULT_BATCH_SIZE if batch is None else batch
+        seq = DEFAULT_SEQ_LEN if seq is None else seq
+    elif (batch is None) != (seq is None):
+        raise ConfigError("give both --batch-size and --seq-len (token ids), or neither")
+    return Inputs(batch_size=batch, seq_len=seq, tensors=tuple(tensors))

@@ -26,8 +26,17 @@ def register(subparsers: Any) -> None:
             "energy of every node with a profile, and show where the energy goes."
         ),
     )
-    parser.add_argument("model", metavar="MODEL", help="zoo name or package.module:factory")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="zoo name, package.module:factory, a config.json (or its folder) or a cached hub id",
+    )
     add_input_options(parser)
+    parser.add_argument(
+        "--max-extrapolated",
+        metavar="PCT",
+        help="fail (exit 1) when more than this share of the energy is extrapolated, e.g. 5%%",
+    )
     parser.add_argument(
         "--profile",
         metavar="NAME|PATH",
@@ -145,9 +154,7 @@ def format_text(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: int =
             f"note: {len(ext)} node(s) of types the profile never saw were predicted by its "
             "pooled fallback regressor (marked extrapolated)"
         )
-    if tree.unsupported_ops:
-        listed = ", ".join(f"{u.op} in {u.module} (x{u.count})" for u in tree.unsupported_ops)
-        lines.append(f"unsupported ops (not counted): {listed}")
+    lines += coverage_lines(tree)
     return "\n".join(lines)
 
 
@@ -184,7 +191,32 @@ def format_markdown(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: i
             f"| {md_text(row['type'])}{flag} | {row['count']} | {_energy(row['energy_j'])} | "
             f"{row['share_pct']:.2f} % |"
         )
+    lines += ["", *(f"- {md_text(line)}" for line in coverage_lines(tree))]
     return "\n".join(lines) + "\n"
+
+
+def coverage_lines(tree: EnergyTree) -> list[str]:
+    """What the prediction cannot vouch for: the extrapolated share of the energy, the ops with
+    no formula (not counted), and a dtype the profile was not trained on."""
+    share = tree.extrapolated_share()
+    types = sorted({f"{n.type} ({n.kernel or '?'})" for n in tree.walk() if n.extrapolated})
+    lines = [
+        f"extrapolated: {100 * share:.2f} % of the energy"
+        + (
+            f" (kernel classes the profile has no training data for: {', '.join(types)})"
+            if types
+            else ""
+        )
+    ]
+    if tree.unsupported_ops:
+        listed = ", ".join(f"{u.op} in {u.module} (x{u.count})" for u in tree.unsupported_ops)
+        lines.append(f"unsupported ops (not counted): {listed}")
+    else:
+        lines.append("unsupported ops: none")
+    for key in ("dtype_warning", "profile_warning"):
+        if tree.meta.get(key):
+            lines.append(f"note: {tree.meta[key]}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -193,11 +225,13 @@ def run(args: argparse.Namespace) -> int:
     from predictor.gate.engine import trace_spec
     from predictor.gate.report import profile_identity
     from predictor.gate.scope import energy_scope
-    from predictor.learn.profile import load_profile
+    from predictor.learn.profile import load_profile, profile_counting
 
+    inputs = inputs_from_args(args)
+    max_share = _max_share(args.max_extrapolated)
     profile = load_profile(args.profile)
     with model_code():
-        tree = trace_spec(args.model, inputs_from_args(args))
+        tree = trace_spec(args.model, inputs, counting_mode=profile_counting(profile))
     profile.predict(tree)
     identity = profile_identity(profile)
     scope = energy_scope(identity)
@@ -205,9 +239,34 @@ def run(args: argparse.Namespace) -> int:
         out = tree.to_dict()
         out["bottlenecks"] = bottlenecks(tree, args.top)
         out["energy_scope"] = scope.to_dict()
+        out["extrapolated_share"] = tree.extrapolated_share()
         write_output(json.dumps(out, indent=2, allow_nan=False))
     elif args.format == "markdown":
         write_output(format_markdown(tree, scope, args.depth, args.top))
     else:
         write_output(format_text(tree, scope, args.depth, args.top))
+    if max_share is not None and tree.extrapolated_share() > max_share:
+        import sys
+
+        print(
+            f"irene predict: {tree.model_name}: {100 * tree.extrapolated_share():.2f} % of the "
+            f"energy is extrapolated, more than --max-extrapolated {100 * max_share:g} %",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _max_share(text: str | None) -> float | None:
+    from predictor.errors import ConfigError
+    from predictor.gate.units import parse_percent
+
+    if text is None:
+        return None
+    try:
+        value = parse_percent(text)
+    except ValueError as exc:
+        raise ConfigError(f"--max-extrapolated {exc}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"--max-extrapolated must be between 0% and 100% (got {text!r})")
+    return value

@@ -87,10 +87,7 @@ def render_budgets_yaml(
         if entry.spec != entry.name:
             lines.append(f"    model: {_yaml_str(entry.spec)}")
         if entry.inputs is not None:
-            lines.append(
-                f"    inputs: {{batch_size: {entry.inputs.batch_size}, "
-                f"seq_len: {entry.inputs.seq_len}}}"
-            )
+            lines.append(f"    inputs: {entry.inputs.yaml()}")
         lines.append(f"    budget: {format_budget(total * (1.0 + headroom))}")
         globs = suggest_module_globs(tree)
         modules = module_nodes(tree)

@@ -31,7 +31,14 @@ from predictor.errors import (
     TraceError,
 )
 from predictor.gate.budgets import Budgets, Inputs, ModelBudget, iter_collected, load_budgets
-from predictor.gate.checks import Check, MarkerBudget, ModelResult, check_tree, compare_tree
+from predictor.gate.checks import (
+    Check,
+    MarkerBudget,
+    ModelResult,
+    check_tree,
+    compare_tree,
+    extrapolation_check,
+)
 from predictor.gate.options import GateOptions, resolve_options
 from predictor.gate.report import Report, library_versions, load_report, profile_identity
 from predictor.trace.tree import EnergyTree
@@ -203,7 +210,8 @@ class EnergyGate:
         if entry.inputs is None:
             raise ConfigError(
                 f"{self.budgets.location(entry.line)}: model {entry.name!r} has no inputs; add "
-                "inputs: {batch_size: N, seq_len: N} or hand the model to the `energy` fixture"
+                "inputs: {batch_size: N, seq_len: N} (or named shapes such as "
+                "{pixel_values: [8, 3, 224, 224]}) or hand the model to the `energy` fixture"
             )
         from predictor.gate.timeout import time_limit
 
@@ -240,11 +248,19 @@ class EnergyGate:
         of positional inputs, or a mapping of keyword inputs), predict it, and measure it when
         metering."""
         from predictor.gate.timeout import time_limit
+        from predictor.learn.profile import profile_counting
         from predictor.trace.inputs import split_inputs
         from predictor.trace.tracer import build_tree
 
         with time_limit(self.options.timeout_s, f"model {name!r}"):
-            tree = build_tree(model, inputs, name=name, batch_size=batch_size, seq_len=seq_len)
+            tree = build_tree(
+                model,
+                inputs,
+                name=name,
+                batch_size=batch_size,
+                seq_len=seq_len,
+                counting_mode=profile_counting(self.profile),
+            )
             predicted = self.profile.predict(tree)
         if self.metering is None:
             return predicted
@@ -289,6 +305,11 @@ class EnergyGate:
         )
         checks = list(result.checks)
         warnings = list(result.warnings)
+        max_extrapolated = entry.max_extrapolated if entry is not None else None
+        if max_extrapolated is None:
+            max_extrapolated = self.budgets.max_extrapolated
+        if max_extrapolated is not None:
+            checks.append(extrapolation_check(name, tree, max_extrapolated))
         metering = tree.meta.get("metering")
         if isinstance(metering, dict) and not metering.get("measured", True):
             warnings.append(str(metering.get("note", "")))
@@ -499,15 +520,18 @@ def trace_spec(
         inputs.seq_len,
         counting_mode=counting_mode,
         attn_implementation=attn_implementation,
+        inputs=inputs.named(),
     )
 
 
 def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
-    """Build an entry's model from its spec and inputs (:func:`trace_spec`) and predict it;
-    the tree's root takes the entry's name."""
+    """Build an entry's model from its spec and inputs (:func:`trace_spec`, in the counting the
+    profile was trained on) and predict it; the tree's root takes the entry's name."""
+    from predictor.learn.profile import profile_counting
+
     if entry.inputs is None:
         raise ModelError(f"model {entry.name!r} has no inputs to build it with")
-    tree = trace_spec(entry.spec, entry.inputs)
+    tree = trace_spec(entry.spec, entry.inputs, counting_mode=profile_counting(profile))
     tree.root.name = entry.name
     return profile.predict(tree)
 

@@ -270,6 +270,9 @@ class _Capture(TorchFunctionMode):
         self.seen: Counter[str] = Counter()
         self.calls: dict[tuple[str, int], _Call] = {}
         self.inputs: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        #: fqns of mixture-of-experts modules: the tree counts their GEMMs as routed work
+        #: (predictor.trace.moe), which no single call replays
+        self.experts: set[str] = set()
 
     def frame(self) -> _Frame:
         for f in reversed(self.stack):
@@ -279,9 +282,13 @@ class _Capture(TorchFunctionMode):
 
     # module hooks
     def enter(self, name: str, module: nn.Module, prim: str | None, args: Any, kwargs: Any) -> None:
+        from predictor.trace.moe import is_experts
+
         if self.stack[-1].primitive:
             self.stack.append(_Frame(name, primitive=True, is_node=False))
             return
+        if prim is None and is_experts(module):
+            self.experts.add(name)
         node_name = f"{name}:{prim or type(module).__name__}"
         k = self.seen[node_name]
         self.seen[node_name] += 1
@@ -314,7 +321,7 @@ class _Capture(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         frame = self.frame()
-        if frame.primitive:
+        if frame.primitive or frame.name in self.experts:
             return out
         name = op_name(func)
         handle = self.ops.get(name, self.mode)
@@ -328,7 +335,7 @@ class _Capture(TorchFunctionMode):
         for prim in prims:
             node_name = f"{frame.name}:{prim}"
             k = self.seen[node_name]
-            self.seen[node_name] += 1
+            self.seen[node_name] += 1  # a node with a count (a loop) spans that many calls
             if len(prims) != 1:
                 self.calls[(node_name, k)] = _Call(
                     f"split:{name}",
@@ -356,15 +363,18 @@ class _Capture(TorchFunctionMode):
 def _capture(
     model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], counting_mode: str
 ) -> _Capture:
-    from predictor.trace.primitives import default_primitives
+    from predictor.trace.primitives import default_primitives, strip_compiled
 
     primitives = default_primitives()
     cap = _Capture(model, counting_mode)
     handles = []
-    for name, module in model.named_modules():
+    for raw_name, module in model.named_modules():
         if module is model or primitives.is_skipped(module):
             continue
-        prim = primitives.type_of(module)
+        name = strip_compiled(raw_name)  # the tree's name of a torch.compile'd module
+        if not name:  # a compiled root's original module: the root itself
+            continue
+        prim = primitives.type_of(module)  # the trace's typing (predictor.trace.primitives)
 
         def pre(mod: nn.Module, a: Any, kw: Any, n: str = name, p: str | None = prim) -> None:
             cap.enter(n, mod, p, a, kw)
@@ -434,9 +444,23 @@ def measure_tree(
                 plan.append((node, 0, _Call(key, run_model)))
                 continue
             k = occurrences[node.name]
-            occurrences[node.name] += 1
+            occurrences[node.name] += node.count
             call = cap.calls.get((node.name, k))
-            if call is None:
+            if node.level == "ml" and node.fqn in cap.experts:
+                plan.append(
+                    (
+                        node,
+                        k,
+                        _Call(
+                            "",
+                            None,
+                            gap="routed expert GEMMs are counted for the uniform (or given) "
+                            "routing, which no single call replays; the experts module is "
+                            "measured as a whole",
+                        ),
+                    )
+                )
+            elif call is None:
                 plan.append(
                     (node, k, _Call("", None, gap="no matching call in the real forward pass"))
                 )
@@ -478,8 +502,13 @@ def measure_tree(
                     )
                     gaps.append(f"{node.name} #{k}: {gap}")
                 else:
-                    node.measured_energy_j = nm.energy_j
+                    # a node with a count stands for that many identical calls (a loop)
+                    node.measured_energy_j = nm.energy_j * node.count
                     node.runtime = dict(nm.runtime)
+                    if node.count != 1:
+                        for feature in ("times_mean", meter.counter_feature):
+                            if feature is not None and feature in node.runtime:
+                                node.runtime[feature] *= node.count
                 records.append(
                     NodeRecord(
                         node.name,

@@ -44,13 +44,25 @@ MIB = float(2**20)
 class OpCount:
     """One costed part of an op call, in raw units: ``flops`` FLOPs, ``bytes`` bytes.
 
-    ``primitive`` names the ML-primitive type ("MatMul", "Softmax") when this part is a
-    functional op that IrEne makes a node of; ``None`` for ops only summed into modules.
+    ``primitive`` names the ML-primitive type ("MatMul", "Linear", "Softmax") when this part
+    is a functional op the tree makes an ML node of (called inside a module that is not itself
+    a primitive); ``None`` for ops only summed into modules (their own ops). ``kernel`` is the
+    part's kernel class (:mod:`predictor.trace.kernels`; ``""``: unknown), ``dtype`` its
+    compute dtype (None: the call's output dtype) and ``shapes`` its operand shapes (None: the
+    call's tensor arguments). ``count`` > 1: the part stands for that many identical calls
+    (its FLOPs and bytes are their total), as an eager loop over experts runs them.
     """
 
     flops: float
     bytes: float
     primitive: str | None = None
+    kernel: str = ""
+    dtype: str | None = None
+    shapes: tuple[tuple[int, ...], ...] | None = None
+    count: int = 1
+    #: The primitive type this node stands for when it is not ``primitive`` itself (a routed
+    #: expert GEMM is a ``Linear``); None: ``primitive``.
+    base: str | None = None
 
 
 @dataclass(frozen=True)

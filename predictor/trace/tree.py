@@ -97,6 +97,20 @@ class Node:
     measured_energy_j: float | None = None
     extrapolated: bool = False
     children: list[Node] = field(default_factory=list)
+    #: Kernel class of an ML node (:mod:`predictor.trace.kernels`: ``gemm``, ``bmm``, ``norm``
+    #: ...); ``""`` for modules and the model, or when unknown.
+    kernel: str = ""
+    #: Compute dtype: of the node's costliest op for an ML node, the dtype doing most of the
+    #: work (FLOPs + bytes) below a module or the model (``"float32"``, ``"bfloat16"`` ...).
+    dtype: str = ""
+    #: Identical consecutive calls folded into this node (a loop's steps): ``flops`` and
+    #: ``mem_bytes`` are their total, each call costs ``1 / count`` of it.
+    count: int = 1
+    #: Operand shapes of an ML node's costliest op (inputs and weights, then the output).
+    shapes: list[list[int]] = field(default_factory=list)
+    #: The primitive type an ML node's class derives from (``Linear`` for ``FalconLinear``,
+    #: a routed expert GEMM); regressors without data for ``type`` use it, then ``kernel``.
+    base: str = ""
 
     @property
     def input_size(self) -> int:
@@ -106,6 +120,12 @@ class Node:
     @property
     def is_leaf(self) -> bool:
         return not self.children
+
+    @property
+    def does_work(self) -> bool:
+        """Whether any op ran in the node (FLOPs or bytes above 0): such a node must never be
+        predicted 0 J."""
+        return self.flops > 0 or self.mem_bytes > 0
 
     def walk(self) -> Iterator[Node]:
         """Pre-order traversal: this node, then each child's subtree in order."""
@@ -144,6 +164,16 @@ class Node:
             out["measured_energy_j"] = self.measured_energy_j
         if self.extrapolated:
             out["extrapolated"] = True
+        if self.kernel:
+            out["kernel"] = self.kernel
+        if self.dtype:
+            out["dtype"] = self.dtype
+        if self.count != 1:
+            out["count"] = self.count
+        if self.shapes:
+            out["shapes"] = [list(s) for s in self.shapes]
+        if self.base and self.base != self.type:
+            out["base"] = self.base
         out["children"] = [child.to_dict() for child in self.children]
         return out
 
@@ -169,6 +199,11 @@ class Node:
             measured_energy_j=_opt_float(data.get("measured_energy_j")),
             extrapolated=bool(data.get("extrapolated", False)),
             children=[cls.from_dict(child) for child in data.get("children", [])],
+            kernel=str(data.get("kernel", "")),
+            dtype=str(data.get("dtype", "")),
+            count=int(data.get("count", 1)),
+            shapes=[[int(d) for d in s] for s in data.get("shapes", [])],
+            base=str(data.get("base", "")),
         )
 
 
@@ -216,6 +251,27 @@ class EnergyTree:
     def find(self, name: str) -> list[Node]:
         """Every node called ``name`` (functional-op names can repeat)."""
         return [n for n in self.walk() if n.name == name]
+
+    def extrapolated_j(self) -> float:
+        """Predicted energy (J) of the ML nodes a profile's fallback predicted (kernel classes
+        it has no training data for); 0 when none or before prediction."""
+        return float(sum(n.energy_j or 0.0 for n in self.walk() if n.extrapolated and n.energy_j))
+
+    def extrapolated_share(self) -> float:
+        """The fraction (0..1) of the model's predicted energy on extrapolated nodes; 0 before
+        prediction."""
+        total = self.root.energy_j
+        if total is None or not total > 0:
+            return 0.0
+        return min(self.extrapolated_j() / total, 1.0)
+
+    def dtypes(self) -> list[str]:
+        """The compute dtypes of the tree's ML nodes, most work (FLOPs + bytes) first."""
+        work: dict[str, float] = {}
+        for n in self.walk():
+            if n.level == "ml" and n.dtype:
+                work[n.dtype] = work.get(n.dtype, 0.0) + n.flops + n.mem_bytes
+        return sorted(work, key=lambda d: (-work[d], d))
 
     def parents(self) -> dict[int, Node]:
         """Map id(node) -> its parent, for every node but the root."""
