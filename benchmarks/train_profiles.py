@@ -34,6 +34,7 @@ from predictor.learn.evaluate import cross_validate  # noqa: E402
 from predictor.learn.profile import PROFILES_DIR, Settings, train_profile  # noqa: E402
 from predictor.learn.profile_file import SUFFIX  # noqa: E402
 from predictor.learn.retrace import COUNTINGS, load_training_data  # noqa: E402
+from predictor.learn.provenance import MEASURED, provenance_record, scope_record  # noqa: E402
 
 DEVICE_1_DESCRIPTION = (
     "device_1 of the IrEne dataset: GPU inference energy of six Hugging Face Transformers "
@@ -46,6 +47,18 @@ DEVICE_1_DESCRIPTION = (
 )
 
 PROFILES: dict[str, str] = {"irene-device-1": "static", "irene-device-1-full": "full"}
+
+#: What the device-1 joules are: the whole machine's wall power (idle included), measured per
+#: node by the authors, in fp32.
+DEVICE_1_HARDWARE: dict[str, Any] = {
+    "device": "IrEne device_1",
+    "source": "Cao et al., ACL 2021",
+    "scope": scope_record("system"),
+    "provenance": provenance_record(
+        MEASURED, "trained on per-node measurements (Cao et al., ACL 2021)"
+    ),
+    "dtype": "fp32 (as measured)",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             name,
             settings=settings,
             description=DEVICE_1_DESCRIPTION,
-            hardware={"device": "IrEne device_1", "source": "Cao et al., ACL 2021"},
+            hardware=dict(DEVICE_1_HARDWARE),
             cv_error=cv_error,
         )
         # Record the data by name, not by this machine's path.

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from predictor.trace.tree import EnergyTree
 
 if TYPE_CHECKING:
+    from predictor.devices.profile import DeviceProfile
     from predictor.learn.profile import Profile
     from predictor.trace.inputs import Inputs
 
@@ -29,7 +30,7 @@ def predict(
     model: Any,
     inputs: Inputs,
     *,
-    profile: Profile | str | os.PathLike[str] | None = None,
+    profile: Profile | DeviceProfile | str | os.PathLike[str] | None = None,
     name: str | None = None,
 ) -> EnergyTree:
     """The predicted tree of ``model`` (an ``nn.Module``) on ``inputs``: joules on every node.
@@ -44,9 +45,10 @@ def predict(
     Raises ModelError (wrong inputs, including SequenceTooLong), TraceError (the forward
     fails) and ProfileError (no such profile, or one that cannot be trusted).
     """
+    from predictor.devices.profile import DeviceProfile
     from predictor.learn.profile import Profile, load_profile, profile_counting
     from predictor.trace.tracer import build_tree
 
-    chosen = profile if isinstance(profile, Profile) else load_profile(profile)
+    chosen = profile if isinstance(profile, (Profile, DeviceProfile)) else load_profile(profile)
     tree = build_tree(model, inputs, name=name, counting_mode=profile_counting(chosen))
     return chosen.predict(tree)

@@ -1,4 +1,5 @@
-"""``irene calibrate``: measure per-node energy on this machine and write an IrEne dataset."""
+"""``irene calibrate``: measure per-node energy on this machine and write an IrEne dataset;
+``--level model``: whole-model energy only, the CSV ``irene adapt`` reads."""
 
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ def register(subparsers: Any) -> None:
             "Run each model on --device, replay every node of its tree alone under an energy "
             "meter (idle power subtracted, repeated until stable) and write the dataset in the "
             "IrEne CSV layout plus hardware.json, measurements.jsonl and summary.json. "
-            "Train a profile on it with `irene train DIR -o PROFILE`."
+            "Train a profile on it with `irene train DIR -o PROFILE`. With --level model: "
+            "measure each whole model only (seconds per configuration) and write -o as a CSV "
+            "(model, batch_size, seq_len, dtype, energy_j, time_s, ...) plus OUT.hardware.json, "
+            "for `irene adapt PROFILE OUT.csv --models ...`."
         ),
     )
     parser.add_argument(
@@ -40,7 +44,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated (default 1,8)")
     parser.add_argument("--seq-lens", default="32,128", help="comma-separated (default 32,128)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("-o", "--output", required=True, help="dataset folder to write")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="dataset folder to write (--level model: a .csv file)",
+    )
+    parser.add_argument(
+        "--level",
+        choices=("node", "model"),
+        default="node",
+        help="node: every node of the tree, replayed alone (default); model: the whole model only",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("fp32", "bf16", "fp16"),
+        help="--level model: run the models in this dtype (default: their own)",
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -151,6 +171,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     out = Path(args.output)
+    if args.level == "model":
+        return _run_whole_models(args, specs, batch_sizes, seq_lens, settings)
+    if args.dtype is not None:
+        raise ConfigError(
+            "--dtype applies to --level model; the per-node calibration runs the models in "
+            "their own dtype"
+        )
     existing = sorted(p.name for p in out.glob("*") if p.is_file()) if out.is_dir() else []
     if existing and not args.force:
         raise ConfigError(
@@ -180,6 +207,52 @@ def run(args: argparse.Namespace) -> int:
     finally:
         meter.close()
     _print_summary(path)
+    return 0
+
+
+def _run_whole_models(
+    args: argparse.Namespace,
+    specs: list[str],
+    batch_sizes: list[int],
+    seq_lens: list[int],
+    settings: Any,
+) -> int:
+    from predictor.errors import ConfigError, HardwareUnavailable
+    from predictor.measure.calibrate import calibrate_whole_models, hardware_sidecar
+    from predictor.measure.meters import get_meter
+
+    out = Path(args.output)
+    if out.suffix != ".csv":
+        raise ConfigError(f"--level model writes a CSV file: give -o a .csv path (got {out})")
+    if out.is_dir():
+        raise ConfigError(f"-o {out} is a folder; --level model writes a .csv file")
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists; give another -o file, or pass --force to replace it")
+    meter = get_meter(args.meter, device=args.device, **_meter_options(args))
+    try:
+        st = meter.status()
+        if not st.available:
+            raise HardwareUnavailable(st.describe())
+        print(f"meter: {st.describe()}", file=sys.stderr)
+        total = len(specs) * len(batch_sizes) * len(seq_lens)
+        with _progress_bars(total, quiet=args.quiet) as progress:
+            path = calibrate_whole_models(
+                specs,
+                batch_sizes,
+                seq_lens,
+                meter=meter,
+                out_csv=out,
+                device=args.device,
+                dtype=args.dtype,
+                settings=settings,
+                progress=progress,
+                seed=args.seed,
+                time_budget_s=args.time_budget_s,
+            )
+    finally:
+        meter.close()
+    rows = path.read_text().count("\n") - 1
+    print(f"wrote {path} ({rows} whole-model measurement(s)) and {hardware_sidecar(path)}")
     return 0
 
 

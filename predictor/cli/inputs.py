@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from predictor.gate.budgets import Inputs
+from predictor.trace.dtypes import MODEL_DTYPES
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SEQ_LEN", "add_input_options", "inputs_from_args"]
 
@@ -33,8 +34,9 @@ def positive_int(text: str) -> int:
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """``-b/--batch-size`` and ``-s/--seq-len`` (token inputs) and ``--input NAME=SHAPE[:DTYPE]``
-    (named input tensors, repeatable): the inputs the model is traced on, on the meta device."""
+    """``-b/--batch-size`` and ``-s/--seq-len`` (token inputs), ``--input NAME=SHAPE[:DTYPE]``
+    (named input tensors, repeatable) and ``--dtype`` (the dtype the model is built in): the
+    inputs the model is traced on, on the meta device."""
     group = parser.add_argument_group("model inputs")
     group.add_argument(
         "-b",
@@ -62,12 +64,18 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         help="a named input tensor (repeatable), e.g. pixel_values=8x3x224x224 or "
         "input_features=1x80x3000:float16; with -b/-s too, joined to the token ids",
     )
+    group.add_argument(
+        "--dtype",
+        choices=tuple(MODEL_DTYPES),
+        default=None,
+        help="dtype the model is built in (default: the model's own, fp32 for zoo models)",
+    )
 
 
 def inputs_from_args(args: argparse.Namespace) -> Inputs:
-    """The inputs :func:`add_input_options` parsed: named tensors from ``--input``, and token
-    ids of ``-b`` x ``-s`` (their defaults when no ``--input`` is given). A malformed
-    ``--input`` is a ConfigError."""
+    """The inputs :func:`add_input_options` parsed: named tensors from ``--input``, token ids
+    of ``-b`` x ``-s`` (their defaults when no ``--input`` is given), and ``--dtype``. A
+    malformed ``--input`` is a ConfigError."""
     from predictor.errors import ConfigError
     from predictor.trace.input_specs import parse_input_option
 
@@ -83,4 +91,9 @@ def inputs_from_args(args: argparse.Namespace) -> Inputs:
         seq = DEFAULT_SEQ_LEN if seq is None else seq
     elif (batch is None) != (seq is None):
         raise ConfigError("give both --batch-size and --seq-len (token ids), or neither")
-    return Inputs(batch_size=batch, seq_len=seq, tensors=tuple(tensors))
+    return Inputs(
+        batch_size=batch,
+        seq_len=seq,
+        tensors=tuple(tensors),
+        dtype=getattr(args, "dtype", None),
+    )

@@ -35,6 +35,8 @@ COMMANDS: tuple[str, ...] = (
     "calibrate",
     "train",
     "evaluate",
+    "adapt",
+    "profiles",
     "predict",
 )
 

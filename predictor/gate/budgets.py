@@ -41,6 +41,7 @@ import yaml
 from predictor.errors import ConfigError, OutputError
 from predictor.gate.checks import glob_to_regex
 from predictor.gate.units import parse_energy, parse_percent
+from predictor.trace.dtypes import MODEL_DTYPES
 from predictor.trace.input_specs import TensorSpec, parse_input_specs
 
 __all__ = [
@@ -85,6 +86,9 @@ class Inputs:
     batch_size: int | None
     seq_len: int | None
     tensors: tuple[tuple[str, TensorSpec], ...] = ()
+    #: The dtype the model is built in (:data:`predictor.trace.dtypes.MODEL_DTYPES`); None:
+    #: the model's own.
+    dtype: str | None = None
 
     def named(self) -> dict[str, TensorSpec] | None:
         """The named tensors, or None when there are none (token ids only)."""
@@ -102,17 +106,21 @@ class Inputs:
                 if spec.dtype is None
                 else f"{name}: {{shape: {shape}, dtype: {spec.dtype}}}"
             )
+        if self.dtype is not None:
+            parts.append(f"dtype: {self.dtype}")
         return "{" + ", ".join(parts) + "}"
 
     def describe(self) -> str:
-        """``batch_size=8, seq_len=128`` (and ``pixel_values=float32[8, 3, 224, 224]``): how
-        reports record (and compare) the inputs."""
+        """``batch_size=8, seq_len=128`` (and ``pixel_values=float32[8, 3, 224, 224]``,
+        ``dtype=bf16``): how reports record (and compare) the inputs."""
         parts = []
         if self.batch_size is not None and self.seq_len is not None:
             parts += [f"batch_size={self.batch_size}", f"seq_len={self.seq_len}"]
         for name, spec in self.tensors:
             shape = ", ".join(str(d) for d in spec.shape)
             parts.append(f"{name}={spec.dtype or 'default'}[{shape}]")
+        if self.dtype is not None:
+            parts.append(f"dtype={self.dtype}")
         return ", ".join(parts)
 
 
@@ -455,9 +463,18 @@ def _parse_inputs(inputs_y: _Y, what: str, where: str) -> Inputs:
     ``{pixel_values: [8, 3, 224, 224]}``, ``{x: {shape: [8, 128, 256], dtype: float16}}``."""
     mapping = _mapping(inputs_y, f"{what}: inputs", where)
     short = {k: v for k, v in mapping.items() if k in _INPUT_KEYS}
+    dtype: str | None = None
+    if "dtype" in mapping:  # the model's dtype, not an input tensor's name
+        dtype_y = mapping["dtype"][0]
+        dtype = _text(dtype_y, f"{what}: inputs.dtype must be a name", where).strip()
+        if dtype not in MODEL_DTYPES:
+            raise ConfigError(
+                f"{where}:{dtype_y.line}: {what}: inputs.dtype must be one of "
+                f"{', '.join(MODEL_DTYPES)} (got {dtype!r})"
+            )
     tensors: list[tuple[str, TensorSpec]] = []
     for key, (value_y, key_line) in mapping.items():
-        if key in _INPUT_KEYS:
+        if key in _INPUT_KEYS or key == "dtype":
             continue
         try:
             (parsed,) = parse_input_specs({key: _plain(value_y)}).values()
@@ -477,7 +494,7 @@ def _parse_inputs(inputs_y: _Y, what: str, where: str) -> Inputs:
         )
     batch = _positive_int(short["batch_size"][0], f"{what}: batch_size", where) if short else None
     seq = _positive_int(short["seq_len"][0], f"{what}: seq_len", where) if short else None
-    return Inputs(batch_size=batch, seq_len=seq, tensors=tuple(tensors))
+    return Inputs(batch_size=batch, seq_len=seq, tensors=tuple(tensors), dtype=dtype)
 
 
 def _parse_model(

@@ -45,10 +45,17 @@ from predictor.trace.tree import EnergyTree
 
 if TYPE_CHECKING:
     from predictor.gate.budgets_update import BudgetsUpdate
-    from predictor.learn.profile import Profile
+    from predictor.learn.profile import AnyProfile as Profile
     from predictor.measure.metering import Metering, Outcome
 
-__all__ = ["EnergyGate", "open_gate", "predict_spec", "read_budgets_file", "trace_spec"]
+__all__ = [
+    "EnergyGate",
+    "open_gate",
+    "predict_spec",
+    "profile_counting",
+    "read_budgets_file",
+    "trace_spec",
+]
 
 
 def read_budgets_file(path: Path, source: str) -> Budgets:
@@ -521,6 +528,7 @@ def trace_spec(
         counting_mode=counting_mode,
         attn_implementation=attn_implementation,
         inputs=inputs.named(),
+        dtype=inputs.dtype,
     )
 
 

@@ -23,7 +23,7 @@ from predictor.gate.checks import ModelResult
 from predictor.gate.json_fields import get_field, json_type
 
 if TYPE_CHECKING:  # profile imports numpy; a report is read without it
-    from predictor.learn.profile import Profile
+    from predictor.learn.profile import AnyProfile as Profile
 
 __all__ = [
     "REPORT_SCHEMA",

@@ -51,16 +51,25 @@ class EnergyScope:
 def _text(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return value.strip()
-    if isinstance(value, Mapping):  # a structured field (issue 11's provenance): its kind
-        for key in ("kind", "summary", "name"):
+    if isinstance(value, Mapping):  # a structured record (predictor.learn.provenance): its words
+        for key in ("summary", "kind", "name"):
             if isinstance(value.get(key), str):
                 return str(value[key])
     return None
 
 
+def _kind(value: Any) -> str | None:
+    """The ``kind`` of a structured scope / provenance record, else None."""
+    if isinstance(value, Mapping) and isinstance(value.get("kind"), str):
+        return str(value["kind"])
+    return None
+
+
 def scope_fields(profile: Any) -> dict[str, str]:
-    """``device``, ``scope`` and ``provenance`` of a :class:`~predictor.learn.profile.Profile`
-    (explicit fields first, then its hardware metadata, then what its training data implies)."""
+    """``device``, ``scope`` and ``provenance`` of a profile (explicit fields first, then its
+    hardware metadata, then what its training data implies), in words; with
+    ``scope_kind`` (``gpu`` / ``system``), ``provenance_kind`` (``specification`` /
+    ``adapted`` / ``measured per node``) and ``dtype`` where the profile records them."""
     hardware = getattr(profile, "hardware", None) or {}
     training = getattr(profile, "training_data", None) or {}
     source = " ".join(
@@ -68,16 +77,29 @@ def scope_fields(profile: Any) -> dict[str, str]:
     )
     irene = "Cao et al" in source or "irene-data" in source
     device = _text(getattr(profile, "device", None)) or _text(hardware.get("device"))
-    scope = _text(getattr(profile, "scope", None)) or _text(hardware.get("scope"))
-    provenance = _text(getattr(profile, "provenance", None)) or _text(hardware.get("provenance"))
+    scope_rec = getattr(profile, "scope", None) or hardware.get("scope")
+    provenance_rec = getattr(profile, "provenance", None) or hardware.get("provenance")
+    scope = _text(scope_rec)
+    provenance = _text(provenance_rec)
     if provenance is None and training.get("ml_rows"):
         origin = hardware.get("source") or training.get("source") or "its training data"
         provenance = f"trained on per-node measurements ({origin})"
-    return {
+    out = {
         "device": device or NOT_RECORDED,
         "scope": scope or (IRENE_SCOPE if irene else NOT_RECORDED),
         "provenance": provenance or NOT_RECORDED,
     }
+    scope_kind = _kind(scope_rec) or ("system" if irene and scope is None else None)
+    provenance_kind = _kind(provenance_rec)
+    dtype = _text(getattr(profile, "dtype", None)) or _text(hardware.get("dtype"))
+    for key, value in (
+        ("scope_kind", scope_kind),
+        ("provenance_kind", provenance_kind),
+        ("dtype", dtype),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
 
 
 def profile_name(profile: Any) -> str:

@@ -25,7 +25,14 @@ from predictor.learn.flat import Array, Flat
 from predictor.learn.profile import Settings, fit_components, predict_flat
 from predictor.trace.tree import LEVELS, EnergyTree
 
-__all__ = ["NOT_A_FOLD", "CVReport", "FoldResult", "cross_validate", "level_errors"]
+__all__ = [
+    "NOT_A_FOLD",
+    "CVReport",
+    "FoldResult",
+    "cross_validate",
+    "evaluate_profile",
+    "level_errors",
+]
 
 #: Models that train every fold but are never held out (IrEne's protocol).
 NOT_A_FOLD: tuple[str, ...] = ("sshleifer/tiny-ctrl",)
@@ -52,6 +59,9 @@ class CVReport:
     dataset: str = ""
     not_a_fold: tuple[str, ...] = NOT_A_FOLD
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The table's first line (default: the cross-validation's) and its first column's header.
+    title: str = ""
+    row_label: str = "left-out model"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,16 +78,18 @@ class CVReport:
         }
 
     def format_table(self) -> str:
+        title = self.title or f"leave-one-model-out, features={self.feature_set}"
         lines = [
-            f"leave-one-model-out, features={self.feature_set}, MAPE % (rows)",
-            f"{'left-out model':<26} {'ml':>16} {'module':>16} {'model':>14}",
+            f"{title}, MAPE % (rows)",
+            f"{self.row_label:<26} {'ml':>16} {'module':>16} {'model':>14}",
         ]
         for f in self.folds:
             cells = [f"{f.mape[lvl]:7.2f} ({f.rows[lvl]:>5})" for lvl in ("ml", "module", "model")]
             lines.append(f"{f.model:<26} {cells[0]:>16} {cells[1]:>16} {cells[2]:>14}")
+        mean_label = "mean over folds" if self.row_label == "left-out model" else "mean over models"
         for label, values in (
             ("overall (row-weighted)", self.overall),
-            ("mean over folds", self.mean_over_folds),
+            (mean_label, self.mean_over_folds),
         ):
             lines.append(
                 f"{label:<26} {values['ml']:>16.2f} {values['module']:>16.2f} {values['model']:>14.2f}"
@@ -151,4 +163,105 @@ def cross_validate(
         wall_s=time.perf_counter() - start,
         dataset=str(dataset.path),
         not_a_fold=tuple(not_a_fold),
+    )
+
+
+def evaluate_profile(
+    profile: Any,
+    dataset: Dataset,
+    *,
+    models: Sequence[str] | None = None,
+    retrace: Any = None,
+) -> CVReport:
+    """The error of a fixed ``profile`` on ``dataset`` per model and level (no refitting), in
+    the layout of :func:`cross_validate` (one row per model instead of per fold).
+
+    A profile counting features as the dataset does predicts its trees; any other (a device
+    profile: native counting) predicts each configuration traced again from the zoo in its own
+    counting mode at the dataset's dtype, its energies carried over to the dataset's nodes
+    (:mod:`predictor.learn.retrace`; ``retrace`` overrides the tracer). Dataset nodes without
+    a counterpart are counted in ``extra["unmatched"]``, not scored.
+    """
+    from predictor.learn.adapt import zoo_tracer
+    from predictor.learn.retrace import carry_predictions
+
+    start = time.perf_counter()
+    chosen = list(models or [m for m in dataset.model_names])
+    unknown = [m for m in chosen if m not in dataset.model_names]
+    if unknown:
+        raise DataError(f"{dataset.path}: no trees for model(s) {', '.join(unknown)}")
+    same_counting = all(t.counting_mode == profile.counting_mode for t in dataset.trees)
+    dtype = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(
+        str(dataset.hardware.get("dtype", "float32")), "fp32"
+    )
+    trace = retrace or (None if same_counting else zoo_tracer(profile.counting_mode))
+    folds: list[FoldResult] = []
+    pooled: dict[str, list[Array]] = {lvl: [] for lvl in LEVELS}
+    unmatched: dict[str, int] = {}
+    by_type: dict[str, list[float]] = {}
+    for model in chosen:
+        t0 = time.perf_counter()
+        predicted_trees: list[EnergyTree] = []
+        for tree in dataset.by_model(model):
+            if trace is None:
+                copy = EnergyTree.from_dict(tree.to_dict())
+                predicted_trees.append(profile.predict(copy))
+                continue
+            traced = profile.predict(trace(model, tree.batch_size, tree.seq_len, dtype))
+            carried = carry_predictions(tree, traced)
+            unmatched[model] = unmatched.get(model, 0) + len(carried.unmatched)
+            predicted_trees.append(carried.tree)
+        flat = Flat.of(predicted_trees)
+        predicted = np.asarray(
+            [np.nan if n.energy_j is None else n.energy_j for n in flat.nodes], dtype=np.float64
+        )
+        y = flat.measured()
+        levels = np.asarray([n.level for n in flat.nodes])
+        errors: dict[str, Array] = {}
+        for lvl in LEVELS:
+            mask = (levels == lvl) & np.isfinite(y) & np.isfinite(predicted)
+            errors[lvl] = 100.0 * np.abs(predicted[mask] - y[mask]) / y[mask]
+            pooled[lvl].append(errors[lvl])
+        for node, p, m in zip(flat.nodes, predicted.tolist(), y.tolist(), strict=True):
+            if node.level == "ml" and np.isfinite(p) and np.isfinite(m):
+                by_type.setdefault(node.type, []).append(100.0 * abs(p - m) / m)
+        folds.append(
+            FoldResult(
+                model=model,
+                mape={
+                    lvl: float(errors[lvl].mean()) if errors[lvl].size else float("nan")
+                    for lvl in LEVELS
+                },
+                rows={lvl: int(errors[lvl].size) for lvl in LEVELS},
+                fit_s=time.perf_counter() - t0,
+            )
+        )
+    overall: dict[str, float] = {
+        lvl: float(np.concatenate(pooled[lvl]).mean()) if pooled[lvl] else float("nan")
+        for lvl in LEVELS
+    }
+    mean_folds: dict[str, float] = {
+        lvl: float(np.nanmean([f.mape[lvl] for f in folds])) for lvl in LEVELS
+    }
+    from predictor.gate.report import profile_identity
+
+    return CVReport(
+        feature_set=profile.feature_set,
+        settings={"profile": profile_identity(profile)},
+        folds=folds,
+        overall=overall,
+        mean_over_folds=mean_folds,
+        wall_s=time.perf_counter() - start,
+        dataset=str(dataset.path),
+        not_a_fold=(),
+        extra={
+            "protocol": f"fixed profile {profile.name!r}, no refitting; MAPE % per model",
+            "unmatched": unmatched,
+            "retraced": trace is not None,
+            "ml_mape_by_type": {
+                t: {"mape": float(np.mean(v)), "rows": len(v)} for t, v in sorted(by_type.items())
+            },
+        },
+        title=f"profile {profile.name!r} on {dataset.path}, features={profile.feature_set}",
+        row_label="model",
     )

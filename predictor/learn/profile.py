@@ -15,7 +15,7 @@ import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -40,12 +40,17 @@ from predictor.learn.reconcile import DEFAULT_RECONCILE, reconcile_mode
 from predictor.learn.regressors import FEATURE_SETS, MLRegressors, feature_columns
 from predictor.trace.tree import RUNTIME_FEATURES, EnergyTree
 
+if TYPE_CHECKING:
+    from predictor.devices.profile import DeviceProfile
+
 __all__ = [
     "AGGREGATORS",
     "DEFAULT_PROFILE",
     "PROFILES_DIR",
+    "PROFILE_KINDS",
     "AggregatorFit",
     "AggregatorTraining",
+    "AnyProfile",
     "Profile",
     "Settings",
     "check_prediction",
@@ -55,6 +60,7 @@ __all__ = [
     "load_profile",
     "predict_flat",
     "profile_counting",
+    "profile_from_payload",
     "register_aggregator",
     "runtime_columns",
     "train_profile",
@@ -481,7 +487,7 @@ class Profile:
         )
 
 
-def profile_counting(profile: Profile) -> str:
+def profile_counting(profile: AnyProfile) -> str:
     """The counting mode to trace a model in for ``profile``: the one it was trained on (a
     profile trained on mixed data: ``irene``)."""
     from predictor.trace.ops import COUNTING_MODES
@@ -489,8 +495,33 @@ def profile_counting(profile: Profile) -> str:
     return profile.counting_mode if profile.counting_mode in COUNTING_MODES else "irene"
 
 
-def _read(path: Path) -> Profile:
-    return read_profile_file(path, lambda data: Profile.from_payload(data, path=path))
+#: A profile of any kind :func:`load_profile` reads: trained (:class:`Profile`, and its
+#: adapted subclass) or a device's physical model (:class:`~predictor.devices.profile.DeviceProfile`).
+AnyProfile: TypeAlias = "Profile | DeviceProfile"
+#: Profile kinds by their payload's ``kind`` (absent: ``trained``), and the module defining
+#: each one's ``from_payload`` (imported when a file of that kind is read).
+PROFILE_KINDS: Mapping[str, tuple[str, str]] = {
+    "trained": ("predictor.learn.profile", "Profile"),
+    "adapted": ("predictor.learn.adapt", "AdaptedProfile"),
+    "device": ("predictor.devices.profile", "DeviceProfile"),
+}
+
+
+def profile_from_payload(data: dict[str, Any], path: Path | None = None) -> AnyProfile:
+    """The profile a payload describes, by its ``kind`` (:data:`PROFILE_KINDS`)."""
+    import importlib
+
+    kind = str(data.get("kind", "trained"))
+    where = PROFILE_KINDS.get(kind)
+    if where is None:
+        raise ValueError(f"unknown profile kind {kind!r} (known: {', '.join(PROFILE_KINDS)})")
+    cls = getattr(importlib.import_module(where[0]), where[1])
+    profile: AnyProfile = cls.from_payload(data, path=path)
+    return profile
+
+
+def _read(path: Path) -> AnyProfile:
+    return read_profile_file(path, lambda data: profile_from_payload(data, path=path))
 
 
 def list_profiles() -> list[str]:
@@ -522,7 +553,7 @@ def find_profile(
 
 def load_profile(
     ref: str | os.PathLike[str] | None = None, *, base: str | os.PathLike[str] | None = None
-) -> Profile:
+) -> AnyProfile:
     """The profile a reference names (:func:`find_profile`), read and checked: a file that is
     corrupt, tampered with or of an unknown version is a ProfileError, one that cannot be read
     an OutputError. Loading never runs code from the file."""

@@ -25,64 +25,102 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from predictor.errors import DataError, ModelError
 from predictor.learn.data import Dataset, attach_num_parameters, load_dataset
 from predictor.trace.tree import EnergyTree, Node
 
-__all__ = ["COUNTINGS", "load_training_data", "retrace_dataset", "retrace_tree"]
+__all__ = [
+    "COUNTINGS",
+    "Carried",
+    "carry_predictions",
+    "load_training_data",
+    "pair_nodes",
+    "retrace_dataset",
+    "retrace_tree",
+]
 
 #: How ``irene train`` / ``irene evaluate`` take a dataset's features: ``dataset`` (as its files
 #: hold them) or re-derived by tracing its models in a counting mode (``native``, ``irene``).
 COUNTINGS: tuple[str, ...] = ("dataset", "native", "irene")
 
 
-def _attach(traced: Node, measured: Node) -> None:
-    traced.measured_energy_j = measured.measured_energy_j
-    traced.runtime = dict(measured.runtime)
-
-
-def retrace_tree(data: EnergyTree, traced: EnergyTree) -> EnergyTree:
-    """``traced`` (the same model and configuration as ``data``) with ``data``'s measurements
-    attached (see the module docstring); nodes without one are pruned."""
+def pair_nodes(reference: EnergyTree, traced: EnergyTree) -> list[tuple[Node, Node]]:
+    """The nodes of ``traced`` paired with their counterparts in ``reference`` (the same model
+    and configuration, counted or traced another way): the root with the root, an ML node by
+    name (the k-th traced node of a name with the k-th of ``reference``: functional-op names
+    repeat), a module by fqn (transformers 5 renamed some classes), and a node whose name has
+    no counterpart with ``reference``'s module of its fqn (tiny-ctrl's ``ReLU`` was a module
+    to IrEne). Pairs are ``(traced node, reference node)``, each reference node used once."""
     by_name: dict[str, list[Node]] = defaultdict(list)
     modules: dict[str, Node] = {}
-    for node in data.walk():
+    for node in reference.walk():
         if node.level == "ml":
             by_name[node.name].append(node)
         elif node.level == "module":
             modules[node.fqn] = node
     taken: dict[str, int] = defaultdict(int)
     used_modules: set[str] = set()
-    matched = 0
+    pairs: list[tuple[Node, Node]] = []
     for node in traced.walk():
         if node.level == "model":
-            _attach(node, data.root)
-            matched += 1
+            pairs.append((node, reference.root))
             continue
         if node.level == "ml":
             k = taken[node.name]
             candidates = by_name.get(node.name, [])
             if k < len(candidates):
                 taken[node.name] += 1
-                _attach(node, candidates[k])
-                matched += 1
+                pairs.append((node, candidates[k]))
                 continue
         module = modules.get(node.fqn)
         if module is not None and node.fqn not in used_modules:
             used_modules.add(node.fqn)
-            _attach(node, module)
-            matched += 1
+            pairs.append((node, module))
+    return pairs
+
+
+def retrace_tree(data: EnergyTree, traced: EnergyTree) -> EnergyTree:
+    """``traced`` (the same model and configuration as ``data``) with ``data``'s measurements
+    attached (see the module docstring); nodes without one are pruned."""
+    pairs = pair_nodes(data, traced)
+    for node, measured in pairs:
+        node.measured_energy_j = measured.measured_energy_j
+        node.runtime = dict(measured.runtime)
     _prune(traced.root)
     total = sum(1 for _ in data.walk())
     traced.meta = {
         **traced.meta,
         "source": data.meta.get("source", ""),
-        "retraced": {"counting_mode": traced.counting_mode, "unmatched": total - matched},
+        "retraced": {"counting_mode": traced.counting_mode, "unmatched": total - len(pairs)},
     }
     return traced
+
+
+@dataclass
+class Carried:
+    """A copy of a dataset tree with predicted ``energy_j`` carried over from a traced tree;
+    ``unmatched``: the dataset nodes that had no counterpart (their ``energy_j`` is None)."""
+
+    tree: EnergyTree
+    unmatched: list[str] = field(default_factory=list)
+
+
+def carry_predictions(dataset_tree: EnergyTree, predicted: EnergyTree) -> Carried:
+    """The other direction: ``dataset_tree``'s nodes with the predicted energies of their
+    counterparts in ``predicted`` (:func:`pair_nodes`), to score a profile that counts
+    features otherwise than the dataset on the dataset's own nodes. A node with no
+    counterpart keeps ``energy_j`` None (reported, never 0 J)."""
+    copy = EnergyTree.from_dict(dataset_tree.to_dict())
+    for node in copy.walk():
+        node.energy_j, node.extrapolated = None, False
+    for node, reference in pair_nodes(copy, predicted):
+        reference.energy_j, reference.extrapolated = node.energy_j, node.extrapolated
+    unmatched = [f"{n.level} {n.name}" for n in copy.walk() if n.energy_j is None]
+    copy.meta = {**copy.meta, "profile": predicted.meta.get("profile")}
+    return Carried(copy, unmatched)
 
 
 def _prune(node: Node) -> None:

@@ -26,15 +26,19 @@ from predictor.measure.meters.base import Meter
 from predictor.measure.nodes import (
     MeasureSettings,
     NodeMeasurement,
+    measure_callable,
     measure_idle_power,
     measure_tree,
 )
 from predictor.trace.tree import EnergyTree
 
 __all__ = [
+    "WHOLE_MODEL_COLUMNS",
     "Progress",
     "calibrate_models",
+    "calibrate_whole_models",
     "grid_order",
+    "hardware_sidecar",
     "materialize",
     "real_inputs",
     "summarize",
@@ -301,3 +305,139 @@ def _stats(values: Iterable[float]) -> dict[str, float]:
         "min": v[0],
         "max": v[-1],
     }
+
+
+#: Columns of the whole-model measurements CSV (what ``irene adapt`` reads, see
+#: :data:`predictor.learn.adapt.CSV_REQUIRED`), in order.
+WHOLE_MODEL_COLUMNS: tuple[str, ...] = (
+    "model",
+    "batch_size",
+    "seq_len",
+    "dtype",
+    "energy_j",
+    "time_s",
+    "energy_std_j",
+    "windows",
+    "repeats",
+)
+
+
+def hardware_sidecar(path: str | os.PathLike[str]) -> Path:
+    """Where the hardware description of a whole-model measurements CSV is written
+    (``runs.csv`` -> ``runs.hardware.json``)."""
+    return Path(path).with_suffix(".hardware.json")
+
+
+def calibrate_whole_models(
+    models: Sequence[str],
+    batch_sizes: Sequence[int],
+    seq_lens: Sequence[int],
+    *,
+    meter: Meter,
+    out_csv: str | os.PathLike[str],
+    device: str = "cpu",
+    dtype: str | None = None,
+    settings: MeasureSettings | None = None,
+    progress: Progress | None = None,
+    seed: int = 0,
+    time_budget_s: float | None = None,
+) -> Path:
+    """Measure the whole model only, for every (model, batch size, sequence length): one
+    forward repeated until the meter's window is long enough and the mean stable (seconds
+    per configuration, instead of the per-node replay's minutes), and write the CSV
+    :data:`WHOLE_MODEL_COLUMNS` that ``irene adapt`` reads, plus its hardware description
+    (:func:`hardware_sidecar`). ``dtype``: the dtype the models run in (``fp32``, ``bf16``,
+    ``fp16``; None: their own). Energies are J per forward, idle power subtracted unless
+    ``settings.subtract_idle`` is false (as :func:`calibrate_models`)."""
+    import csv
+    import functools
+    import io
+
+    from predictor.measure.nodes import _sync_for, _without_cache
+    from predictor.trace import zoo
+    from predictor.trace.dtypes import MODEL_DTYPES
+
+    settings = settings or MeasureSettings()
+    st = meter.status()
+    if not st.available:
+        raise HardwareUnavailable(st.describe())
+    torch_dtype = getattr(torch, MODEL_DTYPES[dtype]) if dtype is not None else None
+    for spec in models:  # fail fast on a bad spec
+        zoo.build_model(spec, "eager", dtype=dtype)
+    out = Path(out_csv)
+    started = time.monotonic()
+    idle = measure_idle_power(meter, settings)
+    sync = _sync_for(device)
+    rows: list[list[str]] = [list(WHOLE_MODEL_COLUMNS)]
+    skipped: list[str] = []
+    grid = grid_order(batch_sizes, seq_lens)
+
+    def write() -> None:
+        buf = io.StringIO(newline="")
+        csv.writer(buf).writerows(rows)
+        write_text_atomic(out, buf.getvalue())
+        hardware = {
+            **meter.hardware(),
+            **_host_description(device),
+            "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "level": "model",
+            "idle_power_w": idle,
+            "idle_subtracted": settings.subtract_idle,
+            "settings": asdict(settings),
+            "models": list(models),
+            "dtype_requested": dtype,
+            "skipped": list(skipped),
+        }
+        write_text_atomic(
+            hardware_sidecar(out), json.dumps(hardware, indent=2, sort_keys=True) + "\n"
+        )
+
+    for spec in models:
+        model = materialize(zoo.build_model(spec, "eager", device=device), device)
+        if torch_dtype is not None:
+            model = model.to(torch_dtype)
+        for bs, sl in grid:
+            label = f"{spec} b{bs} s{sl}"
+            if time_budget_s is not None and time.monotonic() - started > time_budget_s:
+                skipped.append(f"{label}: time budget of {time_budget_s:g} s used up")
+                continue
+            try:
+                tree = zoo.build_zoo_tree(spec, bs, sl, dtype=dtype)
+            except ModelError as exc:
+                skipped.append(f"{label}: {exc}")
+                continue
+            kwargs = _without_cache(model, real_inputs(tree, model, device, seed))
+            if progress is not None:
+                progress(label, 0, 1)
+            with torch.no_grad():
+                m = measure_callable(
+                    functools.partial(model, **kwargs),
+                    meter,
+                    idle_power_w=idle,
+                    settings=settings,
+                    sync=sync,
+                )
+            if m.energy_j <= 0:
+                skipped.append(
+                    f"{label}: energy per forward {m.energy_j:.3g} J is not above the idle floor"
+                )
+                continue
+            run_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+            rows.append(
+                [
+                    spec,
+                    str(bs),
+                    str(sl),
+                    {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(run_dtype, ""),
+                    repr(m.energy_j),
+                    repr(m.duration_s),
+                    repr(m.energy_std_j),
+                    str(m.windows),
+                    str(m.repeats),
+                ]
+            )
+            write()
+    if len(rows) == 1:
+        raise ModelError("no configuration could be measured: " + "; ".join(skipped))
+    write()
+    return out

@@ -111,6 +111,11 @@ def _short(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _calls(part: OpCount) -> int:
+    """The op calls ``part`` stands for, if it did work (an estimate of the kernels launched)."""
+    return part.count if part.flops > 0 or part.bytes > 0 else 0
+
+
 def _dtype_name(value: Any) -> str:
     t = _first_tensor(value)
     return "" if t is None else str(t.dtype).removeprefix("torch.")
@@ -227,6 +232,7 @@ class _Tracer(TorchFunctionMode):
             shapes = part.shapes if part.shapes is not None else call_shapes
             node.flops += part.flops
             node.mem_bytes += part.bytes
+            node.ops += _calls(part)  # a functional node's calls are its parent's too
             if frame.primitive:
                 score = part.flops + part.bytes
                 if frame.best is None or score > frame.best[0]:
@@ -268,6 +274,7 @@ class _Tracer(TorchFunctionMode):
             last.count += part.count
             last.flops += part.flops
             last.mem_bytes += part.bytes
+            last.ops += _calls(part)
             self._add_work(last, dtype, part.flops + part.bytes)
             return
         params = 0
@@ -290,6 +297,7 @@ class _Tracer(TorchFunctionMode):
             count=part.count,
             shapes=shape_list,
             base=part.base or part.primitive or "",
+            ops=_calls(part),
         )
         parent.children.append(child)
         self.functional.add(id(child))
@@ -339,6 +347,7 @@ class _Tracer(TorchFunctionMode):
         assert parent is not None
         parent.flops += node.flops
         parent.mem_bytes += node.mem_bytes
+        parent.ops += node.ops
         for dtype, amount in self.work.get(id(node), {}).items():
             self._add_work(parent, dtype, amount)
 

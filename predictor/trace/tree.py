@@ -111,6 +111,10 @@ class Node:
     #: The primitive type an ML node's class derives from (``Linear`` for ``FalconLinear``,
     #: a routed expert GEMM); regressors without data for ``type`` use it, then ``kernel``.
     base: str = ""
+    #: Op calls that did work (FLOPs or bytes) traced in the node, its subtree included: the
+    #: kernels it launches in eager mode (a Python GELU of 8 elementwise ops launches 8).
+    #: 0 when unknown (trees read from a dataset).
+    ops: int = 0
 
     @property
     def input_size(self) -> int:
@@ -174,6 +178,8 @@ class Node:
             out["shapes"] = [list(s) for s in self.shapes]
         if self.base and self.base != self.type:
             out["base"] = self.base
+        if self.ops:
+            out["ops"] = self.ops
         out["children"] = [child.to_dict() for child in self.children]
         return out
 
@@ -204,6 +210,7 @@ class Node:
             count=int(data.get("count", 1)),
             shapes=[[int(d) for d in s] for s in data.get("shapes", [])],
             base=str(data.get("base", "")),
+            ops=int(data.get("ops", 0)),
         )
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from predictor.errors import ModelError, SequenceTooLong
+from predictor.trace.dtypes import MODEL_DTYPES
 from predictor.trace.inputs import (
     TensorSpec,
     make_inputs,
@@ -309,6 +310,20 @@ def _set_attn(model: nn.Module, spec: str, attn: str) -> None:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def _cast(model: nn.Module, spec: str, dtype: str | torch.dtype | None) -> nn.Module:
+    """``model`` in ``dtype``: a :data:`~predictor.trace.dtypes.MODEL_DTYPES` name (``bf16``)
+    or a ``torch.dtype``; None keeps its own."""
+    if dtype is None:
+        return model
+    if isinstance(dtype, str):
+        if dtype not in MODEL_DTYPES:
+            raise ModelError(
+                f"{spec}: dtype must be one of {', '.join(MODEL_DTYPES)} (got {dtype!r})"
+            )
+        dtype = getattr(torch, MODEL_DTYPES[dtype])
+    return model.to(dtype)
+
+
 def _config_source(spec: str) -> str | None:
     """What ``AutoConfig.from_pretrained`` should read for ``spec``: a local ``config.json``
     (or a folder holding one), or a hub id (``org/name``); None for anything else."""
@@ -371,20 +386,18 @@ def build_model(
     attn_implementation: str = "eager",
     *,
     device: str = "meta",
-    dtype: torch.dtype | None = None,
+    dtype: str | torch.dtype | None = None,
 ) -> nn.Module:
     """The model a spec names, in eval mode, on ``device`` (meta: no parameter storage), in
-    ``dtype`` (None: as built, float32 for config-built models).
+    ``dtype`` (``fp32``, ``bf16``, ``fp16`` or a ``torch.dtype``; None: as built, float32 for
+    config-built models).
 
     A spec is a zoo name, ``package.module:factory`` (called under the meta device; if it fails
     there it is called normally), a local ``config.json`` or a folder holding one, or a hub id
     (``org/name``) whose config is in the local Hugging Face cache (``local_files_only``: no
     download): ``AutoConfig`` + ``AutoModel.from_config``, the bare model.
     """
-    model = _build(spec, attn_implementation, device)
-    if dtype is not None:
-        model = model.to(dtype)
-    return model
+    return _cast(_build(spec, attn_implementation, device), spec, dtype)
 
 
 def _build(spec: str, attn_implementation: str, device: str) -> nn.Module:
@@ -553,7 +566,7 @@ def build_zoo_tree(
     attn_implementation: str = "eager",
     as_measured: bool | None = None,
     inputs: Mapping[str, TensorSpec | Sequence[int] | Mapping[str, Any]] | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: str | torch.dtype | None = None,
     routing: RoutingSpec = None,
 ) -> EnergyTree:
     """Build ``spec`` (:func:`build_model`: a zoo name, ``package.module:factory``, a local
@@ -623,9 +636,13 @@ def build_zoo_tree(
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:
         if entry is not None:
-            real_model = lambda: _build_entry(spec, entry, attn_implementation, "cpu")  # noqa: E731
+            real_model = lambda: _cast(  # noqa: E731
+                _build_entry(spec, entry, attn_implementation, "cpu"), spec, dtype
+            )
         else:
-            real_model = lambda: build_model(spec, attn_implementation, device="cpu")  # noqa: E731
+            real_model = lambda: build_model(  # noqa: E731
+                spec, attn_implementation, device="cpu", dtype=dtype
+            )
     tree = build_tree(
         model,
         run,
