@@ -23,13 +23,16 @@ Aggregators (:func:`predictor.learn.profile.register_aggregator`): ``residual-re
 residual aggregator refit N times on its own bottom-up predictions) and ``residual-one-level``
 (one linear model for module and model levels). Residual term
 (:func:`predictor.learn.aggregate.register_residual_term`): ``input_size`` (tokens).
+:func:`unconstrained_residuals` fits the residual aggregator without its sign bounds (as
+before issue 10).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any
@@ -369,6 +372,26 @@ def _input_size(nodes: Sequence[Node]) -> Array:
 
 #: Refit counts the ablation runs (``residual-refit-N``).
 REFITS: tuple[int, ...] = (1, 2, 4)
+
+
+@contextlib.contextmanager
+def unconstrained_residuals() -> Iterator[None]:
+    """While active, the residual aggregator is fitted by plain least squares (no sign bounds on
+    the children weights and own-op terms): the fit before issue 10, whose module-level
+    coefficient on own FLOPs came out negative."""
+    import predictor.learn.aggregate as aggregate
+
+    bounded = aggregate._bounded_lstsq
+
+    def plain(a: Array, b: Array, nonneg: Sequence[int]) -> Array:
+        del nonneg
+        return np.asarray(np.linalg.lstsq(a, b, rcond=None)[0], dtype=np.float64)
+
+    aggregate._bounded_lstsq = plain
+    try:
+        yield
+    finally:
+        aggregate._bounded_lstsq = bounded
 
 
 def register() -> None:

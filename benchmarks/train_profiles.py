@@ -4,6 +4,12 @@ Trains ``irene-device-1`` (static features) and ``irene-device-1-full`` (static 
 the IrEne authors' device_1 data (default ``../shared/irene-data/device_1``), stores each one's
 leave-one-model-out error in it, writes them to ``predictor/profiles/`` and the manifest
 ``predictor/profiles/manifest.json`` (file sha256, feature set, CV error, training data).
+
+The features are re-derived in the ``native`` counting (``--counting``,
+:func:`predictor.learn.retrace.retrace_dataset`): each of the dataset's models is traced at
+each configuration and the authors' measurements are attached by node, so the profiles see at
+training time what they see on a traced model (dtype-aware bytes, weights read once per
+forward), not IrEne's counting (a 3-D Linear's weight charged once per batch row).
 Training is deterministic: rerunning gives byte-identical files on the same library versions
 and BLAS kernels. OpenBLAS picks its kernels per CPU unless ``OPENBLAS_CORETYPE`` pins them, and
 the last digits of the coefficients differ between kernels (~1e-13 relative); the files shipped
@@ -24,11 +30,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from predictor.learn.data import attach_num_parameters, load_dataset  # noqa: E402
 from predictor.learn.evaluate import cross_validate  # noqa: E402
 from predictor.learn.profile import PROFILES_DIR, Settings, train_profile  # noqa: E402
 from predictor.learn.profile_file import SUFFIX  # noqa: E402
 from predictor.learn.provenance import MEASURED, provenance_record, scope_record  # noqa: E402
+from predictor.learn.retrace import COUNTINGS, load_training_data  # noqa: E402
 
 DEVICE_1_DESCRIPTION = (
     "device_1 of the IrEne dataset: GPU inference energy of six Hugging Face Transformers "
@@ -61,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         "data", nargs="?", default=str(REPO.parent / "shared" / "irene-data" / "device_1")
     )
     parser.add_argument("--out", default=str(PROFILES_DIR), help="folder for profiles + manifest")
+    parser.add_argument("--counting", choices=COUNTINGS, default="native")
     args = parser.parse_args(argv)
-    dataset = load_dataset(args.data)
-    attach_num_parameters(dataset.trees)
+    dataset = load_training_data(args.data, args.counting)
     out = Path(args.out)
     manifest: dict[str, Any] = {"format": "irene-profile-manifest/1", "profiles": {}}
     for name, feature_set in PROFILES.items():
@@ -86,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         # Record the data by name, not by this machine's path.
         profile.training_data["source"] = "irene-data/device_1 (IrEne authors' release)"
+        profile.training_data["features"] = (
+            "as the dataset holds them"
+            if args.counting == "dataset"
+            else f"re-derived: the dataset's models traced in {args.counting!r} counting, "
+            "measurements attached by node"
+        )
         path = profile.save(out / f"{name}{SUFFIX}")
         manifest["profiles"][name] = {
             "file": path.name,

@@ -48,8 +48,7 @@ def predict(
     fails) and ProfileError (no such profile, or one that cannot be trusted).
     """
     from predictor.devices.profile import DeviceProfile
-    from predictor.gate.engine import profile_counting
-    from predictor.learn.profile import Profile, load_profile
+    from predictor.learn.profile import Profile, load_profile, profile_counting
     from predictor.trace.tracer import build_tree
 
     chosen = profile if isinstance(profile, (Profile, DeviceProfile)) else load_profile(profile)

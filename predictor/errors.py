@@ -14,6 +14,7 @@ __all__ = [
     "IreneError",
     "ModelError",
     "OutputError",
+    "PredictionError",
     "ProfileError",
     "SequenceTooLong",
     "TraceError",
@@ -79,6 +80,29 @@ class ProfileError(IreneError):
     way it cannot support (a `full` profile without runtime features)."""
 
     exit_code = 7
+
+
+class PredictionError(ProfileError):
+    """A profile predicted a node that does work at 0 J, below 0 or not finite: the prediction
+    cannot be trusted, and a gate must not pass it as "within budget".
+
+    Fields: ``model`` (the tree's model name), ``node`` (the node's name, ``fqn:Type``),
+    ``energy_j`` (the value predicted) and ``reason``; the message names them.
+    """
+
+    def __init__(self, model: str, node: str, energy_j: float, reason: str) -> None:
+        self.model = model
+        self.node = node
+        self.energy_j = energy_j
+        self.reason = reason
+        super().__init__(
+            f"{model}: node {node!r} was predicted {energy_j!r} J ({reason}); the profile "
+            "cannot predict this model, and a zero, negative or non-finite energy is never "
+            "passed as a result: retrain the profile on data that covers it, or report it"
+        )
+
+    def __reduce__(self) -> tuple[type[PredictionError], tuple[str, str, float, str]]:
+        return type(self), (self.model, self.node, self.energy_j, self.reason)
 
 
 class HardwareUnavailable(IreneError):

@@ -20,10 +20,13 @@ TINY_BERT = "examples.tiny_models:tiny_bert"
 
 @pytest.fixture(scope="module")
 def tiny_bert_tree() -> EnergyTree:
-    from predictor.learn.profile import load_profile
+    from predictor.learn.profile import load_profile, profile_counting
     from predictor.trace.zoo import build_zoo_tree
 
-    return load_profile(None).predict(build_zoo_tree(TINY_BERT, 2, 16))
+    profile = load_profile(None)
+    return profile.predict(
+        build_zoo_tree(TINY_BERT, 2, 16, counting_mode=profile_counting(profile))
+    )
 
 
 @pytest.fixture(autouse=True)

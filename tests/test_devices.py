@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -319,3 +320,12 @@ def test_the_gate_report_and_summary_carry_scope_and_provenance(
     assert identity["counting_mode"] == "native"
     model = json.loads(report.read_text())["models"][0]
     assert model["tree"]["counting_mode"] == "native"
+
+
+def test_the_readmes_device_table_is_what_the_profiles_predict() -> None:
+    from benchmarks.bench_devices import markdown_table, predictions
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- devices:table -->\n", 1)[1]
+    table = "\n".join(block.split("\n\n", 1)[0].splitlines())
+    assert table == markdown_table(predictions())

@@ -80,18 +80,27 @@ def test_one_fold_on_the_irene_data(irene_device_1: Path) -> None:
     assert fold.mape["ml"] < 3.0 and fold.mape["module"] < 8.0 and fold.mape["model"] < 5.0
 
 
+@pytest.fixture(scope="module")
+def native_device_1(irene_device_1: Path) -> Dataset:
+    """device_1 with its features re-derived in the native counting, as the shipped profiles
+    are trained."""
+    from predictor.learn.retrace import load_training_data
+
+    return load_training_data(irene_device_1, "native")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("features", "targets"),
-    [
-        ("static", {"ml": 3.0, "module": 8.0, "model": 5.0}),
-        ("full", {"ml": 0.6, "module": 0.8, "model": 1.7}),
+    [  # issue 10's bounds
+        ("static", {"ml": 2.7, "module": 6.1, "model": 2.5}),
+        ("full", {"ml": 0.6, "module": 0.8, "model": 0.5}),
     ],
 )
 def test_full_leave_one_model_out_meets_the_targets(
-    irene_device_1: Path, features: str, targets: dict[str, float]
+    native_device_1: Dataset, features: str, targets: dict[str, float]
 ) -> None:
-    ds = load_dataset(irene_device_1)
+    ds = native_device_1
     report = cross_validate(ds, features)
     assert len(report.folds) == 6  # tiny-ctrl is never a fold
     for level, target in targets.items():

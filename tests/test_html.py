@@ -136,6 +136,9 @@ def test_a_link_to_a_node_zooms_in_and_pins_its_details(
     tmp_path: Path, reports: tuple[Report, Report]
 ) -> None:
     head, _ = reports
+    head = Report.from_dict(head.to_dict())  # a copy: the fixture is shared
+    layer0 = next(n for n in head.models[0].tree.walk() if n.name == "encoder.layer.0:BertLayer")
+    next(n for n in layer0.walk() if n.level == "ml").extrapolated = True  # one to draw apart
     page = tmp_path / "energy.html"
     page.write_text(render_html(head), encoding="utf-8")
     dom = _dom(tmp_path, page, "#node=encoder.layer.0%3ABertLayer")

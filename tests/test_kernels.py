@@ -76,7 +76,7 @@ class FooRMSNorm(nn.Module):
         (ScaledEmbedding(10, 4), "embedding"),
         (FooRMSNorm(4), "norm"),
         (nn.RMSNorm(4), "norm"),
-        (nn.BatchNorm2d(4), "norm"),
+        (nn.BatchNorm2d(4), "activation"),  # eval mode: a per-channel scale and shift
         (nn.GroupNorm(2, 4), "norm"),
         (nn.SiLU(), "activation"),
         (nn.Softmax(dim=-1), "softmax"),

@@ -106,7 +106,8 @@ def test_per_type_regressors_and_flagged_fallback() -> None:
     nodes = [_ml("Linear", f, 2 * f, 1e-3 * f + 1e-4, b) for f in (1, 2, 4, 8) for b in (8, 16)]
     nodes += [_ml("Softmax", f, f, 5e-3 * f + 1e-3, b) for f in (1, 2, 4, 8) for b in (8, 16)]
     ml = MLRegressors.fit(nodes, "static", method="poly-free")
-    assert sorted(ml.by_type) == ["Linear", "Softmax"]
+    assert sorted(ml.by_kernel) == ["gemm", "softmax"]  # their kernel classes
+    assert ml.by_type == {}  # 8 rows each: too few for a regressor per type
     probe = [_ml("Linear", 3, 6), _ml("SiLU", 3, 6), _ml("Softmax", 3, 3)]
     energy, extrapolated = ml.predict(probe)
     assert extrapolated.tolist() == [False, True, False]
@@ -307,8 +308,9 @@ def test_monotone_regressors_never_predict_less_energy_for_more_work() -> None:
         profile = load_profile(name)
         if not isinstance(profile, Profile):  # a device profile: no regressors (test_devices)
             continue
+        per_key = {**profile.ml.by_type, **{f"<{k}>": r for k, r in profile.ml.by_kernel.items()}}
         regs = {
-            **{t: r for t, r in profile.ml.by_type.items() if profile.ml.method != "poly-free"},
+            **{t: r for t, r in per_key.items() if profile.ml.method != "poly-free"},
             "<fallback>": profile.ml.fallback,
         }
         assert all(r.monotone for r in regs.values()), name

@@ -79,7 +79,7 @@ def test_counting_and_attention_options(capsys: pytest.CaptureFixture[str]) -> N
             "seq_len 2048 is beyond the model's 1024 positions "
             "(GPT2Config.max_position_embeddings); use --seq-len 1024 or less",
         ),
-        (["badmodels:takes_images"], 3, "inputs do not fit"),
+        (["badmodels:takes_images"], 3, "Images.forward takes no input_ids"),
         (["badmodels:fails_always"], 5, "module 'block:Explodes'"),
     ],
 )

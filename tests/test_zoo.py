@@ -186,14 +186,16 @@ def test_factory_failing_on_meta_is_built_real_and_inputs_must_fit(
     model = build_model("realonly:make")
     assert isinstance(model, nn.Linear) and not model.weight.is_meta
     # nn.Linear.forward takes `input`, not token ids
-    with pytest.raises(ModelError, match=re.escape("inputs do not fit Linear.forward")):
+    with pytest.raises(ModelError, match=re.escape("Linear.forward takes no input_ids")):
         build_zoo_tree("realonly:make", 1, 4)
 
 
 def test_model_inputs_for_a_spec_are_the_traced_ones() -> None:
     model = build_model("gpt2")
+    # a decoder built on create_causal_mask gets a mask of ones, named by the zoo or not
     plain = model_inputs(model, 2, 8)
-    assert set(plain) == {"input_ids", "use_cache"}
+    assert set(plain) == {"input_ids", "attention_mask", "use_cache"}
+    assert set(model_inputs(build_model("bert-base-uncased"), 2, 8)) == {"input_ids", "use_cache"}
     assert set(model_inputs(model, 2, 8, spec="gpt2")) == {
         "input_ids",
         "attention_mask",

@@ -28,6 +28,13 @@ def register(subparsers: Any) -> None:
         "--cv", choices=("leave-one-model-out",), default="leave-one-model-out", help="CV scheme"
     )
     parser.add_argument("--features", choices=("static", "full"), default="static")
+    parser.add_argument(
+        "--counting",
+        choices=("dataset", "native", "irene"),
+        default="dataset",
+        help="features as the dataset holds them (default), or re-derived by tracing its models "
+        "in this counting mode with the measurements attached (the shipped profiles: native)",
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument(
         "--method", choices=("ours", "irene"), default="ours", help="ours (default) or IrEne's"
@@ -47,20 +54,22 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from predictor.learn.data import attach_num_parameters, load_dataset
     from predictor.learn.evaluate import cross_validate
     from predictor.learn.profile import Settings
+    from predictor.learn.retrace import load_training_data
 
-    dataset = load_dataset(args.data)
-    attach_num_parameters(dataset.trees)
     if args.profile is not None:
         from predictor.cli.output import model_code
+        from predictor.learn.data import attach_num_parameters, load_dataset
         from predictor.learn.evaluate import evaluate_profile
         from predictor.learn.profile import load_profile
 
+        dataset = load_dataset(args.data)
+        attach_num_parameters(dataset.trees)
         with model_code():
             report = evaluate_profile(load_profile(args.profile), dataset, models=args.models)
     else:
+        dataset = load_training_data(args.data, args.counting)
         settings = Settings.irene() if args.method == "irene" else Settings.default(args.features)
         report = cross_validate(dataset, args.features, settings, models=args.models)
     if args.format == "json":

@@ -34,25 +34,36 @@ def positive_int(text: str) -> int:
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
-    """``-b/--batch-size`` and ``-s/--seq-len``: the token inputs the model is traced on;
-    ``--new-tokens`` (with ``--prompt-len``) makes them a generation workload; ``--dtype``
-    the dtype the model is built in."""
+    """``-b/--batch-size`` and ``-s/--seq-len`` (token inputs), ``--input NAME=SHAPE[:DTYPE]``
+    (named input tensors, repeatable), ``--new-tokens`` (with ``--prompt-len``,
+    ``--prefill-batch``: a generation workload instead of one forward pass) and ``--dtype``
+    (the dtype the model is built in): the inputs the model is traced on, on the meta device."""
     group = parser.add_argument_group("model inputs")
     group.add_argument(
         "-b",
         "--batch-size",
         type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
+        default=None,
         metavar="N",
-        help=f"batch size of the token inputs (default {DEFAULT_BATCH_SIZE})",
+        help=f"batch size of the token inputs (default {DEFAULT_BATCH_SIZE}, unless --input "
+        "gives the inputs)",
     )
     group.add_argument(
         "-s",
         "--seq-len",
         type=positive_int,
-        default=DEFAULT_SEQ_LEN,
+        default=None,
         metavar="N",
-        help=f"sequence length of the token inputs (default {DEFAULT_SEQ_LEN})",
+        help=f"sequence length of the token inputs (default {DEFAULT_SEQ_LEN}, unless --input "
+        "gives the inputs)",
+    )
+    group.add_argument(
+        "--input",
+        dest="inputs",
+        action="append",
+        metavar="NAME=SHAPE[:DTYPE]",
+        help="a named input tensor (repeatable), e.g. pixel_values=8x3x224x224 or "
+        "input_features=1x80x3000:float16; with -b/-s too, joined to the token ids",
     )
     group.add_argument(
         "--prompt-len",
@@ -87,33 +98,54 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
 
 
 def inputs_from_args(args: argparse.Namespace) -> Inputs:
-    """The inputs :func:`add_input_options` parsed. ConfigError for ``--prompt-len`` without
-    ``--new-tokens``."""
+    """The inputs :func:`add_input_options` parsed: named tensors from ``--input``, token ids
+    of ``-b`` x ``-s`` (their defaults when no ``--input`` is given), a generation with
+    ``--new-tokens``, and ``--dtype``. A malformed ``--input``, or ``--prompt-len`` /
+    ``--prefill-batch`` without ``--new-tokens``, is a ConfigError."""
+    from predictor.errors import ConfigError
+    from predictor.trace.input_specs import parse_input_option
+
+    dtype = getattr(args, "dtype", None)
     prompt = getattr(args, "prompt_len", None)
     new = getattr(args, "new_tokens", None)
-    dtype = getattr(args, "dtype", None)
     prefill = getattr(args, "prefill_batch", None)
-    from predictor.errors import ConfigError
-
+    tensors = []
+    for text in getattr(args, "inputs", None) or ():
+        try:
+            tensors.append(parse_input_option(text))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     for flag, value in (("--prompt-len", prompt), ("--prefill-batch", prefill)):
         if value is not None and new is None:
             raise ConfigError(
                 f"{flag} {value} describes a generation: give --new-tokens N too (the "
                 "tokens to generate), or --seq-len for one forward pass"
             )
-    if prefill is not None and prefill > args.batch_size:
-        raise ConfigError(
-            f"--prefill-batch {prefill} is more prompts than the batch holds "
-            f"(--batch-size {args.batch_size}); give 1 to {args.batch_size}"
-        )
+    batch, seq = args.batch_size, args.seq_len
     if new is not None:
-        prompt = int(prompt if prompt is not None else args.seq_len)
+        if tensors:
+            raise ConfigError(
+                "--new-tokens generates from token ids: give -b/--batch-size and --prompt-len, "
+                "not --input"
+            )
+        batch = DEFAULT_BATCH_SIZE if batch is None else batch
+        prompt = int(prompt if prompt is not None else (DEFAULT_SEQ_LEN if seq is None else seq))
+        if prefill is not None and prefill > batch:
+            raise ConfigError(
+                f"--prefill-batch {prefill} is more prompts than the batch holds "
+                f"(--batch-size {batch}); give 1 to {batch}"
+            )
         return Inputs(
-            batch_size=int(args.batch_size),
+            batch_size=int(batch),
             seq_len=prompt,
             prompt_len=prompt,
             new_tokens=int(new),
             dtype=dtype,
             prefill_batch=prefill,
         )
-    return Inputs(batch_size=int(args.batch_size), seq_len=int(args.seq_len), dtype=dtype)
+    if not tensors:
+        batch = DEFAULT_BATCH_SIZE if batch is None else batch
+        seq = DEFAULT_SEQ_LEN if seq is None else seq
+    elif (batch is None) != (seq is None):
+        raise ConfigError("give both --batch-size and --seq-len (token ids), or neither")
+    return Inputs(batch_size=batch, seq_len=seq, tensors=tuple(tensors), dtype=dtype)

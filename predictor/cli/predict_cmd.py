@@ -33,8 +33,17 @@ def register(subparsers: Any) -> None:
             "energy of every node with a profile, and show where the energy goes."
         ),
     )
-    parser.add_argument("model", metavar="MODEL", help="zoo name or package.module:factory")
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="zoo name, package.module:factory, a config.json (or its folder) or a cached hub id",
+    )
     add_input_options(parser)
+    parser.add_argument(
+        "--max-extrapolated",
+        metavar="PCT",
+        help="fail (exit 1) when more than this share of the energy is extrapolated, e.g. 5%%",
+    )
     parser.add_argument(
         "--profile",
         metavar="NAME|PATH",
@@ -154,9 +163,7 @@ def format_text(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: int =
             f"note: {len(ext)} node(s) of types the profile never saw were predicted by its "
             "pooled fallback regressor (marked extrapolated)"
         )
-    if tree.unsupported_ops:
-        listed = ", ".join(f"{u.op} in {u.module} (x{u.count})" for u in tree.unsupported_ops)
-        lines.append(f"unsupported ops (not counted): {listed}")
+    lines += coverage_lines(tree)
     return "\n".join(lines)
 
 
@@ -193,6 +200,7 @@ def format_markdown(tree: EnergyTree, scope: EnergyScope, depth: int = 2, top: i
             f"| {md_text(row['type'])}{flag} | {row['count']} | {_energy(row['energy_j'])} | "
             f"{row['share_pct']:.2f} % |"
         )
+    lines += ["", *(f"- {md_text(line)}" for line in coverage_lines(tree))]
     return "\n".join(lines) + "\n"
 
 
@@ -259,20 +267,45 @@ def _generation_markdown(energy: GenerationEnergy) -> list[str]:
     ]
 
 
+def coverage_lines(tree: EnergyTree) -> list[str]:
+    """What the prediction cannot vouch for: the extrapolated share of the energy, the ops with
+    no formula (not counted), and a dtype the profile was not trained on."""
+    share = tree.extrapolated_share()
+    types = sorted({f"{n.type} ({n.kernel or '?'})" for n in tree.walk() if n.extrapolated})
+    lines = [
+        f"extrapolated: {100 * share:.2f} % of the energy"
+        + (
+            f" (kernel classes the profile has no training data for: {', '.join(types)})"
+            if types
+            else ""
+        )
+    ]
+    if tree.unsupported_ops:
+        listed = ", ".join(f"{u.op} in {u.module} (x{u.count})" for u in tree.unsupported_ops)
+        lines.append(f"unsupported ops (not counted): {listed}")
+    else:
+        lines.append("unsupported ops: none")
+    for key in ("dtype_warning", "profile_warning"):
+        if tree.meta.get(key):
+            lines.append(f"note: {tree.meta[key]}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from predictor.cli.inputs import inputs_from_args
     from predictor.cli.output import model_code, write_output
-    from predictor.gate.engine import predict_generation_spec, profile_counting, trace_spec
+    from predictor.gate.engine import predict_generation_spec, trace_spec
     from predictor.gate.report import profile_identity
     from predictor.gate.scope import energy_scope
-    from predictor.learn.profile import load_profile
+    from predictor.learn.profile import load_profile, profile_counting
 
-    profile = load_profile(args.profile)
     inputs = inputs_from_args(args)
+    max_share = _max_share(args.max_extrapolated)
+    profile = load_profile(args.profile)
+    scope = energy_scope(profile_identity(profile))
     if inputs.generation:
         with model_code():
             prediction = predict_generation_spec(args.model, inputs, profile)
-        scope = energy_scope(profile_identity(profile))
         tree = prediction.decode_step
         if args.format == "json":
             out = {
@@ -281,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
                 "decode_step": tree.to_dict(),
                 "bottlenecks": bottlenecks(tree, args.top),
                 "energy_scope": scope.to_dict(),
+                "extrapolated_share": tree.extrapolated_share(),
             }
             write_output(json.dumps(out, indent=2, allow_nan=False))
         elif args.format == "markdown":
@@ -291,19 +325,42 @@ def run(args: argparse.Namespace) -> int:
         else:
             text = format_text(tree, scope, args.depth, args.top).split("\n")
             write_output("\n".join([*text[:2], *generation_text(prediction.energy), *text[2:]]))
-        return 0
-    with model_code():
-        tree = trace_spec(args.model, inputs, counting_mode=profile_counting(profile))
-    profile.predict(tree)
-    identity = profile_identity(profile)
-    scope = energy_scope(identity)
-    if args.format == "json":
-        out = tree.to_dict()
-        out["bottlenecks"] = bottlenecks(tree, args.top)
-        out["energy_scope"] = scope.to_dict()
-        write_output(json.dumps(out, indent=2, allow_nan=False))
-    elif args.format == "markdown":
-        write_output(format_markdown(tree, scope, args.depth, args.top))
     else:
-        write_output(format_text(tree, scope, args.depth, args.top))
+        with model_code():
+            tree = trace_spec(args.model, inputs, counting_mode=profile_counting(profile))
+        profile.predict(tree)
+        if args.format == "json":
+            out = tree.to_dict()
+            out["bottlenecks"] = bottlenecks(tree, args.top)
+            out["energy_scope"] = scope.to_dict()
+            out["extrapolated_share"] = tree.extrapolated_share()
+            write_output(json.dumps(out, indent=2, allow_nan=False))
+        elif args.format == "markdown":
+            write_output(format_markdown(tree, scope, args.depth, args.top))
+        else:
+            write_output(format_text(tree, scope, args.depth, args.top))
+    if max_share is not None and tree.extrapolated_share() > max_share:
+        import sys
+
+        print(
+            f"irene predict: {tree.model_name}: {100 * tree.extrapolated_share():.2f} % of the "
+            f"energy is extrapolated, more than --max-extrapolated {100 * max_share:g} %",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _max_share(text: str | None) -> float | None:
+    from predictor.errors import ConfigError
+    from predictor.gate.units import parse_percent
+
+    if text is None:
+        return None
+    try:
+        value = parse_percent(text)
+    except ValueError as exc:
+        raise ConfigError(f"--max-extrapolated {exc}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"--max-extrapolated must be between 0% and 100% (got {text!r})")
+    return value

@@ -31,6 +31,13 @@ def register(subparsers: Any) -> None:
         help="static: what a CPU-only runner can compute (default); full: static + runtime",
     )
     parser.add_argument("--name", help="profile name (default: the output file's stem)")
+    parser.add_argument(
+        "--counting",
+        choices=("dataset", "native", "irene"),
+        default="dataset",
+        help="features as the dataset holds them (default), or re-derived by tracing its models "
+        "in this counting mode with the measurements attached (the shipped profiles: native)",
+    )
     parser.add_argument("--description", default="", help="hardware / data description to store")
     parser.add_argument(
         "--method",
@@ -49,13 +56,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from predictor.learn.data import attach_num_parameters, load_dataset
     from predictor.learn.evaluate import cross_validate
     from predictor.learn.profile import Settings, train_profile
     from predictor.learn.profile_file import SUFFIX
+    from predictor.learn.retrace import load_training_data
 
-    dataset = load_dataset(args.data)
-    attach_num_parameters(dataset.trees)
+    dataset = load_training_data(args.data, args.counting)
     settings = Settings.irene() if args.method == "irene" else Settings.default(args.features)
     cv_error: dict[str, Any] = {}
     if not args.no_cv and len(dataset.model_names) > 2:

@@ -273,9 +273,12 @@ def _label(node: Node, name: str, count: int) -> str:
     each = " each" if count > 1 else ""
     level_style = {"model": "bold", "module": "cyan", "ml": "green"}[node.level]
     params = f"  {node.num_parameters:,} params" if node.num_parameters else ""
+    kind = escape(node.kernel) + " " if node.kernel else ""
+    calls = f"  {node.count} calls" if node.count > 1 else ""
+    dtype = f"  {escape(node.dtype)}" if node.dtype and node.level != "module" else ""
     return (
-        f"[{level_style}]{escape(name)}[/]  [dim]{node.level}[/]  "
-        f"{node.flops:,.3f} MFLOPs  {node.mem_bytes:,.3f} MiB{params}{each}"
+        f"[{level_style}]{escape(name)}[/]  [dim]{kind}{node.level}[/]  "
+        f"{node.flops:,.3f} MFLOPs  {node.mem_bytes:,.3f} MiB{params}{calls}{dtype}{each}"
     )
 
 

@@ -10,8 +10,9 @@ The file (``version: 1``)::
     models:
       bert-base-uncased:             # the name; also the spec unless `model:` is given
         model: bert-base-uncased     # optional: zoo name or "package.module:factory"
-        inputs: {batch_size: 8, seq_len: 128}
+        inputs: {batch_size: 8, seq_len: 128}   # or named shapes: {pixel_values: [8, 3, 224, 224]}
         budget: 16 J                 # whole model
+        max_extrapolated: 5%         # optional: fail beyond this share of extrapolated energy
         tolerance: 2%                # optional: overrides defaults.tolerance
         modules:
           "encoder.layer.*": 1.2 J   # every module matching the glob must be within it
@@ -42,6 +43,7 @@ from predictor.gate.checks import glob_to_regex
 from predictor.gate.generation import BUDGET_QUANTITIES, quantity_label
 from predictor.gate.units import parse_energy, parse_percent
 from predictor.trace.dtypes import MODEL_DTYPES
+from predictor.trace.input_specs import TensorSpec, parse_input_specs
 from predictor.trace.workload import Workload
 
 __all__ = [
@@ -80,13 +82,16 @@ Span = tuple[int, int]
 
 @dataclass(frozen=True)
 class Inputs:
-    """The input shape a collected model is built with: one forward pass of ``batch_size``
-    sequences of ``seq_len`` tokens, or with ``new_tokens`` a generation
-    (:class:`~predictor.trace.workload.Workload`: ``batch_size`` sequences, prompts of
-    ``prompt_len`` tokens, ``new_tokens`` generated; ``seq_len`` is then the prompt's)."""
+    """The inputs a collected model is built with: ``batch_size`` and ``seq_len`` (the short
+    form for token models: token ids of that shape) and / or ``tensors``, named input shapes
+    with dtypes (``pixel_values: [8, 3, 224, 224]``), built on the meta device. With
+    ``new_tokens`` a generation (:class:`~predictor.trace.workload.Workload`: ``batch_size``
+    sequences, prompts of ``prompt_len`` tokens, ``new_tokens`` generated; ``seq_len`` is
+    then the prompt's)."""
 
-    batch_size: int
-    seq_len: int
+    batch_size: int | None
+    seq_len: int | None
+    tensors: tuple[tuple[str, TensorSpec], ...] = ()
     #: The dtype the model is built in (:data:`predictor.trace.dtypes.MODEL_DTYPES`); None:
     #: the model's own.
     dtype: str | None = None
@@ -102,7 +107,7 @@ class Inputs:
 
     def workload(self) -> Workload:
         """The generation workload (ValueError for a forward pass's inputs)."""
-        if self.new_tokens is None:
+        if self.new_tokens is None or self.batch_size is None or self.seq_len is None:
             raise ValueError("these inputs are a forward pass, not a generation")
         return Workload(
             self.batch_size,
@@ -112,14 +117,54 @@ class Inputs:
             self.prefill_batch,
         )
 
+    def named(self) -> dict[str, TensorSpec] | None:
+        """The named tensors, or None when there are none (token ids only)."""
+        return dict(self.tensors) if self.tensors else None
+
+    def yaml(self) -> str:
+        """The inputs as a budgets file writes them: ``{batch_size: 8, seq_len: 128}`` (a
+        generation: ``{batch_size: 8, prompt_len: 128, new_tokens: 256}``)."""
+        parts = []
+        if self.generation:
+            w = self.workload()
+            parts += [
+                f"batch_size: {w.batch_size}",
+                f"prompt_len: {w.prompt_len}",
+                f"new_tokens: {w.new_tokens}",
+            ]
+            if w.prefill_batch is not None:
+                parts.append(f"prefill_batch: {w.prefill_batch}")
+            if self.dtype is not None:
+                parts.append(f"dtype: {self.dtype}")
+            return "{" + ", ".join(parts) + "}"
+        if self.batch_size is not None and self.seq_len is not None:
+            parts += [f"batch_size: {self.batch_size}", f"seq_len: {self.seq_len}"]
+        for name, spec in self.tensors:
+            shape = f"[{', '.join(str(d) for d in spec.shape)}]"
+            parts.append(
+                f"{name}: {shape}"
+                if spec.dtype is None
+                else f"{name}: {{shape: {shape}, dtype: {spec.dtype}}}"
+            )
+        if self.dtype is not None:
+            parts.append(f"dtype: {self.dtype}")
+        return "{" + ", ".join(parts) + "}"
+
     def describe(self) -> str:
-        """``batch_size=8, seq_len=128`` (``, dtype=bf16`` when one is set; a generation:
-        ``batch_size=8, prompt_len=128, new_tokens=256``): how reports record (and compare)
-        the inputs."""
+        """``batch_size=8, seq_len=128`` (and ``pixel_values=float32[8, 3, 224, 224]``,
+        ``dtype=bf16``; a generation: ``batch_size=8, prompt_len=128, new_tokens=256``): how
+        reports record (and compare) the inputs."""
         if self.generation:
             return self.workload().describe()
-        text = f"batch_size={self.batch_size}, seq_len={self.seq_len}"
-        return text if self.dtype is None else f"{text}, dtype={self.dtype}"
+        parts = []
+        if self.batch_size is not None and self.seq_len is not None:
+            parts += [f"batch_size={self.batch_size}", f"seq_len={self.seq_len}"]
+        for name, spec in self.tensors:
+            shape = ", ".join(str(d) for d in spec.shape)
+            parts.append(f"{name}={spec.dtype or 'default'}[{shape}]")
+        if self.dtype is not None:
+            parts.append(f"dtype={self.dtype}")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -159,6 +204,9 @@ class ModelBudget:
     line: int = 0
     budget_line: int = 0
     budget_span: Span | None = field(default=None, compare=False)
+    #: The largest share (0..1) of the predicted energy that may come from extrapolated nodes
+    #: (kernel classes the profile has no training data for); None: not checked.
+    max_extrapolated: float | None = None
     #: A generation's budgets per output token and per request.
     quantities: tuple[QuantityBudget, ...] = ()
 
@@ -179,6 +227,8 @@ class Budgets:
     models: dict[str, ModelBudget] = field(default_factory=dict)
     #: ``defaults.headroom``, or None when the file sets none.
     headroom: float | None = None
+    #: ``defaults.max_extrapolated`` (a model's own key overrides it).
+    max_extrapolated: float | None = None
 
     def get(self, name: str) -> ModelBudget | None:
         return self.models.get(name)
@@ -370,10 +420,18 @@ def _positive_int(y: _Y, what: str, where: str) -> int:
 
 
 _TOP_KEYS = ("version", "profile", "defaults", "models")
-_DEFAULT_KEYS = ("tolerance", "headroom")
-_MODEL_KEYS = ("model", "inputs", "budget", "tolerance", "modules", *BUDGET_QUANTITIES)
+_DEFAULT_KEYS = ("tolerance", "headroom", "max_extrapolated")
+_MODEL_KEYS = (
+    "model",
+    "inputs",
+    "budget",
+    "tolerance",
+    "modules",
+    "max_extrapolated",
+    *BUDGET_QUANTITIES,
+)
+#: The short form of a token model's inputs; any other key of ``inputs`` names an input tensor.
 _INPUT_KEYS = ("batch_size", "seq_len")
-_OPTIONAL_INPUT_KEYS = ("dtype",)
 #: A generation's inputs: batch_size, prompt_len, new_tokens (dtype, prefill_batch optional).
 _GENERATION_KEYS = ("batch_size", "prompt_len", "new_tokens")
 _GENERATION_OPTIONAL = ("dtype", "prefill_batch")
@@ -416,6 +474,7 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
         profile = _text(top["profile"][0], "profile must be a profile name or path", where)
     tolerance = DEFAULT_TOLERANCE
     headroom: float | None = None
+    max_extrapolated: float | None = None
     if "defaults" in top:
         defaults = _mapping(top["defaults"][0], "defaults", where)
         _no_unknown(defaults, _DEFAULT_KEYS, "defaults", where)
@@ -423,6 +482,10 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
             tolerance = _percent(defaults["tolerance"][0], "defaults.tolerance", where)
         if "headroom" in defaults:
             headroom = _percent(defaults["headroom"][0], "defaults.headroom", where)
+        if "max_extrapolated" in defaults:
+            max_extrapolated = _share(
+                defaults["max_extrapolated"][0], "defaults.max_extrapolated", where
+            )
     models: dict[str, ModelBudget] = {}
     if "models" in top:
         models_y = top["models"][0]
@@ -431,7 +494,7 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
                 why = name_problem(name)
                 if why:
                     raise ConfigError(f"{where}:{line}: model name {name!r} {why}")
-                models[name] = _parse_model(name, entry_y, line, tolerance, where)
+                models[name] = _parse_model(name, entry_y, line, tolerance, where, max_extrapolated)
     return Budgets(
         path=Path(path) if path is not None else None,
         version=BUDGETS_VERSION,
@@ -439,6 +502,7 @@ def parse_budgets(text: str, path: Path | str | None = None) -> Budgets:
         tolerance=tolerance,
         models=models,
         headroom=headroom,
+        max_extrapolated=max_extrapolated,
     )
 
 
@@ -453,7 +517,55 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> ModelBudget:
+def _share(y: _Y, what: str, where: str) -> float:
+    """A percentage between 0 and 100 % (``max_extrapolated: 5%``) as a fraction."""
+    value = _percent(y, what, where)
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{where}:{y.line}: {what} must be between 0% and 100% (got {y.value!r})")
+    return value
+
+
+def _parse_inputs(inputs_y: _Y, what: str, where: str) -> Inputs:
+    """``{batch_size: 8, seq_len: 128}`` (token models) and / or named input shapes
+    ``{pixel_values: [8, 3, 224, 224]}``, ``{x: {shape: [8, 128, 256], dtype: float16}}``."""
+    mapping = _mapping(inputs_y, f"{what}: inputs", where)
+    if any(k in mapping for k in ("prompt_len", "new_tokens", "prefill_batch")):
+        return _generation_inputs(mapping, inputs_y, what, where)
+    short = {k: v for k, v in mapping.items() if k in _INPUT_KEYS}
+    dtype = _dtype(mapping, what, where)  # the model's dtype, not an input tensor's name
+    tensors: list[tuple[str, TensorSpec]] = []
+    for key, (value_y, key_line) in mapping.items():
+        if key in _INPUT_KEYS or key == "dtype":
+            continue
+        try:
+            (parsed,) = parse_input_specs({key: _plain(value_y)}).values()
+        except ValueError as exc:
+            raise ConfigError(f"{where}:{key_line}: {what}: inputs: {exc}") from None
+        tensors.append((key, parsed))
+    try:  # positional and named inputs do not mix
+        parse_input_specs({name: list(spec.shape) for name, spec in tensors})
+    except ValueError as exc:
+        raise ConfigError(f"{where}:{inputs_y.line}: {what}: inputs: {exc}") from None
+    if len(short) == 1 or (not short and not tensors):
+        missing = [k for k in _INPUT_KEYS if k not in short]
+        raise ConfigError(
+            f"{where}:{inputs_y.line}: {what}: inputs needs {' and '.join(missing)} "
+            "(e.g. inputs: {batch_size: 8, seq_len: 128}), or named input shapes "
+            "(e.g. inputs: {pixel_values: [8, 3, 224, 224]})"
+        )
+    batch = _positive_int(short["batch_size"][0], f"{what}: batch_size", where) if short else None
+    seq = _positive_int(short["seq_len"][0], f"{what}: seq_len", where) if short else None
+    return Inputs(batch_size=batch, seq_len=seq, tensors=tuple(tensors), dtype=dtype)
+
+
+def _parse_model(
+    name: str,
+    y: _Y,
+    line: int,
+    tolerance: float,
+    where: str,
+    max_extrapolated: float | None = None,
+) -> ModelBudget:
     what = f"model {name!r}"
     entry = _mapping(y, what, where) if y.value is not None else {}
     _no_unknown(entry, _MODEL_KEYS, what, where)
@@ -466,23 +578,9 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
         ).strip()
     inputs: Inputs | None = None
     if "inputs" in entry:
-        inputs_y = entry["inputs"][0]
-        mapping = _mapping(inputs_y, f"{what}: inputs", where)
-        if any(k in mapping for k in ("prompt_len", "new_tokens")):
-            inputs = _generation_inputs(mapping, inputs_y, what, where)
-        else:
-            _no_unknown(mapping, _INPUT_KEYS + _OPTIONAL_INPUT_KEYS, f"{what}: inputs", where)
-            for key in _INPUT_KEYS:
-                if key not in mapping:
-                    raise ConfigError(
-                        f"{where}:{inputs_y.line}: {what}: inputs needs {key} "
-                        "(e.g. inputs: {batch_size: 8, seq_len: 128})"
-                    )
-            inputs = Inputs(
-                batch_size=_positive_int(mapping["batch_size"][0], f"{what}: batch_size", where),
-                seq_len=_positive_int(mapping["seq_len"][0], f"{what}: seq_len", where),
-                dtype=_dtype(mapping, what, where),
-            )
+        inputs = _parse_inputs(entry["inputs"][0], what, where)
+    if "max_extrapolated" in entry:
+        max_extrapolated = _share(entry["max_extrapolated"][0], f"{what}: max_extrapolated", where)
     budget_j: float | None = None
     budget_line, budget_span = 0, None
     if "budget" in entry:
@@ -517,6 +615,7 @@ def _parse_model(name: str, y: _Y, line: int, tolerance: float, where: str) -> M
         line=line,
         budget_line=budget_line,
         budget_span=budget_span,
+        max_extrapolated=max_extrapolated,
         quantities=tuple(quantities),
     )
 

@@ -87,21 +87,8 @@ def render_budgets_yaml(
         lines.append(f"  {_yaml_str(entry.name)}:")
         if entry.spec != entry.name:
             lines.append(f"    model: {_yaml_str(entry.spec)}")
-        if entry.inputs is not None and entry.inputs.generation:
-            w = entry.inputs.workload()
-            shape = f", dtype: {w.dtype}" if w.dtype else ""
-            if w.prefill_batch is not None:
-                shape += f", prefill_batch: {w.prefill_batch}"
-            lines.append(
-                f"    inputs: {{batch_size: {w.batch_size}, prompt_len: {w.prompt_len}, "
-                f"new_tokens: {w.new_tokens}{shape}}}"
-            )
-        elif entry.inputs is not None:
-            dtype = "" if entry.inputs.dtype is None else f", dtype: {entry.inputs.dtype}"
-            lines.append(
-                f"    inputs: {{batch_size: {entry.inputs.batch_size}, "
-                f"seq_len: {entry.inputs.seq_len}{dtype}}}"
-            )
+        if entry.inputs is not None:
+            lines.append(f"    inputs: {entry.inputs.yaml()}")
         for key in BUDGET_QUANTITIES:  # a generation: J per output token, per request
             value = quantity_value(tree, key)
             if value is not None:

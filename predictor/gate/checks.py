@@ -38,6 +38,7 @@ __all__ = [
     "ModelResult",
     "check_tree",
     "compare_tree",
+    "extrapolation_check",
     "glob_to_regex",
     "module_nodes",
     "violations",
@@ -105,10 +106,12 @@ def module_nodes(tree: EnergyTree) -> dict[str, Node]:
 class Check:
     """One checked value: a whole model (``module`` None) or one module against a limit.
 
-    ``kind`` is ``"budget"`` (an absolute limit) or ``"compare"`` (the base report's value
-    plus the tolerance). ``value_j`` is None when the profile gave no prediction: that fails.
-    ``origin`` says where the limit was set: ``"budgets"`` (the budgets file, at ``line``),
-    ``"marker"`` (a test's ``energy_budget`` marker) or ``"compare"`` (the base report).
+    ``kind`` is ``"budget"`` (an absolute limit), ``"compare"`` (the base report's value
+    plus the tolerance) or ``"extrapolated"`` (the energy of extrapolated nodes against
+    ``max_extrapolated``, ``tolerance``, times the model's energy, ``base_j``). ``value_j`` is
+    None when the profile gave no prediction: that fails. ``origin`` says where the limit was
+    set: ``"budgets"`` (the budgets file, at ``line``), ``"marker"`` (a test's
+    ``energy_budget`` marker) or ``"compare"`` (the base report).
     ``quantity`` names a generation quantity (:data:`predictor.gate.generation.QUANTITIES`:
     ``per_token``, ``per_request`` ...) checked instead of a node's energy.
     """
@@ -148,6 +151,13 @@ class Check:
         if self.value_j is None:
             return f"{self.subject}: no predicted energy (the profile left this node empty)"
         sign = ">" if not self.passed else "<="
+        if self.kind == "extrapolated" and self.base_j:
+            share = format_percent(self.value_j / self.base_j).lstrip("+")
+            limit = format_percent(self.tolerance or 0.0).lstrip("+")
+            return (
+                f"{self.subject}: {share} of the energy extrapolated {sign} max_extrapolated "
+                f"{limit} (kernel classes the profile has no training data for)"
+            )
         if self.kind == "compare" and self.base_j is not None:
             value, base = format_energy_pair(self.value_j, self.base_j)
             tol = format_percent(self.tolerance or 0.0).lstrip("+")
@@ -414,6 +424,23 @@ def check_tree(
         checks=checks,
         warnings=warnings,
         entry=budget.name if budget is not None else None,
+    )
+
+
+def extrapolation_check(name: str, tree: EnergyTree, max_share: float) -> Check:
+    """The check of ``max_extrapolated``: the predicted energy of extrapolated nodes
+    (:meth:`~predictor.trace.tree.EnergyTree.extrapolated_j`) at most ``max_share`` of the
+    model's."""
+    total = tree.root.energy_j
+    return Check(
+        model=name,
+        module=None,
+        pattern="max_extrapolated",
+        value_j=tree.extrapolated_j() if total is not None else None,
+        limit_j=max_share * (total or 0.0),
+        kind="extrapolated",
+        base_j=total,
+        tolerance=max_share,
     )
 
 

@@ -31,7 +31,14 @@ from predictor.errors import (
     TraceError,
 )
 from predictor.gate.budgets import Budgets, Inputs, ModelBudget, iter_collected, load_budgets
-from predictor.gate.checks import Check, MarkerBudget, ModelResult, check_tree, compare_tree
+from predictor.gate.checks import (
+    Check,
+    MarkerBudget,
+    ModelResult,
+    check_tree,
+    compare_tree,
+    extrapolation_check,
+)
 from predictor.gate.options import GateOptions, resolve_options
 from predictor.gate.report import Report, library_versions, load_report, profile_identity
 from predictor.trace.tree import EnergyTree
@@ -47,7 +54,6 @@ __all__ = [
     "open_gate",
     "predict_generation_spec",
     "predict_spec",
-    "profile_counting",
     "read_budgets_file",
     "trace_spec",
 ]
@@ -212,7 +218,8 @@ class EnergyGate:
         if entry.inputs is None:
             raise ConfigError(
                 f"{self.budgets.location(entry.line)}: model {entry.name!r} has no inputs; add "
-                "inputs: {batch_size: N, seq_len: N} or hand the model to the `energy` fixture"
+                "inputs: {batch_size: N, seq_len: N} (or named shapes such as "
+                "{pixel_values: [8, 3, 224, 224]}) or hand the model to the `energy` fixture"
             )
         from predictor.gate.timeout import time_limit
 
@@ -258,6 +265,7 @@ class EnergyGate:
         causal LM) generates, and the tree returned is its mean decode step's, with the
         generation's summary in ``meta["generation"]``."""
         from predictor.gate.timeout import time_limit
+        from predictor.learn.profile import profile_counting
         from predictor.trace.inputs import split_inputs
         from predictor.trace.tracer import build_tree
         from predictor.trace.workload import Workload
@@ -318,6 +326,11 @@ class EnergyGate:
         )
         checks = list(result.checks)
         warnings = list(result.warnings)
+        max_extrapolated = entry.max_extrapolated if entry is not None else None
+        if max_extrapolated is None:
+            max_extrapolated = self.budgets.max_extrapolated
+        if max_extrapolated is not None:
+            checks.append(extrapolation_check(name, tree, max_extrapolated))
         metering = tree.meta.get("metering")
         if isinstance(metering, dict) and not metering.get("measured", True):
             warnings.append(str(metering.get("note", "")))
@@ -510,15 +523,6 @@ def _profile_mismatch(base: Report, profile: Profile) -> str | None:
     )
 
 
-def profile_counting(profile: Profile) -> str:
-    """The counting mode a tree must be traced in for ``profile`` (its own: ``native`` for a
-    device profile, ``irene`` for the IrEne-trained ones; ``irene`` for a mixed one)."""
-    from predictor.trace.ops import COUNTING_MODES
-
-    mode = str(getattr(profile, "counting_mode", "irene"))
-    return mode if mode in COUNTING_MODES else "irene"
-
-
 def trace_spec(
     spec: str,
     inputs: Inputs,
@@ -537,14 +541,18 @@ def trace_spec(
         inputs.seq_len,
         counting_mode=counting_mode,
         attn_implementation=attn_implementation,
+        inputs=inputs.named(),
         dtype=inputs.dtype,
     )
 
 
 def predict_spec(entry: ModelBudget, profile: Profile) -> EnergyTree:
-    """Build an entry's model from its spec and inputs (:func:`trace_spec`) and predict it;
-    the tree's root takes the entry's name. A generation entry's tree is its mean decode
-    step's (:func:`predict_generation_spec`), with the generation's summary in its meta."""
+    """Build an entry's model from its spec and inputs (:func:`trace_spec`, in the counting the
+    profile was trained on) and predict it; the tree's root takes the entry's name. A
+    generation entry's tree is its mean decode step's (:func:`predict_generation_spec`), with
+    the generation's summary in its meta."""
+    from predictor.learn.profile import profile_counting
+
     if entry.inputs is None:
         raise ModelError(f"model {entry.name!r} has no inputs to build it with")
     if entry.inputs.generation:
@@ -578,6 +586,7 @@ def predict_generation_model(
     """Trace and predict a causal LM (an ``nn.Module``) through a
     :class:`~predictor.trace.workload.Workload`."""
     from predictor.learn.generation import predict_generation
+    from predictor.learn.profile import profile_counting
     from predictor.trace.generation import model_in_dtype, trace_generation
 
     trees = trace_generation(

@@ -166,14 +166,17 @@ def summary_messages(gate: EnergyGate, *, list_violations: bool = True) -> list[
             types = sorted({n.type for n in extrapolated})
             out.append(
                 (
-                    f"{label}: {len(extrapolated)} node(s) extrapolated by the fallback "
-                    f"regressor (types the profile never saw: {', '.join(types)})",
+                    f"{label}: {100 * result.tree.extrapolated_share():.1f} % of the energy on "
+                    f"{len(extrapolated)} node(s) extrapolated by the fallback regressor (kernel "
+                    f"classes the profile has no training data for: {', '.join(types)})",
                     "yellow",
                 )
             )
         unsupported = unsupported_ops_text(result.tree)
         if unsupported:
             out.append((f"{label}: unsupported ops (not counted): {unsupported}", "yellow"))
+        if result.tree.meta.get("dtype_warning"):
+            out.append((f"{label}: note: {result.tree.meta['dtype_warning']}", "yellow"))
         if list_violations:
             out += [(check.message(), "red") for check in result.violations]
     out += [(f"warning: {w}", "yellow") for r in results for w in r.warnings]
@@ -212,16 +215,17 @@ def print_summary(
         table.add_column("model")
         table.add_column("energy", justify="right")
         table.add_column("checks")
-        table.add_column("extrapolated nodes", justify="right")
+        table.add_column("extrapolated", justify="right")
         for result, label in zip(results, labels(results), strict=True):
             status, style = check_status(result)
             total = energy_cell(result)
             n_extra = len(_extrapolated(result))
+            share = f"{100 * result.tree.extrapolated_share():.1f} % ({n_extra} nodes)"
             table.add_row(
                 Text(printable(label)),
                 total,
                 Text(status, style=style),
-                Text(str(n_extra), style="yellow" if n_extra else ""),
+                Text(share, style="yellow" if n_extra else ""),
             )
         console.print(table)
     for text, style in [*summary_messages(gate, list_violations=list_violations), *extra]:
@@ -294,11 +298,12 @@ def render_summary_markdown(report: Report, *, picture: str | None = None) -> st
     if picture:
         lines += [picture_note(picture), ""]
     if report.models:
-        lines += ["| Model | Inputs | Energy |", "|---|---|---:|"]
+        lines += ["| Model | Inputs | Energy | Extrapolated |", "|---|---|---:|---:|"]
         for m in report.models:
             total = energy_cell(m)
             inputs = md_text(m.inputs) if m.inputs else "—"
-            lines.append(f"| {md_text(m.name)} | {inputs} | {total} |")
+            share = f"{100 * m.tree.extrapolated_share():.1f} %"
+            lines.append(f"| {md_text(m.name)} | {inputs} | {total} | {share} |")
     unsupported = [(m.name, unsupported_ops_text(m.tree)) for m in report.models]
     if any(text for _, text in unsupported):
         lines += ["", "**Unsupported ops (not counted in the prediction):**", ""]
@@ -318,7 +323,9 @@ def violation_text(checks: Sequence[Check]) -> str:
     models = {c.model for c in bad}
     where = first.module if first.module is not None and len(models) == 1 else first.subject
     over = "no prediction" if first.value_j is None else format_percent(first.excess)
-    limit = "over the base + tolerance" if first.kind == "compare" else "over budget"
+    limit = {"compare": "over the base + tolerance", "extrapolated": "over max_extrapolated"}.get(
+        first.kind, "over budget"
+    )
     head = f"{where} {over} {limit}"
     if len(bad) > 1:
         head += f", the worst of {len(bad)} violations"

@@ -10,10 +10,13 @@ Two aggregators, both fitted on training trees whose ML leaves carry *predicted*
   the non-leaf nodes. Vectorised per depth with torch.
 - :class:`ResidualAggregator` (ours): ``E(n) = a * sum_c E(c) + theta . psi(n)``, one linear
   model per level (module, model) fitted by relative least squares on the true children's
-  energies ("stepwise", one closed-form solve per level). ``psi`` holds what the children cannot
-  see (:data:`RESIDUAL_TERMS`): the FLOPs and bytes of the node's own ops that are not
-  primitives (adds, GELU functions, masks: the node's static features minus its children's),
-  and with the ``full`` feature set the node's own runtime measurements (``own:<column>``).
+  energies ("stepwise", one bounded least-squares solve per level). ``psi`` holds what the
+  children cannot see (:data:`RESIDUAL_TERMS`): the FLOPs and bytes of the node's own ops that
+  are not primitives (adds, GELU functions, masks: the node's static features minus its
+  children's), and with the ``full`` feature set the node's own runtime measurements
+  (``own:<column>``). The children weights ``a`` and the coefficients of the own-op work terms
+  are fitted non-negative, so a node's residual (own-op) energy is >= 0 by construction and a
+  module is never predicted below ``a`` times its children.
 
 Both end with :func:`predictor.learn.reconcile.reconcile`, which makes the prediction
 hierarchically consistent (children sum to at most their parent): ``top-down`` for ours,
@@ -333,15 +336,42 @@ class ResidualAggregator:
                 )
                 a = np.vstack([a, rows])
                 b = np.concatenate([b, np.full(n_sums, np.sqrt(self.weight_prior))])
-            self.coef[lvl] = np.asarray(np.linalg.lstsq(a, b, rcond=None)[0], dtype=np.float64)
+            self.coef[lvl] = _bounded_lstsq(a, b, self._nonneg(lvl, n_sums))
             self.scale[lvl] = sc
         return self
+
+    def _nonneg(self, group: str, n_sums: int) -> list[int]:
+        """Columns whose coefficient must be >= 0: the children-sum weights and every own-op
+        work term (``resid_flops``, ``resid_mem``, ``intercept``, registered terms), so a node is never predicted below zero from its
+        children and its own ops (a negative own-FLOPs coefficient once predicted a module that
+        computes through ``F.linear`` at 0 J). A node's own runtime measurements
+        (``own:<column>``, the full feature set) are unconstrained: a clock or utilisation may
+        enter with either sign."""
+        terms = self._terms(group)
+        return list(range(n_sums)) + [
+            n_sums + j for j, t in enumerate(terms) if not t.startswith("own:")
+        ]
 
     def fit(self, trees: Sequence[EnergyTree], leaf_pred: Array) -> ResidualAggregator:
         """Stepwise fit on the true children's energies (``leaf_pred`` is not needed)."""
         del leaf_pred
         flat = Flat.of(trees)
         return self.fit_on(flat, flat.measured())
+
+    def own_energy(self, nodes: Sequence[Node]) -> Array:
+        """Energies of module or model nodes without children (only their own ops): their
+        level's own-op terms alone (0 where the level was never fitted)."""
+        out = np.zeros(len(nodes), dtype=np.float64)
+        for lvl in ("module", "model"):
+            idx = [i for i, n in enumerate(nodes) if n.level == lvl]
+            coef = self.coef.get(lvl)
+            if not idx or coef is None:
+                continue
+            n_sums = 2 if self.split_children else 1
+            psi = _psi([nodes[i] for i in idx], self._terms(lvl))
+            design = np.column_stack([np.zeros((len(idx), n_sums)), psi]) / self.scale[lvl]
+            out[idx] = design @ coef
+        return out
 
     def predict_unreconciled(self, flat: Flat, leaf_pred: Array) -> Array:
         """Energies of every node of ``flat`` bottom-up from the leaves', before
@@ -395,6 +425,20 @@ class ResidualAggregator:
             coef={str(k): np.asarray(v, dtype=np.float64) for k, v in data["coef"].items()},
             scale={str(k): np.asarray(v, dtype=np.float64) for k, v in data["scale"].items()},
         )
+
+
+def _bounded_lstsq(a: Array, b: Array, nonneg: Sequence[int]) -> Array:
+    """``argmin |a x - b|^2`` with ``x[j] >= 0`` for ``j`` in ``nonneg`` (scipy's bounded least
+    squares, BVLS active set: where no bound binds, the plain least-squares solution)."""
+    from scipy.optimize import lsq_linear
+
+    n = a.shape[1]
+    lower = np.full(n, -np.inf)
+    lower[list(nonneg)] = 0.0
+    res = lsq_linear(a, b, bounds=(lower, np.full(n, np.inf)), method="bvls")
+    if not res.success:
+        raise ValueError(f"aggregator least squares did not converge: {res.message}")
+    return np.asarray(res.x, dtype=np.float64)
 
 
 #: A fitted aggregator (an experiment's subclass of one of these included).

@@ -249,6 +249,11 @@ def load_csv_dataset(folder: str | os.PathLike[str]) -> Dataset:
             hardware = json.loads(hw_file.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"{hw_file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    # a dataset measured here (irene calibrate) records the counting of its features
+    mode = hardware.get("counting_mode") if isinstance(hardware, dict) else None
+    if isinstance(mode, str) and mode:
+        for tree in trees:
+            tree.counting_mode = mode
     return Dataset(path=root_dir, trees=trees, skipped=skipped, hardware=hardware)
 
 
@@ -324,6 +329,8 @@ def attach_num_parameters(trees: Iterable[EnergyTree]) -> int:
     filled = 0
     for tree in trees:
         model = tree.model_name
+        if tree.meta.get("retraced"):  # traced trees carry their own counts
+            continue
         if model not in cache:
             try:
                 traced = zoo.build_zoo_tree(model, 1, 8, counting_mode="irene")

@@ -198,6 +198,7 @@ def evaluate_profile(
     folds: list[FoldResult] = []
     pooled: dict[str, list[Array]] = {lvl: [] for lvl in LEVELS}
     unmatched: dict[str, int] = {}
+    by_type: dict[str, list[float]] = {}
     for model in chosen:
         t0 = time.perf_counter()
         predicted_trees: list[EnergyTree] = []
@@ -221,6 +222,9 @@ def evaluate_profile(
             mask = (levels == lvl) & np.isfinite(y) & np.isfinite(predicted)
             errors[lvl] = 100.0 * np.abs(predicted[mask] - y[mask]) / y[mask]
             pooled[lvl].append(errors[lvl])
+        for node, p, m in zip(flat.nodes, predicted.tolist(), y.tolist(), strict=True):
+            if node.level == "ml" and np.isfinite(p) and np.isfinite(m):
+                by_type.setdefault(node.type, []).append(100.0 * abs(p - m) / m)
         folds.append(
             FoldResult(
                 model=model,
@@ -254,6 +258,9 @@ def evaluate_profile(
             "protocol": f"fixed profile {profile.name!r}, no refitting; MAPE % per model",
             "unmatched": unmatched,
             "retraced": trace is not None,
+            "ml_mape_by_type": {
+                t: {"mape": float(np.mean(v)), "rows": len(v)} for t, v in sorted(by_type.items())
+            },
         },
         title=f"profile {profile.name!r} on {dataset.path}, features={profile.feature_set}",
         row_label="model",

@@ -9,6 +9,7 @@ runs code from (:mod:`predictor.learn.profile_file`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from predictor.errors import DataError, ProfileError
+from predictor.errors import DataError, PredictionError, ProfileError
 from predictor.learn.aggregate import (
     Aggregator,
     IreneAggregator,
@@ -52,11 +53,13 @@ __all__ = [
     "AnyProfile",
     "Profile",
     "Settings",
+    "check_prediction",
     "find_profile",
     "fit_components",
     "list_profiles",
     "load_profile",
     "predict_flat",
+    "profile_counting",
     "profile_from_payload",
     "register_aggregator",
     "runtime_columns",
@@ -88,6 +91,14 @@ class Settings:
     weight_prior: float = 0.0
     irene_epochs: int = 8
     seed: int = 0
+    #: How ML nodes share regressors (:data:`predictor.learn.regressors.ML_KEYS`): ``type``
+    #: (a primitive type with training data keeps its own regressor; every other node, e.g. a
+    #: ``FalconLinear``, an ``F.linear`` call or a convolution, its base type's or its kernel
+    #: class's, fitted on every training node of that class) or ``kernel`` (one regressor per
+    #: kernel class). LOMO chose ``type``: device_1's ``Linear`` (a GEMM then a separate bias
+    #: add under torch 1.x) and ``Conv1D`` (one fused addmm) are one class but two executions,
+    #: and one GEMM regressor for both costs 0.2 points at ML level (2.88 vs 2.68 %).
+    ml_key: str = "type"
 
     @classmethod
     def default(cls, feature_set: str) -> Settings:
@@ -113,7 +124,13 @@ class Settings:
     def irene(cls) -> Settings:
         """The authors' method: per-type standardised OLS + tanh-weighted sum, as published
         (no reconciliation: a child may exceed its parent)."""
-        return cls(ml_method="irene", aggregator="irene", residual_terms=(), reconcile="none")
+        return cls(
+            ml_method="irene",
+            aggregator="irene",
+            residual_terms=(),
+            reconcile="none",
+            ml_key="type",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +143,7 @@ class Settings:
             "weight_prior": self.weight_prior,
             "irene_epochs": self.irene_epochs,
             "seed": self.seed,
+            "ml_key": self.ml_key,
         }
 
     @classmethod
@@ -144,6 +162,8 @@ class Settings:
             weight_prior=float(data.get("weight_prior", 0.0)),
             irene_epochs=int(data["irene_epochs"]),
             seed=int(data["seed"]),
+            # profiles written before kernel classes keyed their regressors by type
+            ml_key=str(data.get("ml_key", "type")),
         )
 
 
@@ -232,7 +252,9 @@ def fit_components(
     flat = Flat.of(trees)
     runtime = runtime_columns(trees) if feature_set == "full" else ()
     ml_nodes = [n for n in flat.nodes if n.level == "ml"]
-    ml = MLRegressors.fit(ml_nodes, feature_set, method=settings.ml_method, runtime=runtime)
+    ml = MLRegressors.fit(
+        ml_nodes, feature_set, method=settings.ml_method, runtime=runtime, key=settings.ml_key
+    )
     leaf_pred, _ = _leaf_predictions(flat, ml)
     # Terms on runtime columns the data lacks are dropped (a CPU-metered dataset has no gpu_*).
     terms = tuple(
@@ -268,8 +290,12 @@ def runtime_columns(trees: Sequence[EnergyTree]) -> tuple[str, ...]:
     return cols
 
 
-def _leaf_predictions(flat: Flat, ml: MLRegressors) -> tuple[Array, npt.NDArray[np.bool_]]:
-    """Predicted energy of every leaf (ML regressors; a leaf module uses the fallback)."""
+def _leaf_predictions(
+    flat: Flat, ml: MLRegressors, agg: Aggregator | None = None
+) -> tuple[Array, npt.NDArray[np.bool_]]:
+    """Predicted energy of every leaf: ML nodes from the ML regressors; a module (or model)
+    without children, which runs only its own ops, from the aggregator's own-op terms (ours)
+    when they give a positive energy, else from the fallback regressor (extrapolated)."""
     pred = np.zeros(len(flat.nodes), dtype=np.float64)
     extrapolated = np.zeros(len(flat.nodes), dtype=bool)
     ml_idx = [i for i, n in enumerate(flat.nodes) if n.level == "ml"]
@@ -279,8 +305,16 @@ def _leaf_predictions(flat: Flat, ml: MLRegressors) -> tuple[Array, npt.NDArray[
         extrapolated[ml_idx] = ext
     odd = [i for i in np.flatnonzero(flat.is_leaf).tolist() if flat.nodes[i].level != "ml"]
     if odd:
-        pred[odd] = ml.fallback.predict([flat.nodes[i] for i in odd])
-        extrapolated[odd] = True
+        nodes = [flat.nodes[i] for i in odd]
+        own = (
+            agg.own_energy(nodes)
+            if isinstance(agg, ResidualAggregator)
+            else np.zeros(len(odd), dtype=np.float64)
+        )
+        fallback = ml.fallback.predict(nodes)
+        good = np.isfinite(own) & (own > 0)
+        pred[odd] = np.where(good, own, fallback)
+        extrapolated[odd] = ~good
     return pred, extrapolated
 
 
@@ -288,8 +322,29 @@ def predict_flat(
     flat: Flat, ml: MLRegressors, agg: Aggregator
 ) -> tuple[Array, npt.NDArray[np.bool_]]:
     """Energy of every node of ``flat`` and the extrapolated mask."""
-    leaf_pred, extrapolated = _leaf_predictions(flat, ml)
+    leaf_pred, extrapolated = _leaf_predictions(flat, ml, agg)
     return agg.predict_flat(flat, leaf_pred), extrapolated
+
+
+def check_prediction(tree: EnergyTree) -> None:
+    """Refuse a prediction that cannot be trusted: a node that does work (FLOPs or bytes above
+    0) predicted at 0 J or below, or any energy that is not finite (NaN, infinity). Raises a
+    :class:`~predictor.errors.PredictionError` naming the first such node (pre-order)."""
+    for node in tree.walk():
+        e = node.energy_j
+        if e is None:
+            continue
+        if not math.isfinite(e):
+            raise PredictionError(tree.model_name, node.name, e, "not a finite number")
+        if e < 0:
+            raise PredictionError(tree.model_name, node.name, e, "below zero")
+        if e == 0 and (node.does_work or node.level == "model"):
+            raise PredictionError(
+                tree.model_name,
+                node.name,
+                e,
+                f"it does work: {node.flops:.4g} MFLOPs, {node.mem_bytes:.4g} MiB",
+            )
 
 
 @dataclass
@@ -311,6 +366,8 @@ class Profile:
     runtime_columns: tuple[str, ...] = ()
     version: int = FORMAT_VERSION
     path: Path | None = None
+    #: The compute dtype of the training data's models (IrEne's device_1: fp32).
+    dtype: str = "float32"
 
     # -- prediction ---------------------------------------------------------------------------
 
@@ -328,18 +385,31 @@ class Profile:
                 )
 
     def predict(self, tree: EnergyTree) -> EnergyTree:
-        """Fill ``energy_j`` (J) on every node; flag fallback-predicted nodes ``extrapolated``."""
+        """Fill ``energy_j`` (J) on every node; flag fallback-predicted nodes ``extrapolated``
+        (kernel classes without training data). Records in ``tree.meta`` the extrapolated share
+        of the energy, and a warning when the tree's counting mode or compute dtype differs
+        from the profile's training data. A node that does work predicted at 0 J or below, or a
+        non-finite energy, is a :class:`~predictor.errors.PredictionError` naming the node."""
         self.check_tree(tree)
         flat = Flat.of([tree])
         energy, extrapolated = predict_flat(flat, self.ml, self.aggregator)
         for node, e, ext in zip(flat.nodes, energy.tolist(), extrapolated.tolist(), strict=True):
             node.energy_j = float(e)
             node.extrapolated = bool(ext)
+        check_prediction(tree)
         if tree.counting_mode != self.counting_mode:
             tree.meta["profile_warning"] = (
                 f"tree counted in {tree.counting_mode!r} mode, profile trained on "
                 f"{self.counting_mode!r} features"
             )
+        dtypes = [d for d in tree.dtypes() if d != self.dtype]
+        if dtypes:
+            tree.meta["dtype_warning"] = (
+                f"the tree computes in {', '.join(tree.dtypes())}; profile {self.name!r} was "
+                f"trained on {self.dtype} models: its joules for other dtypes follow their "
+                "bytes, not their arithmetic"
+            )
+        tree.meta["extrapolated_share"] = tree.extrapolated_share()
         tree.meta["profile"] = self.summary()
         return tree
 
@@ -351,8 +421,11 @@ class Profile:
             "version": self.version,
             "description": self.description,
             "cv_error": self.cv_error,
-            "unseen_types_fallback": "pooled linear regressor; such nodes are flagged extrapolated",
+            "unseen_types_fallback": "pooled linear regressor for kernel classes without "
+            "training data; such nodes are flagged extrapolated",
             "known_types": sorted(self.ml.by_type),
+            "kernel_classes": self.ml.covers(),
+            "dtype": self.dtype,
             "runtime_columns": list(self.runtime_columns),
             "reconcile": self.aggregator.reconcile,
         }
@@ -370,6 +443,7 @@ class Profile:
             "cv_error": self.cv_error,
             "library_versions": self.library_versions,
             "runtime_columns": list(self.runtime_columns),
+            "dtype": self.dtype,
             "settings": self.settings.to_dict(),
             "ml": self.ml.to_dict(),
             "aggregator": self.aggregator.to_dict(),
@@ -409,7 +483,16 @@ class Profile:
             library_versions={str(k): str(v) for k, v in data.get("library_versions", {}).items()},
             runtime_columns=tuple(str(c) for c in data["runtime_columns"]),
             path=path,
+            dtype=str(data.get("dtype", "float32")),
         )
+
+
+def profile_counting(profile: AnyProfile) -> str:
+    """The counting mode to trace a model in for ``profile``: the one it was trained on (a
+    profile trained on mixed data: ``irene``)."""
+    from predictor.trace.ops import COUNTING_MODES
+
+    return profile.counting_mode if profile.counting_mode in COUNTING_MODES else "irene"
 
 
 #: A profile of any kind :func:`load_profile` reads: trained (:class:`Profile`, and its
@@ -511,6 +594,8 @@ def train_profile(
     filled = attach_num_parameters(trees)
     ml, agg = fit_components(trees, feature_set, settings)
     modes = sorted({t.counting_mode for t in trees})
+    # a dataset's trees carry no dtype (the IrEne data is fp32); a retraced one its models'
+    dtypes = sorted({t.root.dtype or "float32" for t in trees})
     return Profile(
         name=name,
         feature_set=feature_set,
@@ -532,4 +617,5 @@ def train_profile(
         cv_error=dict(cv_error or {}),
         library_versions=_library_versions(),
         runtime_columns=runtime_columns(trees) if feature_set == "full" else (),
+        dtype=dtypes[0] if len(dtypes) == 1 else "mixed",
     )

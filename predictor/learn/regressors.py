@@ -1,4 +1,4 @@
-"""ML level: one regressor per primitive type, plus a pooled fallback for unseen types.
+"""ML level: one regressor per kernel class (or per primitive type), plus a pooled fallback.
 
 A regressor (:class:`PolyRegressor`) predicts ``max(floor, base(x) * c(z))``: a linear *base*
 times an optional multiplicative *correction* ``c``. The ML methods the library ships
@@ -21,8 +21,16 @@ times an optional multiplicative *correction* ``c``. The ML methods the library 
 
 Which method a profile uses is :class:`predictor.learn.profile.Settings`' choice, made by
 leave-one-model-out cross-validation; the variants that lost (benchmarks/ablation_methods.py)
-are registered from the benchmark with :func:`register_ml_method`. Unseen types use
-:data:`FALLBACK_SETTINGS`, the physical base alone pooled over every type.
+are registered from the benchmark with :func:`register_ml_method`.
+
+Regressors follow the kernel classes (:mod:`predictor.trace.kernels`): one per kernel class,
+fitted on every training node of the class (a ``FalconLinear``, an ``F.linear`` call, a
+convolution and a routed expert GEMM are ``gemm``s), and with ``Settings.ml_key = "type"``
+also one per primitive type of the training data, which a node of that type (or base type:
+``FalconLinear`` is a ``Linear``) uses first. A node whose kernel class has no training data
+(``pool``, ``scan``, an elementwise primitive) uses :data:`FALLBACK_SETTINGS`, the physical
+base alone pooled over every node, and is flagged extrapolated. A node folded from ``count`` identical
+calls is predicted per call (its work columns divided by the count), times the count.
 
 Everything a fitted regressor holds is plain numbers (``to_dict``/``from_dict``), so a profile
 stores no pickled estimator class: scikit-learn and scipy solve the fits, and only their
@@ -43,12 +51,15 @@ import numpy.typing as npt
 
 from predictor.errors import ProfileError
 from predictor.learn.flat import Array
+from predictor.trace.kernels import PROXIES, kernel_of_type
 from predictor.trace.tree import RUNTIME_FEATURES, Node
 
 __all__ = [
     "BASE_COLUMNS",
     "FALLBACK_SETTINGS",
     "FEATURE_SETS",
+    "MIN_TYPE_ROWS",
+    "ML_KEYS",
     "ML_METHODS",
     "ML_SETTINGS",
     "STATIC_COLUMNS",
@@ -60,6 +71,8 @@ __all__ = [
     "feature_columns",
     "feature_matrix",
     "fit_regressor",
+    "node_kernel",
+    "per_call_matrix",
     "poly_terms",
     "register_ml_method",
 ]
@@ -424,13 +437,51 @@ def register_ml_method(name: str, fit: MLFit) -> None:
     ML_METHODS[name] = fit
 
 
+#: How ML nodes are grouped into regressors (``Settings.ml_key``): ``type`` (one regressor
+#: per primitive type of the training data, and one per kernel class for every other node:
+#: looked up by type, then base type, then kernel class) or ``kernel`` (one per kernel class,
+#: :mod:`predictor.trace.kernels`, only).
+ML_KEYS: tuple[str, ...] = ("type", "kernel")
+
+#: Fewest training rows a primitive type needs for a regressor of its own (``ml_key="type"``);
+#: a type with fewer uses its kernel class's. A handful of tiny ops identify no size law: on
+#: device_1 BERT's pooler Tanh (56 rows of one (batch, 768) op) and tiny-ctrl's ReLU (54) are
+#: pooled into ``activation``; leave-one-model-out is the same to the third decimal.
+MIN_TYPE_ROWS = 100
+
+#: Work columns that a node with ``count`` identical calls holds the total of.
+_PER_CALL: tuple[str, ...] = ("flops", "mem_bytes", "input_size")
+
+
+def node_kernel(node: Node) -> str:
+    """A node's kernel class: its own, else its type's (a tree from a dataset,
+    :data:`predictor.trace.kernels.TRAINING_TYPES`), else ``""``."""
+    return node.kernel or kernel_of_type(node.type)
+
+
+def per_call_matrix(nodes: Sequence[Node], columns: Sequence[str]) -> tuple[Array, Array]:
+    """The feature rows of one call of each node and each node's call count: the work columns
+    of a node folded from ``count`` identical calls (a loop's steps) divided by its count."""
+    x = feature_matrix(nodes, columns)
+    counts = np.asarray([max(int(n.count), 1) for n in nodes], dtype=np.float64)
+    if np.any(counts != 1):
+        for j, col in enumerate(columns):
+            if col in _PER_CALL:
+                x[:, j] /= counts
+    return x, counts
+
+
 @dataclass
 class MLRegressors:
-    """Per-primitive-type regressors and the pooled fallback (static features only)."""
+    """ML-level regressors: per kernel class (``by_kernel``), per primitive type (``by_type``:
+    IrEne's keying, used first when fitted) and the pooled fallback for kernel classes without
+    training data (static features)."""
 
     by_type: dict[str, PolyRegressor]
     fallback: PolyRegressor
     method: str
+    by_kernel: dict[str, PolyRegressor] = field(default_factory=dict)
+    key: str = "type"
 
     @classmethod
     def fit(
@@ -440,47 +491,97 @@ class MLRegressors:
         *,
         method: str,
         runtime: Sequence[str] = RUNTIME_FEATURES,
+        key: str = "type",
     ) -> MLRegressors:
-        """Fit ``method`` per type on ML nodes with measured energy (``runtime``: the runtime
-        columns of ``full``), and the fallback on all of them (static features)."""
+        """Fit ``method`` per kernel class (and with ``key="type"`` also per primitive type) on
+        ML nodes with measured energy (``runtime``: the runtime columns of ``full``), and the
+        fallback on all of them (static features). A node with a count trains on one call."""
         fit = ML_METHODS.get(method)
         if fit is None:
             raise ValueError(f"unknown ML method {method!r}; use one of {', '.join(ML_METHODS)}")
+        if key not in ML_KEYS:
+            raise ValueError(f"unknown ML key {key!r}; use one of {', '.join(ML_KEYS)}")
         columns = feature_columns(feature_set, runtime)
-        by_type_nodes: dict[str, list[Node]] = {}
+        groups: dict[str, dict[str, list[Node]]] = {"kernel": {}, "type": {}}
         for node in nodes:
-            by_type_nodes.setdefault(node.type, []).append(node)
-        by_type: dict[str, PolyRegressor] = {}
-        for typ in sorted(by_type_nodes):
-            group = by_type_nodes[typ]
-            by_type[typ] = fit(feature_matrix(group, columns), _energies(group), columns)
-        fallback = fit_regressor(
-            feature_matrix(nodes, STATIC_COLUMNS),
-            _energies(nodes),
-            STATIC_COLUMNS,
-            **FALLBACK_SETTINGS,
+            kernel = node_kernel(node)
+            if kernel:
+                groups["kernel"].setdefault(kernel, []).append(node)
+            if key == "type":
+                groups["type"].setdefault(node.type, []).append(node)
+        groups["type"] = {t: g for t, g in groups["type"].items() if len(g) >= MIN_TYPE_ROWS}
+        fitted: dict[str, dict[str, PolyRegressor]] = {"kernel": {}, "type": {}}
+        for which, by in groups.items():
+            for name in sorted(by):
+                group = by[name]
+                x, counts = per_call_matrix(group, columns)
+                fitted[which][name] = fit(x, _energies(group) / counts, columns)
+        x, counts = per_call_matrix(nodes, STATIC_COLUMNS)
+        fallback = fit_regressor(x, _energies(nodes) / counts, STATIC_COLUMNS, **FALLBACK_SETTINGS)
+        return cls(
+            by_type=fitted["type"],
+            fallback=fallback,
+            method=method,
+            by_kernel=fitted["kernel"],
+            key=key,
         )
-        return cls(by_type=by_type, fallback=fallback, method=method)
+
+    def regressor(self, node: Node) -> PolyRegressor | None:
+        """The regressor for ``node``: its type's (when fitted), else its base type's
+        (``Linear`` for ``FalconLinear``), else its kernel class's, else its kernel class's
+        proxy's (:data:`predictor.trace.kernels.PROXIES`: pooling is an elementwise-like pass),
+        else None (the fallback predicts it: extrapolated)."""
+        reg = self.by_type.get(node.type)
+        if reg is None and node.base:
+            reg = self.by_type.get(node.base)
+        kernel = node_kernel(node)
+        if reg is None:
+            reg = self.by_kernel.get(kernel)
+        if reg is None and kernel in PROXIES:  # a class that executes like another (kernels.py)
+            reg = self.by_kernel.get(PROXIES[kernel])
+        return reg
+
+    def covers(self) -> list[str]:
+        """The kernel classes this profile predicts without extrapolating: those it has
+        training data for. A class predicted through its proxy (:data:`PROXIES`) is not
+        among them: no measurement of it was trained on, so its nodes are extrapolated."""
+        return sorted(self.by_kernel)
+
+    def proxied(self, node: Node) -> bool:
+        """Whether ``node`` is predicted by another class's regressor (its kernel class has
+        no training data, its proxy has): a guess from a kernel that executes alike, flagged
+        extrapolated like any prediction the training data does not cover."""
+        if node.type in self.by_type or (node.base and node.base in self.by_type):
+            return False
+        kernel = node_kernel(node)
+        return kernel not in self.by_kernel and PROXIES.get(kernel) in self.by_kernel
 
     def predict(self, nodes: Sequence[Node]) -> tuple[Array, npt.NDArray[np.bool_]]:
-        """Energies (J) of ``nodes`` and a mask of those predicted by the fallback."""
+        """Energies (J) of ``nodes`` and a mask of those predicted by the fallback. A node with
+        a count is predicted per call, times its count."""
         out = np.empty(len(nodes), dtype=np.float64)
         extrapolated = np.zeros(len(nodes), dtype=bool)
-        groups: dict[str, list[int]] = {}
+        groups: dict[int, tuple[PolyRegressor, list[int]]] = {}
         for i, node in enumerate(nodes):
-            groups.setdefault(node.type, []).append(i)
-        for typ, idx in groups.items():
-            reg = self.by_type.get(typ)
+            reg = self.regressor(node)
             if reg is None:
                 reg = self.fallback
-                extrapolated[idx] = True
-            out[idx] = reg.predict([nodes[i] for i in idx])
+                extrapolated[i] = True
+            elif self.proxied(node):
+                extrapolated[i] = True
+            groups.setdefault(id(reg), (reg, []))[1].append(i)
+        for reg, idx in groups.values():
+            group = [nodes[i] for i in idx]
+            x, counts = per_call_matrix(group, reg.columns)
+            out[idx] = reg.predict_matrix(x) * counts
         return out, extrapolated
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
+            "key": self.key,
             "by_type": {typ: reg.to_dict() for typ, reg in sorted(self.by_type.items())},
+            "by_kernel": {k: reg.to_dict() for k, reg in sorted(self.by_kernel.items())},
             "fallback": self.fallback.to_dict(),
         }
 
@@ -490,6 +591,11 @@ class MLRegressors:
             by_type={str(t): PolyRegressor.from_dict(r) for t, r in data["by_type"].items()},
             fallback=PolyRegressor.from_dict(data["fallback"]),
             method=str(data["method"]),
+            # profiles written before kernel classes hold per-type regressors only
+            by_kernel={
+                str(k): PolyRegressor.from_dict(r) for k, r in data.get("by_kernel", {}).items()
+            },
+            key=str(data.get("key", "type")),
         )
 
 

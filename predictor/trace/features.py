@@ -307,7 +307,6 @@ _NORMS: tuple[tuple[str, str, float, float, float], ...] = (
     ("layer_norm", "LayerNorm", 8, 4, 8),
     ("rms_norm", "RMSNorm", 4, 3, 4),
     ("group_norm", "GroupNorm", 8, 4, 8),
-    ("batch_norm", "BatchNorm", 2, 2, 2),
     ("instance_norm", "InstanceNorm", 8, 4, 8),
     ("local_response_norm", "LocalResponseNorm", 8, 4, 8),
 )
@@ -384,6 +383,9 @@ def _build_defaults() -> OpRegistry:
     for name, primitive, flops, mult, native_flops in _NORMS:
         set_op_handle(name, irene_norm(flops, mult, primitive), "irene")
         set_op_handle(name, native_norm(native_flops, primitive), "native")
+    # eval-mode batch norm: a per-channel scale and shift, an elementwise pass (kernels.py)
+    set_op_handle("batch_norm", irene_norm(2, 2, "BatchNorm", ACTIVATION), "irene")
+    set_op_handle("batch_norm", native_norm(2, "BatchNorm", ACTIVATION), "native")
     set_op_handle("embedding", irene_embedding, "irene")
     set_op_handle("embedding", native_embedding, "native")
     set_op_handle("scaled_dot_product_attention", lambda c: sdpa_parts(c, native=False), "irene")

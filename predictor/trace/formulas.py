@@ -590,25 +590,25 @@ def native_embedding(call: OpCall) -> list[OpCount]:
     return [OpCount(0.0, _nbytes(idx) + 2.0 * _nbytes(out), "Embedding", EMBEDDING)]
 
 
-def irene_norm(flops: float, bytes_mult: float, primitive: str) -> OpHandle:
+def irene_norm(flops: float, bytes_mult: float, primitive: str, kernel: str = NORM) -> OpHandle:
     """IrEne's elementwise rule for a normalisation (``layer_norm``: 8 FLOPs and 4 x 4 bytes
-    per element), a ``norm`` node ``primitive``."""
+    per element), a node ``primitive`` of class ``kernel``."""
 
     def handle(call: OpCall) -> list[OpCount]:
         n = _numel(call.out)
-        return [OpCount(flops * n, bytes_mult * _FP32 * n, primitive, NORM)]
+        return [OpCount(flops * n, bytes_mult * _FP32 * n, primitive, kernel)]
 
     return handle
 
 
-def native_norm(flops: float, primitive: str) -> OpHandle:
+def native_norm(flops: float, primitive: str, kernel: str = NORM) -> OpHandle:
     """``flops`` per output element; every tensor argument (input, weight, bias, running
-    statistics) read once, the output written: a ``norm`` node ``primitive``."""
+    statistics) read once, the output written: a node ``primitive`` of class ``kernel``."""
 
     def handle(call: OpCall) -> list[OpCount]:
         out = _first_tensor(call.out)
         n = 0 if out is None else int(out.numel())
-        return [OpCount(flops * n, _sum_nbytes(call.tensors()) + _nbytes(out), primitive, NORM)]
+        return [OpCount(flops * n, _sum_nbytes(call.tensors()) + _nbytes(out), primitive, kernel)]
 
     return handle
 

@@ -10,6 +10,11 @@ Inputs are apart from options: ``build_tree(model, inputs, *, name=..., seq_len=
 
 so no option of the library can collide with an argument of the model's ``forward``. Empty
 inputs with ``batch_size`` and ``seq_len`` stand for token ids (:func:`token_ids`).
+
+Inputs can also be *described* instead of built (a budgets file, the command line: parsed by
+:mod:`predictor.trace.input_specs`, re-exported here); :func:`make_inputs` builds them on the
+meta device (no memory at any size): token ids, masks and positions as int64 (masks of ones),
+everything else in the model's floating dtype.
 """
 
 from __future__ import annotations
@@ -22,15 +27,30 @@ import torch
 from torch import nn
 
 from predictor.errors import ModelError
+from predictor.trace.input_specs import (
+    DTYPE_NAMES,
+    TensorSpec,
+    is_integer_input,
+    is_positional,
+    parse_input_option,
+    parse_input_specs,
+    parse_tensor_spec,
+)
 
 __all__ = [
     "Inputs",
+    "TensorSpec",
     "check_not_empty",
     "describe_inputs",
     "has_token_ids",
     "infer_shape",
+    "make_inputs",
     "map_tensors",
     "max_positions",
+    "parse_input_option",
+    "parse_input_specs",
+    "parse_tensor_spec",
+    "spec_dtype",
     "split_inputs",
     "token_ids",
 ]
@@ -91,13 +111,17 @@ def check_not_empty(args: tuple[Any, ...], kwargs: Mapping[str, Any], *, name: s
 
 
 def has_token_ids(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
-    """Whether an integer 2-D tensor (token ids, shape (batch, seq)) is among the inputs."""
-    return any(
-        isinstance(v, torch.Tensor)
-        and v.dim() == 2
-        and not v.is_floating_point()
-        and v.dtype != torch.bool
-        for v in itertools.chain(args, kwargs.values())
+    """Whether the model's first tensor input (in the order given) is token ids: an integer
+    2-D tensor (batch, seq). Whisper's first is its float frames (its decoder ids come after),
+    a ViT's its pixels."""
+    first = next(
+        (v for v in itertools.chain(args, kwargs.values()) if isinstance(v, torch.Tensor)), None
+    )
+    return (
+        first is not None
+        and first.dim() == 2
+        and not first.is_floating_point()
+        and first.dtype != torch.bool
     )
 
 
@@ -160,3 +184,33 @@ def max_positions(model: nn.Module, reserved: int = 0) -> tuple[int, str] | None
                 source += f" {value}, {reserved} reserved"
             return value - reserved, source
     return None
+
+
+# -- described inputs ---------------------------------------------------------------------------
+
+
+def spec_dtype(
+    spec: TensorSpec, name: str, float_dtype: torch.dtype = torch.float32
+) -> torch.dtype:
+    """The dtype :func:`make_inputs` builds the described input ``name`` in."""
+    if spec.dtype is not None:
+        return getattr(torch, DTYPE_NAMES[spec.dtype])  # type: ignore[no-any-return]
+    return torch.int64 if is_integer_input(name) else float_dtype
+
+
+def make_inputs(
+    specs: Mapping[str, TensorSpec],
+    *,
+    device: str | torch.device = "meta",
+    float_dtype: torch.dtype = torch.float32,
+) -> tuple[Any, ...] | dict[str, Any]:
+    """The tensors ``specs`` describe (:mod:`predictor.trace.input_specs`), on ``device`` (meta:
+    no memory): a tuple for positional inputs (``arg0`` ...), else a dict. Masks are ones,
+    everything else zeros."""
+    built: dict[str, torch.Tensor] = {}
+    for name, spec in specs.items():
+        fill = torch.ones if name.endswith("mask") else torch.zeros
+        built[name] = fill(spec.shape, dtype=spec_dtype(spec, name, float_dtype), device=device)
+    if built and all(is_positional(n) for n in built):
+        return tuple(built[f"arg{i}"] for i in range(len(built)))
+    return built

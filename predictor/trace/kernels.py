@@ -20,17 +20,22 @@ The classes (:data:`KERNEL_CLASSES`) and what maps to each:
   values ``p @ v``, ``matmul`` / ``bmm`` / ``baddbmm`` / ``einsum`` of activations, the two
   products an SDPA call stands for, one step of a recurrence's matrix-vector product.
 - ``softmax``: ``softmax`` / ``log_softmax`` (functional or ``nn.Softmax``).
-- ``norm``: a normalisation over a dimension: ``LayerNorm``, ``RMSNorm`` in any class
-  (``LlamaRMSNorm``, ``T5LayerNorm``, ``nn.RMSNorm``, ...), ``GroupNorm``, ``BatchNorm``,
-  ``InstanceNorm``, ``F.layer_norm`` / ``F.rms_norm`` / ``F.group_norm`` / ``F.batch_norm``. An
-  RMSNorm is a LayerNorm without the mean: one pass reading the row, one reduction, a scale; a
-  batch norm in eval mode is a per-channel affine pass. All are memory-bound passes over the
-  tensor with a few FLOPs per element.
-- ``activation``: activation modules (``nn.GELU``, ``nn.SiLU``, ``nn.Tanh``, ``nn.ReLU`` ...,
-  every leaf class of ``transformers.activations``). Activation *functions* called inside a
-  module stay that module's own ops, as in IrEne's trees.
+- ``norm``: a normalisation that reduces over a dimension: ``LayerNorm``, ``RMSNorm`` in any
+  class (``LlamaRMSNorm``, ``T5LayerNorm``, ``nn.RMSNorm``, ...), ``GroupNorm``,
+  ``InstanceNorm``, ``F.layer_norm`` / ``F.rms_norm`` / ``F.group_norm``. An RMSNorm is a
+  LayerNorm without the mean: one memory-bound pass reading each row, one reduction, a scale.
+- ``activation``: one elementwise pass over a tensor: activation modules (``nn.GELU``,
+  ``nn.SiLU``, ``nn.Tanh``, ``nn.ReLU`` ..., every leaf class of ``transformers.activations``)
+  and batch norm (``nn.BatchNorm*d``, ``F.batch_norm``), which in eval mode (every trace runs
+  the model in eval mode) is a per-channel scale and shift by its running statistics, with no
+  reduction. Activation *functions* called inside a module stay that module's own ops, as in
+  IrEne's trees.
 - ``embedding``: a gather of table rows: ``nn.Embedding`` and subclasses, ``F.embedding``.
-- ``pool``: pooling (``nn.MaxPool2d``, ``nn.AdaptiveAvgPool2d``, ``F.avg_pool2d`` ...).
+- ``pool``: pooling (``nn.MaxPool2d``, ``nn.AdaptiveAvgPool2d``, ``F.avg_pool2d`` ...). A
+  profile without pooling data predicts it with its ``activation`` regressor
+  (:data:`PROXIES`): a pool reads each input element once, compares or adds it, and writes a
+  smaller output, one memory-bound pass like an elementwise kernel. That is a better guess
+  than the pooled fallback, but still a guess: such nodes are flagged ``extrapolated``.
 - ``scan``: a recurrence run as one fused kernel (a selective-scan or associative-scan op).
   HF Mamba's eager path is a Python loop of small ``bmm`` calls and elementwise updates: its
   steps are folded into one ``bmm`` node with a ``count`` (``Node.count``), not a scan.
@@ -41,8 +46,9 @@ The classes (:data:`KERNEL_CLASSES`) and what maps to each:
 :data:`TRAINING_TYPES` maps the primitive types of the IrEne dataset (and of trees loaded from
 it) onto these classes: ``Linear`` and ``Conv1D`` -> ``gemm``, ``MatMul`` -> ``bmm``,
 ``Softmax`` -> ``softmax``, ``LayerNorm`` -> ``norm``, ``Embedding`` -> ``embedding``, ``Tanh``
-and ``ReLU`` -> ``activation``. A profile trained on that data covers those six classes; a node
-of any other class (``pool``, ``scan``, ``elementwise`` ...) is predicted by the profile's
+and ``ReLU`` -> ``activation``. A profile trained on that data covers those six classes, and
+``pool`` through its proxy; a node of any other class (``scan``, ``elementwise``,
+``reduction``, ``copy``: a user-registered primitive of those) is predicted by the profile's
 fallback and flagged ``extrapolated``, never merged into a class it is not.
 """
 
@@ -61,6 +67,7 @@ __all__ = [
     "NODE_KERNELS",
     "NORM",
     "POOL",
+    "PROXIES",
     "REDUCTION",
     "SCAN",
     "SOFTMAX",
@@ -86,8 +93,8 @@ KERNEL_CLASSES: Mapping[str, str] = {
     "convolutions as implicit GEMM)",
     BMM: "batched product of two activations (attention scores and values)",
     SOFTMAX: "softmax over a dimension",
-    NORM: "normalisation pass (LayerNorm, RMSNorm, GroupNorm, BatchNorm)",
-    ACTIVATION: "activation module (GELU, SiLU, Tanh, ReLU ...)",
+    NORM: "normalisation pass with a reduction (LayerNorm, RMSNorm, GroupNorm)",
+    ACTIVATION: "elementwise pass (activation modules, eval-mode batch norm)",
     EMBEDDING: "table gather (Embedding)",
     POOL: "pooling",
     SCAN: "fused recurrence (selective / associative scan)",
@@ -99,6 +106,11 @@ KERNEL_CLASSES: Mapping[str, str] = {
 #: Kernel classes whose functional calls become ML nodes of the module that calls them (the
 #: rest are that module's own ops).
 NODE_KERNELS: frozenset[str] = frozenset({GEMM, BMM, SOFTMAX, NORM, EMBEDDING, POOL, SCAN})
+
+#: Kernel classes a profile without data of their own predicts with another class's
+#: regressor, because they execute like it (documented above); a node so predicted is not
+#: extrapolated. Every other class without data is.
+PROXIES: Mapping[str, str] = {POOL: ACTIVATION}
 
 #: The IrEne dataset's primitive types (and the traced types of its models) -> kernel class.
 TRAINING_TYPES: Mapping[str, str] = {

@@ -185,6 +185,7 @@ def experts_parts(
             dtype=dtype,
             shapes=((rows, fin), tuple(int(d) for d in weight.shape), (rows, fout)),
             count=count,
+            base="Linear",  # each group is one linear layer's GEMM
         )
 
     act_flops = 6.0 if has_gate else 5.0  # SiLU (5) and, gated, the product (1)

@@ -60,6 +60,9 @@ class OpCount:
     dtype: str | None = None
     shapes: tuple[tuple[int, ...], ...] | None = None
     count: int = 1
+    #: The primitive type this node stands for when it is not ``primitive`` itself (a routed
+    #: expert GEMM is a ``Linear``); None: ``primitive``.
+    base: str | None = None
 
 
 @dataclass(frozen=True)

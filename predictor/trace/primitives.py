@@ -53,11 +53,25 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Primitive:
-    """A module the tree keeps as one ML leaf: its ``type`` (class name) and ``kernel`` class
-    (``""``: the class of the costliest op it runs, decided by the tracer)."""
+    """A module the tree keeps as one ML leaf: its ``type`` (class name), ``kernel`` class
+    (``""``: the class of the costliest op it runs, decided by the tracer) and ``base`` (the
+    torch or HF primitive class it derives from: ``Linear`` for ``FalconLinear``; ``""`` when
+    matched by a name suffix or as an activation of ``transformers.activations``)."""
 
     type: str
     kernel: str
+    base: str = ""
+
+
+def _public_base(module: nn.Module, matched: type[nn.Module]) -> str:
+    """The name of the registry class ``matched`` (``Linear``), or for a private base
+    (``_ConvNd``) the first public torch class in the module's MRO (``Conv2d``)."""
+    if not matched.__name__.startswith("_"):
+        return matched.__name__
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith("torch.nn") and not cls.__name__.startswith("_"):
+            return cls.__name__
+    return type(module).__name__
 
 
 def is_compiled_wrapper(module: nn.Module) -> bool:
@@ -139,11 +153,11 @@ class PrimitiveRegistry:
         name = cls.__name__
         for base, kernel in self.classes:
             if isinstance(module, base):
-                return Primitive(name, kernel)
+                return Primitive(name, kernel, _public_base(module, base))
         if next(iter(module.children()), None) is not None:
             return None
         if name in self.names:
-            return Primitive(name, self.names[name])
+            return Primitive(name, self.names[name], name)
         for suffix, kernel in self.suffixes.items():
             if name.endswith(suffix):
                 return Primitive(name, kernel)
@@ -216,7 +230,7 @@ _DEFAULTS = PrimitiveRegistry(
         (nn.LayerNorm, NORM),
         (nn.RMSNorm, NORM),
         (nn.GroupNorm, NORM),
-        (nn.modules.batchnorm._BatchNorm, NORM),
+        (nn.modules.batchnorm._BatchNorm, ACTIVATION),  # eval mode: a per-channel affine
         (nn.modules.instancenorm._InstanceNorm, NORM),
         (nn.LocalResponseNorm, NORM),
         (nn.Embedding, EMBEDDING),
@@ -229,7 +243,7 @@ _DEFAULTS = PrimitiveRegistry(
     ),
     # classes defined outside torch (Hugging Face), by the name of a leaf module's class
     names={"Conv1D": GEMM, "T5LayerNorm": NORM},
-    suffixes={"RMSNorm": NORM, "LayerNorm": NORM, "GroupNorm": NORM, "BatchNorm": NORM},
+    suffixes={"RMSNorm": NORM, "LayerNorm": NORM, "GroupNorm": NORM, "BatchNorm": ACTIVATION},
     activation_modules=("transformers.activations",),
 )
 

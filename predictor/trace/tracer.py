@@ -296,6 +296,7 @@ class _Tracer(TorchFunctionMode):
             dtype=dtype,
             count=part.count,
             shapes=shape_list,
+            base=part.base or part.primitive or "",
             ops=_calls(part),
         )
         parent.children.append(child)
@@ -311,7 +312,11 @@ class _Tracer(TorchFunctionMode):
             return
         if prim is not None:
             node = Node(
-                name=f"{module_name}:{prim.type}", level="ml", type=prim.type, fqn=module_name
+                name=f"{module_name}:{prim.type}",
+                level="ml",
+                type=prim.type,
+                fqn=module_name,
+                base=prim.base,
             )
         else:
             cls = type(module).__name__
@@ -547,6 +552,12 @@ def _dominant(work: dict[str, float] | None) -> str:
     return max(sorted(work), key=lambda d: work[d])
 
 
+def _real_of_meta(t: torch.Tensor) -> torch.Tensor:
+    """A meta input as a real one for the real-tensor retry (a meta tensor holds no data to
+    copy): zeros of its shape and dtype on the CPU, as the token ids stand for any text."""
+    return torch.zeros(t.shape, dtype=t.dtype) if t.is_meta else t
+
+
 def build_tree(
     model: nn.Module,
     inputs: Inputs = (),
@@ -669,8 +680,8 @@ def _build(
                 if real_model is None:
                     break
                 target = real_model()
-            run_args = map_tensors(args, lambda t: t.to("cpu") if t.is_meta else t)
-            run_kwargs = map_tensors(kwargs, lambda t: t.to("cpu") if t.is_meta else t)
+            run_args = map_tensors(args, _real_of_meta)
+            run_kwargs = map_tensors(kwargs, _real_of_meta)
         elif meta_model:
             to_meta = lambda t: t.to("meta")  # noqa: E731  (no data is copied to meta)
             run_args, run_kwargs = map_tensors(args, to_meta), map_tensors(kwargs, to_meta)

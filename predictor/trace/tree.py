@@ -108,6 +108,9 @@ class Node:
     count: int = 1
     #: Operand shapes of an ML node's costliest op (inputs and weights, then the output).
     shapes: list[list[int]] = field(default_factory=list)
+    #: The primitive type an ML node's class derives from (``Linear`` for ``FalconLinear``,
+    #: a routed expert GEMM); regressors without data for ``type`` use it, then ``kernel``.
+    base: str = ""
     #: Op calls that did work (FLOPs or bytes) traced in the node, its subtree included: the
     #: kernels it launches in eager mode (a Python GELU of 8 elementwise ops launches 8).
     #: 0 when unknown (trees read from a dataset).
@@ -173,6 +176,8 @@ class Node:
             out["count"] = self.count
         if self.shapes:
             out["shapes"] = [list(s) for s in self.shapes]
+        if self.base and self.base != self.type:
+            out["base"] = self.base
         if self.ops:
             out["ops"] = self.ops
         out["children"] = [child.to_dict() for child in self.children]
@@ -204,6 +209,7 @@ class Node:
             dtype=str(data.get("dtype", "")),
             count=int(data.get("count", 1)),
             shapes=[[int(d) for d in s] for s in data.get("shapes", [])],
+            base=str(data.get("base", "")),
             ops=int(data.get("ops", 0)),
         )
 

@@ -17,9 +17,11 @@ import importlib
 import inspect
 import itertools
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,7 +29,14 @@ from torch import nn
 
 from predictor.errors import ModelError, SequenceTooLong
 from predictor.trace.dtypes import MODEL_DTYPES
-from predictor.trace.inputs import max_positions, token_ids
+from predictor.trace.inputs import (
+    TensorSpec,
+    make_inputs,
+    max_positions,
+    parse_input_specs,
+    token_ids,
+)
+from predictor.trace.moe import RoutingSpec
 from predictor.trace.tracer import build_tree
 from predictor.trace.tree import EnergyTree
 
@@ -36,8 +45,10 @@ __all__ = [
     "ZooEntry",
     "build_model",
     "build_zoo_tree",
+    "complete_inputs",
     "known_models",
     "model_inputs",
+    "uses_causal_mask",
     "zoo_config",
 ]
 
@@ -52,8 +63,9 @@ class ZooEntry:
 
     ``position_offset``: positions the model reserves (RoBERTa's padding offset), so the
     longest input is ``max_position_embeddings - position_offset``.
-    ``irene_position_ids``: feed ``position_ids`` of shape (batch, seq) in irene mode, as
-    transformers 4.2.2 (the IrEne dataset's version) did for this model.
+    ``irene_position_ids``: feed ``position_ids`` of shape (batch, seq) in irene mode (or when
+    tracing the dataset's configurations ``as_measured``), as transformers 4.2.2 (the IrEne
+    dataset's version) did for this model.
     ``causal``: a decoder-only model built on transformers' ``create_causal_mask``, fed an
     attention mask of ones as ``generate()`` does (without one, that function runs a
     value-dependent packed-sequence check, which meta tensors cannot answer). The mask it
@@ -455,14 +467,78 @@ def _set_attn(model: nn.Module, spec: str, attn: str) -> None:
         ) from None
 
 
-def _cast(model: nn.Module, spec: str, dtype: str | None) -> nn.Module:
-    """``model`` in ``dtype`` (a :data:`~predictor.trace.dtypes.MODEL_DTYPES` name; None keeps
-    its own)."""
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _cast(model: nn.Module, spec: str, dtype: str | torch.dtype | None) -> nn.Module:
+    """``model`` in ``dtype``: a :data:`~predictor.trace.dtypes.MODEL_DTYPES` name (``bf16``)
+    or a ``torch.dtype``; None keeps its own."""
     if dtype is None:
         return model
-    if dtype not in MODEL_DTYPES:
-        raise ModelError(f"{spec}: dtype must be one of {', '.join(MODEL_DTYPES)} (got {dtype!r})")
-    return model.to(getattr(torch, MODEL_DTYPES[dtype]))
+    if isinstance(dtype, str):
+        if dtype not in MODEL_DTYPES:
+            raise ModelError(
+                f"{spec}: dtype must be one of {', '.join(MODEL_DTYPES)} (got {dtype!r})"
+            )
+        dtype = getattr(torch, MODEL_DTYPES[dtype])
+    return model.to(dtype)
+
+
+def _config_source(spec: str) -> str | None:
+    """What ``AutoConfig.from_pretrained`` should read for ``spec``: a local ``config.json``
+    (or a folder holding one), or a hub id (``org/name``); None for anything else."""
+    path = Path(os.path.expanduser(spec))
+    if path.is_file() and path.suffix == ".json":
+        return str(path.parent) if path.name == "config.json" else str(path)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return str(path)
+        raise ModelError(f"{spec}: a folder, but it holds no config.json to build a model from")
+    if _HUB_ID.match(spec):
+        return spec
+    return None
+
+
+def _build_from_config(spec: str, source: str, attn: str, device: str) -> nn.Module:
+    """A bare model (``AutoModel``, no task head, as the zoo's) from a local config or a hub
+    id whose config is in the local Hugging Face cache; never downloads."""
+    transformers = _hf_module(spec)
+    try:
+        config = transformers.AutoConfig.from_pretrained(source, local_files_only=True)
+    except OSError as exc:
+        raise ModelError(
+            f"unknown model {spec!r}: not a zoo name ({', '.join(known_models())}), and no "
+            f"config for it in the local Hugging Face cache ({_short_error(exc)}); download it "
+            "once (huggingface-cli download SPEC config.json), give a config.json path, or a "
+            "factory as 'package.module:function'"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{spec}: cannot read its config: {_short_error(exc)}") from None
+    config._attn_implementation = attn
+    try:
+        with torch.device(device):
+            model = transformers.AutoModel.from_config(config)
+    except (ValueError, KeyError, TypeError, ImportError) as exc:
+        raise ModelError(
+            f"{spec}: cannot build a model from its config: {_short_error(exc)}"
+        ) from None
+    return model.eval()  # type: ignore[no-any-return]
+
+
+def _short_error(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _hf_module(spec: str) -> Any:
+    try:
+        import transformers
+    except ImportError:
+        raise ModelError(
+            f"{spec}: building a model from a Hugging Face config needs transformers, which is "
+            "not installed: pip install 'pytest-irene[hf]'"
+        ) from None
+    return transformers
 
 
 def build_model(
@@ -470,17 +546,21 @@ def build_model(
     attn_implementation: str = "eager",
     *,
     device: str = "meta",
-    dtype: str | None = None,
+    dtype: str | torch.dtype | None = None,
 ) -> nn.Module:
     """The model a spec names, in eval mode, on ``device`` (meta: no parameter storage), in
-    ``dtype`` (``fp32``, ``bf16``, ``fp16``; None: as built, fp32 for zoo models).
+    ``dtype`` (``fp32``, ``bf16``, ``fp16`` or a ``torch.dtype``; None: as built, float32 for
+    config-built models).
 
-    A factory is called under the meta device; if it fails there it is called normally.
+    A spec is a zoo name, ``package.module:factory`` (called under the meta device; if it fails
+    there it is called normally), a local ``config.json`` or a folder holding one, or a hub id
+    (``org/name``) whose config is in the local Hugging Face cache (``local_files_only``: no
+    download): ``AutoConfig`` + ``AutoModel.from_config``, the bare model.
     """
-    return _cast(_build_model(spec, attn_implementation, device), spec, dtype)
+    return _cast(_build(spec, attn_implementation, device), spec, dtype)
 
 
-def _build_model(spec: str, attn_implementation: str, device: str) -> nn.Module:
+def _build(spec: str, attn_implementation: str, device: str) -> nn.Module:
     _check_attn(attn_implementation)
     entry = _ZOO.get(spec)
     if entry is not None:
@@ -490,10 +570,14 @@ def _build_model(spec: str, attn_implementation: str, device: str) -> nn.Module:
             raise ModelError(
                 f"{spec}: cannot build with attention {attn_implementation!r}: {exc}"
             ) from None
-    if ":" not in spec:
+    if ":" not in spec or os.sep in spec or spec.endswith(".json"):
+        source = _config_source(spec)
+        if source is not None:
+            return _build_from_config(spec, source, attn_implementation, device)
         raise ModelError(
             f"unknown model {spec!r}; known models: {', '.join(known_models())}; "
-            "or give a factory as 'package.module:function'"
+            "or give a factory as 'package.module:function', a config.json path, or a hub id "
+            "whose config is in the local Hugging Face cache"
         )
     factory = _import_factory(spec)
     try:
@@ -506,6 +590,45 @@ def _build_model(spec: str, attn_implementation: str, device: str) -> nn.Module:
     return model.eval()
 
 
+_CAUSAL_FORWARD: dict[type, bool] = {}
+
+
+def _forward_calls_causal_mask(cls: type) -> bool:
+    """Whether the class's ``forward`` source calls a ``create_*causal_mask`` (cached)."""
+    if cls not in _CAUSAL_FORWARD:
+        try:
+            source = inspect.getsource(getattr(cls, "forward"))  # noqa: B009  (any class)
+        except (OSError, TypeError):
+            source = ""
+        _CAUSAL_FORWARD[cls] = re.search(r"\bcreate_\w*causal_mask\b", source) is not None
+    return _CAUSAL_FORWARD[cls]
+
+
+def uses_causal_mask(model: nn.Module) -> bool:
+    """Whether ``model`` is a decoder-only model whose forward (or a submodule's) calls
+    transformers' ``create_causal_mask`` (or ``create_sliding_window_causal_mask`` ...): without an attention mask that function runs a
+    value-dependent packed-sequence check, which meta tensors cannot answer, so such a decoder
+    is fed a mask of ones, as ``generate()`` passes it. Encoders (BERT builds its masks in a
+    helper, causal only as a decoder) and encoder-decoders are not."""
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return False
+    classes = dict.fromkeys(
+        type(m) for m in model.modules() if type(m).__module__.startswith("transformers.")
+    )
+    return any(_forward_calls_causal_mask(cls) for cls in classes)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    """Where a model's inputs go: meta for a meta model (no memory at any size), else cpu."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None and first.is_meta else torch.device("cpu")
+
+
+def _float_dtype(model: nn.Module) -> torch.dtype:
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return first.dtype if first is not None else torch.float32
+
+
 def model_inputs(
     model: nn.Module,
     batch_size: int,
@@ -515,63 +638,161 @@ def model_inputs(
     irene_position_ids: bool = False,
     causal: bool = False,
     spec: str | None = None,
+    as_measured: bool | None = None,
 ) -> dict[str, Any]:
     """Keyword inputs for one forward of a token model: ``input_ids`` (int64 zeros, (B, S)),
-    for decoder-only (``causal``) models ``attention_mask`` (ones, as ``generate()`` passes it;
-    it also keeps transformers off value-dependent packed-sequence checks, so the trace runs
-    on meta tensors),
-    ``decoder_input_ids`` for encoder-decoders, ``use_cache=False`` where the forward takes it
-    (a single forward, as measured in the dataset). With a zoo ``spec``, the entry's own
-    ``causal`` and ``irene_position_ids`` apply: the inputs ``build_zoo_tree`` traces."""
-    entry = _ZOO.get(spec) if spec is not None else None
-    if entry is not None:
-        causal = causal or entry.causal
-        irene_position_ids = irene_position_ids or entry.irene_position_ids
-    # On the model's device: a meta model gets meta inputs, which hold no memory at any size.
-    first = next(itertools.chain(model.parameters(), model.buffers()), None)
-    device = first.device if first is not None and first.is_meta else torch.device("cpu")
+    the defaults of :func:`complete_inputs` (an attention mask of ones for decoder-only
+    models, ``use_cache=False``), and ``decoder_input_ids`` for encoder-decoders. With a zoo
+    ``spec``, the entry's own ``causal`` and ``irene_position_ids`` apply: the inputs
+    ``build_zoo_tree`` traces. ``as_measured`` (default: in irene counting) feeds the inputs
+    the IrEne dataset's measurements ran with (DistilBERT's (batch, seq) position ids)."""
+    device = _device_of(model)
     kwargs: dict[str, Any] = {"input_ids": token_ids(batch_size, seq_len, device)}
     params = inspect.signature(model.forward).parameters
-    if causal and "attention_mask" in params:
-        kwargs["attention_mask"] = torch.ones(
-            (batch_size, seq_len), dtype=torch.long, device=device
-        )
     config = getattr(model, "config", None)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in params:
         kwargs["decoder_input_ids"] = token_ids(batch_size, seq_len, device)
-    if "use_cache" in params:
-        kwargs["use_cache"] = False
-    if irene_position_ids and counting_mode == "irene" and "position_ids" in params:
+    kwargs = complete_inputs(model, kwargs, causal=causal, spec=spec)
+    entry = _ZOO.get(spec) if spec is not None else None
+    irene_position_ids = irene_position_ids or (entry is not None and entry.irene_position_ids)
+    if as_measured is None:
+        as_measured = counting_mode == "irene"
+    if irene_position_ids and as_measured and "position_ids" in params:
         positions = torch.arange(seq_len, device=device)
         kwargs["position_ids"] = positions.unsqueeze(0).expand(batch_size, seq_len)
     return kwargs
 
 
+def complete_inputs(
+    model: nn.Module, kwargs: dict[str, Any], *, causal: bool = False, spec: str | None = None
+) -> dict[str, Any]:
+    """``kwargs`` with the defaults a single traced forward needs, each only where the forward
+    takes it and the caller gave none: for a decoder-only model (a zoo entry marked
+    ``causal``, any other model that builds its mask with ``create_causal_mask``:
+    :func:`uses_causal_mask`) an ``attention_mask`` of ones the shape of ``input_ids``, as
+    ``generate()`` passes it (it also keeps transformers off value-dependent checks, so the
+    trace stays on meta tensors); for an encoder-decoder a ``decoder_attention_mask`` of ones
+    beside ``decoder_input_ids``; ``use_cache=False`` (one forward, as measured in the dataset).
+    Factories get the same defaults as zoo models."""
+    out = dict(kwargs)
+    params = inspect.signature(model.forward).parameters
+    entry = _ZOO.get(spec) if spec is not None else None
+    config = getattr(model, "config", None)
+    encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    causal = causal or (entry.causal if entry is not None else uses_causal_mask(model))
+    ids = out.get("input_ids")
+    if causal and isinstance(ids, torch.Tensor) and "attention_mask" in params:
+        out.setdefault("attention_mask", torch.ones(ids.shape, dtype=torch.long, device=ids.device))
+    dec = out.get("decoder_input_ids")
+    if (
+        encoder_decoder
+        and entry is None
+        and isinstance(dec, torch.Tensor)
+        and "decoder_attention_mask" in params
+    ):
+        out.setdefault(
+            "decoder_attention_mask", torch.ones(dec.shape, dtype=torch.long, device=dec.device)
+        )
+    if "use_cache" in params:
+        out.setdefault("use_cache", False)
+    return out
+
+
+def _check_takes_token_ids(spec: str, model: nn.Module) -> None:
+    """A ModelError when the model's forward names no ``input_ids`` (a vision or audio model):
+    token ids of ``batch_size`` x ``seq_len`` are not its inputs, and would fail deep inside
+    its forward. The message lists the inputs it does take."""
+    params = inspect.signature(model.forward).parameters
+    if "input_ids" in params:
+        return
+    named = [
+        n
+        for n, p in params.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty
+    ] or [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    raise ModelError(
+        f"{spec}: {type(model).__name__}.forward takes no input_ids (token ids of batch_size x "
+        f"seq_len); give its inputs by name, e.g. {', '.join(named[:3]) or 'its arguments'} "
+        "(command line: --input NAME=SHAPE; budgets file: inputs: {NAME: [SHAPE]})"
+    )
+
+
 def build_zoo_tree(
     spec: str,
-    batch_size: int,
-    seq_len: int,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
     *,
     counting_mode: str = "irene",
     attn_implementation: str = "eager",
-    dtype: str | None = None,
+    as_measured: bool | None = None,
+    inputs: Mapping[str, TensorSpec | Sequence[int] | Mapping[str, Any]] | None = None,
+    dtype: str | torch.dtype | None = None,
+    routing: RoutingSpec = None,
 ) -> EnergyTree:
-    """Build ``spec`` (zoo name or ``package.module:factory``) in ``dtype`` (None: as built)
-    and trace it on token inputs (:func:`model_inputs`).
+    """Build ``spec`` (:func:`build_model`: a zoo name, ``package.module:factory``, a local
+    config or a cached hub id) on the meta device and trace it.
 
-    Raises SequenceTooLong when ``seq_len`` is beyond the model's positions (less those it
-    reserves), ModelError when the spec cannot be built or its inputs do not fit, TraceError
-    when the forward fails."""
-    if batch_size < 1 or seq_len < 1:
+    Inputs: ``batch_size`` and ``seq_len``, the short form for token models (token ids and
+    :func:`model_inputs`' defaults; ``as_measured``: as the IrEne dataset measured them),
+    and / or ``inputs``, described tensors by name (``{"pixel_values": [8, 3, 224, 224]}``,
+    :class:`~predictor.trace.inputs.TensorSpec`, ``arg0`` ... positional), built on meta in the
+    model's dtype (ids and masks int64) and completed with :func:`complete_inputs`' defaults.
+    ``dtype`` casts the model (None: as built). ``routing``: a mixture of experts' routing
+    (:func:`predictor.trace.tracer.build_tree`).
+
+    Raises SequenceTooLong when the token ids are longer than the model's positions (less
+    those it reserves), ModelError when the spec cannot be built or its inputs are malformed or
+    do not fit, TraceError when the forward fails."""
+    if inputs is None and (batch_size is None or seq_len is None):
         raise ModelError(
-            f"{spec}: batch size and sequence length must be >= 1 (got {batch_size} and {seq_len})"
+            f"{spec}: give batch_size and seq_len (token models), or named input shapes"
         )
+    for label, value in (("batch size", batch_size), ("sequence length", seq_len)):
+        if value is not None and value < 1:
+            raise ModelError(f"{spec}: {label} must be >= 1 (got {value})")
+    if (batch_size is None) != (seq_len is None):
+        raise ModelError(
+            f"{spec}: batch_size and seq_len go together (token ids of shape (batch, seq)); "
+            "give both, or name every input"
+        )
+    specs = _specs(spec, inputs)
     model = build_model(spec, attn_implementation, dtype=dtype)
     entry = _ZOO.get(spec)
     positions = max_positions(model, reserved=entry.position_offset if entry else 0)
-    if positions is not None and seq_len > positions[0]:
-        raise SequenceTooLong(spec, seq_len, positions[0], positions[1])
-    kwargs = model_inputs(model, batch_size, seq_len, counting_mode=counting_mode, spec=spec)
+    run: dict[str, Any] | tuple[Any, ...]
+    if batch_size is not None and seq_len is not None:
+        if positions is not None and seq_len > positions[0]:
+            raise SequenceTooLong(spec, seq_len, positions[0], positions[1])
+        _check_takes_token_ids(spec, model)
+        run = model_inputs(
+            model,
+            batch_size,
+            seq_len,
+            counting_mode=counting_mode,
+            spec=spec,
+            as_measured=as_measured,
+        )
+    else:
+        run = {}
+    if specs:
+        built = make_inputs(specs, device=_device_of(model), float_dtype=_float_dtype(model))
+        if isinstance(built, tuple):
+            if run:
+                raise ModelError(
+                    f"{spec}: positional inputs (arg0 ...) cannot be joined to the token ids "
+                    "batch_size and seq_len make; name the inputs instead"
+                )
+            run = built
+        else:
+            ids = built.get("input_ids")
+            if (
+                isinstance(ids, torch.Tensor)
+                and ids.dim() == 2
+                and positions is not None
+                and ids.shape[1] > positions[0]
+            ):
+                raise SequenceTooLong(spec, int(ids.shape[1]), positions[0], positions[1])
+            run = complete_inputs(model, {**run, **built}, spec=spec)
     real_model: Callable[[], nn.Module] | None = None
     if sum(p.numel() for p in model.parameters()) <= _REAL_RETRY_MAX_PARAMS:
         if entry is not None:
@@ -584,12 +805,26 @@ def build_zoo_tree(
             )
     tree = build_tree(
         model,
-        kwargs,
+        run,
         name=spec,
         counting_mode=counting_mode,
-        batch_size=batch_size,
-        seq_len=seq_len,
+        batch_size=batch_size if not specs else None,
+        seq_len=seq_len if not specs else None,
         real_model=real_model,
+        routing=routing,
     )
     tree.meta["spec"] = spec
     return tree
+
+
+def _specs(
+    spec: str, inputs: Mapping[str, TensorSpec | Sequence[int] | Mapping[str, Any]] | None
+) -> dict[str, TensorSpec]:
+    if not inputs:
+        return {}
+    raw = {k: v for k, v in inputs.items() if not isinstance(v, TensorSpec)}
+    try:
+        parsed = parse_input_specs(raw)
+    except ValueError as exc:
+        raise ModelError(f"{spec}: {exc}") from None
+    return {k: v if isinstance(v, TensorSpec) else parsed[k] for k, v in inputs.items()}
