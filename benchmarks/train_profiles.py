@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO))
 from predictor.learn.evaluate import cross_validate  # noqa: E402
 from predictor.learn.profile import PROFILES_DIR, Settings, train_profile  # noqa: E402
 from predictor.learn.profile_file import SUFFIX  # noqa: E402
-from predictor.learn.retrace import COUNTINGS, load_training_data  # noqa: E402
 from predictor.learn.provenance import MEASURED, provenance_record, scope_record  # noqa: E402
+from predictor.learn.retrace import COUNTINGS, load_training_data  # noqa: E402
 
 DEVICE_1_DESCRIPTION = (
     "device_1 of the IrEne dataset: GPU inference energy of six Hugging Face Transformers "

@@ -95,9 +95,8 @@ def _read(args: argparse.Namespace, counting_mode: str) -> tuple[list[Any], dict
 def run(args: argparse.Namespace) -> int:
     from predictor.cli.output import model_code, write_output
     from predictor.errors import ConfigError
-    from predictor.learn.profile import profile_counting
     from predictor.learn.adapt import adapt_profile
-    from predictor.learn.profile import find_profile, load_profile
+    from predictor.learn.profile import find_profile, load_profile, profile_counting
     from predictor.learn.profile_file import SUFFIX
     from predictor.learn.provenance import scope_record
 

@@ -52,7 +52,6 @@ __all__ = [
     "EnergyGate",
     "open_gate",
     "predict_spec",
-    "profile_counting",
     "read_budgets_file",
     "trace_spec",
 ]
