@@ -36,7 +36,7 @@ def test_an_unknown_dtype_is_a_model_error() -> None:
 
 def test_inputs_describe_their_dtype_only_when_set() -> None:
     assert Inputs(8, 128).describe() == "batch_size=8, seq_len=128"
-    assert Inputs(8, 128, "bf16").describe() == "batch_size=8, seq_len=128, dtype=bf16"
+    assert Inputs(8, 128, dtype="bf16").describe() == "batch_size=8, seq_len=128, dtype=bf16"
 
 
 def test_budgets_file_inputs_take_a_dtype(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_budgets_file_inputs_take_a_dtype(tmp_path: Path) -> None:
         "version: 1\nmodels:\n  m:\n    inputs: {batch_size: 2, seq_len: 8, dtype: bf16}\n"
         "    budget: 1 J\n"
     )
-    assert load_budgets(good).models["m"].inputs == Inputs(2, 8, "bf16")
+    assert load_budgets(good).models["m"].inputs == Inputs(2, 8, dtype="bf16")
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "version: 1\nmodels:\n  m:\n    inputs: {batch_size: 2, seq_len: 8, dtype: fp64}\n"

@@ -91,7 +91,7 @@ def scope_fields(profile: Any) -> dict[str, str]:
     }
     scope_kind = _kind(scope_rec) or ("system" if irene and scope is None else None)
     provenance_kind = _kind(provenance_rec)
-    dtype = _text(getattr(profile, "dtype", None)) or _text(hardware.get("dtype"))
+    dtype = _text(hardware.get("dtype")) or _text(getattr(profile, "dtype", None))
     for key, value in (
         ("scope_kind", scope_kind),
         ("provenance_kind", provenance_kind),
