@@ -244,6 +244,30 @@ def test_init_check_and_update_a_generation(tmp_path: Path) -> None:
     assert main(["budgets", "check", str(out)]) == 0
 
 
+def test_the_readme_generation_walkthrough_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's walkthrough: budgets written for gemma-2-2b's generation on the H100
+    profile pass; the larger gemma-2-9b fails its per-token and per-request budgets."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Generation: joules per output token", 1)[1].split("\n## ", 1)[0]
+    assert "irene budgets init chat=gemma-2-2b --batch-size 32 --prompt-len 120" in section
+    out = tmp_path / "chat_budgets.yaml"
+    init = ["budgets", "init", "chat=gemma-2-2b", "--batch-size", "32", "--prompt-len", "120"]
+    args = [*init, "--new-tokens", "256", "--profile", "irene-h100-sxm", "-o", str(out)]
+    assert main(args) == 0
+    text = out.read_text()
+    assert "inputs: {batch_size: 32, prompt_len: 120, new_tokens: 256}" in text
+    assert "    model: gemma-2-2b\n" in text and "model: gemma-2-9b" in section
+    assert main(["budgets", "check", str(out)]) == 0
+    capsys.readouterr()
+    out.write_text(text.replace("model: gemma-2-2b", "model: gemma-2-9b"))
+    assert main(["budgets", "check", str(out), "--format", "json"]) == 1
+    checks = json.loads(capsys.readouterr().out)["models"][0]["checks"]
+    failed = {c.get("quantity") for c in checks if not c["passed"]}
+    assert {"per_token", "per_request"} <= failed
+
+
 # ---------------------------------------------------------------- the pytest plugin
 
 

@@ -242,6 +242,10 @@ def generation_text(energy: GenerationEnergy) -> list[str]:
             f"affine in the cache length, within {fe(energy.decode_bound_j)} if monotone"
         )
     lines += [f"  note: {n}" for n in energy.notes]
+    lines.append(
+        "the tree below: the GPU kernels of the mean decode step of the batch (serving "
+        "overhead not included)"
+    )
     return lines
 
 

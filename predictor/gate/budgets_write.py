@@ -97,7 +97,11 @@ def render_budgets_yaml(
                     f"{'':<{max(1, 20 - len(key) - len(format_budget(value * (1.0 + headroom))))}}"
                     f"# J {quantity_label(key)}"
                 )
-        per_step = "  # per decode step of the batch" if quantity_value(tree, "per_token") else ""
+        per_step = (
+            "  # the GPU kernels of a decode step of the batch"
+            if quantity_value(tree, "per_token")
+            else ""
+        )
         lines.append(f"    budget: {format_budget(total * (1.0 + headroom))}{per_step}")
         globs = suggest_module_globs(tree)
         modules = module_nodes(tree)

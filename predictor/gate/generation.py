@@ -95,6 +95,9 @@ def generation_line(tree: EnergyTree | None) -> str | None:
         f"(prefill {j('prefill_j')}, decode {j('decode_j')}: {j('decode_step_j')} per decode "
         f"step of the batch, {summary.get('decode_steps', '?')} steps"
     )
+    overhead = summary.get("decode_step_overhead_j")
+    if isinstance(overhead, (int, float)) and overhead > 0:
+        line += f" with {j('decode_step_overhead_j')} of serving overhead each"
     bound = summary.get("decode_error_bound_j")
     if isinstance(bound, (int, float)) and bound > 0:
         line += f", summed within {format_energy(float(bound))}"

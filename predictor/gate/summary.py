@@ -134,7 +134,7 @@ def energy_cell(result: ModelResult) -> str:
         per_request = quantity_value(result.tree, "per_request")
         step = format_energy(result.energy_j) if result.energy_j is not None else "?"
         request = format_energy(per_request) if per_request is not None else "?"
-        return f"{format_energy(per_token)}/token, {request}/request ({step}/decode step)"
+        return f"{format_energy(per_token)}/token, {request}/request ({step} kernels/decode step)"
     return format_energy(result.energy_j) if result.energy_j is not None else "—"
 
 

@@ -240,17 +240,20 @@ def measurements_from_generation_csv(
         from predictor.errors import OutputError
 
         raise OutputError.from_os_error(exc, "read", p) from None
-    reader = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    kept = [(n, line) for n, line in enumerate(text.splitlines(), 1) if not line.startswith("#")]
+    reader = csv.DictReader(line for _, line in kept)
+    header_line = kept[0][0] if kept else 1
     header = reader.fieldnames or []
     missing = [c for c in GENERATION_CSV_REQUIRED if c not in header]
     if missing:
         raise DataError(
-            f"{p}:1: missing column(s) {', '.join(missing)}; a generation measurements CSV "
+            f"{p}:{header_line}: missing column(s) {', '.join(missing)}; a generation measurements CSV "
             f"needs {', '.join(GENERATION_CSV_REQUIRED)} (optional: "
             f"{', '.join(GENERATION_CSV_OPTIONAL)})"
         )
     out: list[GenerationMeasurement] = []
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = kept[reader.line_num - 1][0]  # the file's line, comments counted
 
         def number(col: str, row: dict[str, str] = row, line: int = line) -> float:
             raw = (row.get(col) or "").strip()
