@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from predictor.devices.profile import device_profile  # noqa: E402
 from predictor.devices.specs import DEVICE_SPECS  # noqa: E402
 from predictor.gate.units import format_energy  # noqa: E402
+from predictor.learn.profile import load_profile  # noqa: E402
 from predictor.trace.zoo import build_zoo_tree  # noqa: E402
 
 #: The workloads of the README's table: (label, zoo model, batch size, sequence length).
@@ -42,10 +42,15 @@ def predictions() -> list[dict[str, Any]]:
     }
     rows = []
     for name, spec in DEVICE_SPECS.items():
-        profile = device_profile(name)
+        profile = load_profile(name)  # as shipped: some are adapted to measurements
+        provenance = getattr(profile, "provenance", None) or {}
         row: dict[str, Any] = {
             "profile": name,
             "device": spec.device,
+            "provenance": str(provenance.get("kind", "specification")),
+            "data": str(provenance.get("data_attribution") or provenance.get("data") or "").split(
+                " ("
+            )[0],
             "peak_tflop_per_j": spec.matrix_tflops["bf16"] / spec.board_power_w,
         }
         for label, tree in trees.items():
@@ -66,15 +71,20 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The README's table."""
     head = " | ".join(f"{label} (TFLOP/J)" for label, *_ in WORKLOADS)
     lines = [
-        f"| profile | {head} | datasheet bf16 ceiling (TFLOP/J) |",
-        "|---|" + "---|" * len(WORKLOADS) + "---|",
+        f"| profile | {head} | datasheet bf16 ceiling (TFLOP/J) | from |",
+        "|---|" + "---|" * len(WORKLOADS) + "---|---|",
     ]
     for r in rows:
         cells = " | ".join(
             f"{format_energy(r[label]['energy_j'])} ({r[label]['tflop_per_j']:.2f})"
             for label, *_ in WORKLOADS
         )
-        lines.append(f"| `{r['profile']}` | {cells} | {r['peak_tflop_per_j']:.2f} |")
+        source = (
+            "datasheet"
+            if r["provenance"] == "specification"
+            else f"datasheet, adapted to {r['data'] or 'measurements'}"
+        )
+        lines.append(f"| `{r['profile']}` | {cells} | {r['peak_tflop_per_j']:.2f} | {source} |")
     return "\n".join(lines)
 
 
