@@ -203,7 +203,7 @@ def test_sliding_window_prefill_counts_windowed_pairs() -> None:
         (16, 2, None, 5),
         (128, 512, None, 5),
         (4, 300, [8, None], 4),
-        (10, 1, None, 5),
+        (10, 2, None, 5),
     ],
 )
 def test_decode_points_sum_affine_energies_exactly(
@@ -288,6 +288,8 @@ def test_mean_decode_tree_refuses_trees_of_different_structure() -> None:
 def test_workload_is_validated() -> None:
     with pytest.raises(ModelError, match="new_tokens"):
         Workload(1, 8, 0)
+    with pytest.raises(ModelError, match="the prefill alone"):
+        Workload(1, 8, 1)  # no decode step
     with pytest.raises(ModelError, match="dtype"):
         Workload(1, 8, 4, dtype="int8")
     assert Workload(2, 8, 4, "bf16").describe() == (
@@ -306,8 +308,8 @@ def test_dtype_halves_the_bytes() -> None:
 
 
 def test_positions_beyond_the_model_are_refused() -> None:
-    from predictor.errors import SequenceTooLong
+    from predictor.errors import ModelError
 
     model = tiny_llama(max_position_embeddings=32)
-    with pytest.raises(SequenceTooLong):
+    with pytest.raises(ModelError, match=r"reach position 39, .* <= 32"):
         trace_generation(model, Workload(1, 20, 20), name="t")

@@ -92,12 +92,65 @@ def test_generation_inputs_and_budgets_parse() -> None:
         ),
         ("{batch_size: 2, prompt_len: 8, new_tokens: 4, dtype: int8}", r"inputs.dtype must be"),
         ("{batch_size: 2, prompt_len: 8, new_tokens: 0}", r"new_tokens must be a positive"),
+        ("{batch_size: 2, prompt_len: 8, new_tokens: 1}", r"b.yaml:5: .*the prefill alone"),
     ],
 )
 def test_bad_generation_inputs_say_where_and_how(inputs: str, message: str) -> None:
     text = f"version: 1\nmodels:\n  chat:\n    model: m:f\n    inputs: {inputs}\n"
     with pytest.raises(ConfigError, match=message):
         parse_budgets(text, "b.yaml")
+
+
+def test_per_token_budget_on_forward_pass_inputs_is_refused_at_its_line() -> None:
+    text = (
+        "version: 1\nmodels:\n  bert:\n    inputs: {batch_size: 2, seq_len: 8}\n"
+        "    per_token: 1 J\n"
+    )
+    with pytest.raises(ConfigError, match=r"b.yaml:5: .*per_token budgets a generation"):
+        parse_budgets(text, "b.yaml")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--new-tokens", "1"], "the prefill alone"),
+        (["-s", "64", "--prompt-len", "32", "--new-tokens", "4"], "disagree"),
+    ],
+)
+def test_bad_generation_options_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["predict", TINY_LLAMA, *args]) == ConfigError.exit_code
+    assert message in capsys.readouterr().err
+
+
+def test_an_encoder_does_not_generate(capsys: pytest.CaptureFixture[str]) -> None:
+    from predictor.errors import ModelError
+
+    assert main(["predict", "bert-base-uncased", "--new-tokens", "4"]) == ModelError.exit_code
+    err = capsys.readouterr().err
+    assert "attention is bidirectional" in err and len(err.strip().splitlines()[-1]) < 400
+
+
+def test_a_prompt_beyond_the_positions_names_the_generation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["predict", "gpt2", "--prompt-len", "1020", "--new-tokens", "10"]
+    assert main(args) == 3
+    assert "keep prompt_len + new_tokens - 1 <= 1024" in capsys.readouterr().err
+
+
+def test_a_kernels_only_profile_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["predict", TINY_LLAMA, "-b", "2", "--prompt-len", "16", "--new-tokens", "4"]
+    assert main([*args, "--profile", "irene-h200", "--format", "json"]) == 0
+    generation = json.loads(capsys.readouterr().out)["generation"]
+    assert generation["serving_overhead_j"] == 0.0
+    assert any(n.startswith("kernels only") for n in generation["notes"])
+    assert generation["workload"]["dtype"] == "bfloat16"  # the dtype it computed in
+    assert main([*args, "--profile", "irene-h100-sxm", "--format", "json"]) == 0
+    generation = json.loads(capsys.readouterr().out)["generation"]
+    assert generation["serving_overhead_j"] > 0
+    assert not any(n.startswith("kernels only") for n in generation["notes"])
 
 
 def test_per_token_budget_must_be_an_energy() -> None:

@@ -104,6 +104,7 @@ def inputs_from_args(args: argparse.Namespace) -> Inputs:
     ``--prefill-batch`` without ``--new-tokens``, is a ConfigError."""
     from predictor.errors import ConfigError
     from predictor.trace.input_specs import parse_input_option
+    from predictor.trace.workload import ONE_TOKEN
 
     dtype = getattr(args, "dtype", None)
     prompt = getattr(args, "prompt_len", None)
@@ -122,6 +123,13 @@ def inputs_from_args(args: argparse.Namespace) -> Inputs:
                 "tokens to generate), or --seq-len for one forward pass"
             )
     batch, seq = args.batch_size, args.seq_len
+    if new is not None and new < 2:
+        raise ConfigError(f"--new-tokens {new}: {ONE_TOKEN}")
+    if new is not None and prompt is not None and seq is not None and seq != prompt:
+        raise ConfigError(
+            f"--seq-len {seq} and --prompt-len {prompt} disagree: a generation's prompt is "
+            "--prompt-len (give one of them)"
+        )
     if new is not None:
         if tensors:
             raise ConfigError(

@@ -131,6 +131,9 @@ def _header(tree: EnergyTree, scope: EnergyScope) -> list[str]:
         shape = f"batch {tree.batch_size}  decode step (mean cache {gen.get('cache_len', 0):.0f})"
     else:
         shape = f"batch {tree.batch_size}  seq {tree.seq_len}"
+    dtypes = tree.dtypes()
+    if dtypes:  # the dtype doing most of the work first
+        shape += f"  {dtypes[0]}" + (f" (also {', '.join(dtypes[1:])})" if dtypes[1:] else "")
     return [f"{tree.model_name}  {shape}", f"joules of {scope.line()}"]
 
 
@@ -243,7 +246,7 @@ def generation_text(energy: GenerationEnergy) -> list[str]:
         )
     lines += [f"  note: {n}" for n in energy.notes]
     lines.append(
-        "the tree below: the GPU kernels of the mean decode step of the batch (serving "
+        "the tree below: the mean decode step of the batch, the work traced in it (serving "
         "overhead not included)"
     )
     return lines
@@ -253,9 +256,9 @@ def _generation_markdown(energy: GenerationEnergy) -> list[str]:
     from predictor.gate.units import format_energy as fe
 
     w = energy.workload
-    return [
+    lines = [
         f"Generation: batch {w.batch_size}, prompt {w.prompt_len} tokens, {w.new_tokens} new "
-        "tokens.",
+        f"tokens{f', {w.dtype}' if w.dtype else ''}.",
         "",
         "| Quantity | Energy |",
         "|---|---:|",
@@ -264,11 +267,28 @@ def _generation_markdown(energy: GenerationEnergy) -> list[str]:
         f"| prefill ({_prefill_text(w)}) | {fe(energy.prefill_j)} |",
         f"| decode ({w.decode_steps} steps of the batch) | {fe(energy.decode_j)} |",
         f"| decode step (mean) | {fe(energy.decode_step_j)} |",
-        f"| decode sum's error bound | {fe(energy.decode_bound_j)} |",
+    ]
+    if energy.overhead_j > 0:
+        lines += [
+            f"| of which serving overhead, whole generation | {fe(energy.overhead_j)} |",
+            f"| of which serving overhead, per decode step | {fe(energy.step_overhead_j)} |",
+        ]
+    lines.append(f"| decode sum's error bound | {fe(energy.decode_bound_j)} |")
+    step_time = energy.decode_step_time_s
+    if step_time is not None and energy.time_s is not None:
+        lines += [
+            "",
+            f"Predicted time: {step_time * 1e3:.3g} ms per decode step, {energy.time_s:.3g} s "
+            "for the whole generation.",
+        ]
+    lines += [f"Note: {n}" for n in energy.notes]
+    lines += [
         "",
-        "The tree below is the mean decode step's (the whole batch).",
+        "The tree below is the mean decode step of the batch, the work traced in it (serving "
+        "overhead not included).",
         "",
     ]
+    return lines
 
 
 def coverage_lines(tree: EnergyTree) -> list[str]:

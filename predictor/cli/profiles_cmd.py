@@ -46,6 +46,11 @@ def describe_profile(profile: Any, *, shipped: bool) -> dict[str, Any]:
 
     fields = scope_fields(profile)
     cv = getattr(profile, "cv_error", None) or {}
+    provenance = getattr(profile, "provenance", None)
+    provenance = provenance if isinstance(provenance, dict) else {}
+    protocol = cv.get("protocol") or (
+        "leave-one-configuration-out, whole-model energy" if cv.get("loco_mape") else None
+    )
     return {
         "name": profile.name,
         "shipped": shipped,
@@ -59,7 +64,9 @@ def describe_profile(profile: Any, *, shipped: bool) -> dict[str, Any]:
         "feature_set": profile.feature_set,
         "counting_mode": profile.counting_mode,
         "error_mape": _error_of(profile),
-        "error_protocol": cv.get("protocol"),
+        "error_protocol": protocol,
+        "data_attribution": provenance.get("data_attribution"),
+        "data_license": provenance.get("data_license"),
         "path": None if profile.path is None else str(profile.path),
     }
 
@@ -120,13 +127,21 @@ def _text(rows: list[dict[str, Any]], problems: list[dict[str, str]]) -> str:
         lines.append(f"{r['name']}  ({r['kind']}, {where})")
         lines.append(f"  device: {r['device']}; scope: {r['scope']}")
         lines.append(f"  provenance: {r['provenance']}")
+        if r.get("data_attribution"):
+            lines.append(f"  data: {r['data_attribution']}")
+        protocol = f" ({r['error_protocol']})" if r.get("error_protocol") else ""
         lines.append(
             f"  dtype: {r['dtype']}; features: {r['feature_set']} ({r['counting_mode']} counting); "
-            f"error: {_err(r)}"
+            f"error: {_err(r)}{protocol}"
         )
     for p in problems:
         lines.append(f"unreadable: {p['path']}: {p['error']}")
     return "\n".join(lines)
+
+
+def _provenance(row: dict[str, Any]) -> str:
+    data = row.get("data_attribution")
+    return f"{row['provenance']}; data: {data}" if data else str(row["provenance"])
 
 
 def _markdown(rows: list[dict[str, Any]], problems: list[dict[str, str]]) -> str:
@@ -139,7 +154,7 @@ def _markdown(rows: list[dict[str, Any]], problems: list[dict[str, str]]) -> str
     for r in rows:
         lines.append(
             f"| {md_code(r['name'])} | {r['kind']} | {md_text(r['device'])} | "
-            f"{md_text(r['scope'])} | {md_text(r['provenance'])} | {md_text(r['dtype'])} | "
+            f"{md_text(r['scope'])} | {md_text(_provenance(r))} | {md_text(r['dtype'])} | "
             f"{r['feature_set']} | {_err(r)} |"
         )
     for p in problems:

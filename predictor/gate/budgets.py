@@ -44,7 +44,7 @@ from predictor.gate.generation import BUDGET_QUANTITIES, quantity_label
 from predictor.gate.units import parse_energy, parse_percent
 from predictor.trace.dtypes import MODEL_DTYPES
 from predictor.trace.input_specs import TensorSpec, parse_input_specs
-from predictor.trace.workload import Workload
+from predictor.trace.workload import ONE_TOKEN, Workload
 
 __all__ = [
     "BUDGETS_VERSION",
@@ -593,6 +593,12 @@ def _parse_model(
             value_y, key_line = entry[key]
             joules = _energy(value_y, f"{what}: {key} (J {quantity_label(key)})", where)
             quantities.append(QuantityBudget(key, joules, key_line, value_y.span))
+            if inputs is not None and not inputs.generation:
+                raise ConfigError(
+                    f"{where}:{key_line}: {what}: {key} budgets a generation, but its inputs "
+                    "are one forward pass: give inputs: {batch_size: B, prompt_len: P, "
+                    "new_tokens: N}, or budget the pass with budget:"
+                )
     if "tolerance" in entry:
         tolerance = _percent(entry["tolerance"][0], f"{what}: tolerance", where)
     modules: list[ModuleBudget] = []
@@ -664,11 +670,15 @@ def _generation_inputs(
                 f"{where}:{prefill_y.line}: {what}: prefill_batch {prefill} is more prompts "
                 f"than the batch holds ({batch}); give 1 to {batch}"
             )
+    new_y = mapping["new_tokens"][0]
+    new_tokens = _positive_int(new_y, f"{what}: new_tokens", where)
+    if new_tokens < 2:
+        raise ConfigError(f"{where}:{new_y.line}: {what}: {ONE_TOKEN}")
     return Inputs(
         batch_size=batch,
         seq_len=prompt,
         prompt_len=prompt,
-        new_tokens=_positive_int(mapping["new_tokens"][0], f"{what}: new_tokens", where),
+        new_tokens=new_tokens,
         dtype=dtype,
         prefill_batch=prefill,
     )

@@ -589,12 +589,11 @@ def predict_generation_model(
     from predictor.learn.profile import profile_counting
     from predictor.trace.generation import model_in_dtype, trace_generation
 
-    trees = trace_generation(
-        model_in_dtype(model, workload.dtype),
-        workload,
-        name=name,
-        counting_mode=profile_counting(profile),
-    )
+    model = model_in_dtype(model, workload.dtype)
+    first = next(model.parameters(), None)
+    if workload.dtype is None and first is not None:  # say which dtype it computes in
+        workload = dataclasses.replace(workload, dtype=str(first.dtype).removeprefix("torch."))
+    trees = trace_generation(model, workload, name=name, counting_mode=profile_counting(profile))
     return predict_generation(trees, profile)
 
 

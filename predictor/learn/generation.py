@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from predictor.errors import ModelError
 from predictor.trace.tree import EnergyTree
-from predictor.trace.workload import Workload
+from predictor.trace.workload import ONE_TOKEN, Workload
 
 if TYPE_CHECKING:
     from predictor.learn.profile import AnyProfile as Profile
@@ -323,6 +323,13 @@ def predict_generation(
             prefill_time * w.prefill_passes + overhead.request_s * w.batch_size + decode_time
         )
     notes: list[str] = []
+    if overhead == ServingOverhead():
+        notes.append(
+            f"kernels only: profile {profile.name!r} states no serving-engine overhead (it was "
+            "not fitted on measured generations), so the host's time per step (scheduling, "
+            "sampling) is not charged; irene-h100-sxm and irene-a100-sxm4-40gb are fitted with "
+            "it"
+        )
     if not monotone:
         notes.append(
             "the decode step's predicted energy is not monotone in the cache length at the "
@@ -341,17 +348,21 @@ def predict_generation(
         time_s=total_time,
         decode_time_s=decode_time,
     )
-    if predicted:
-        step = mean_decode_tree(predicted, [s.weight for s in samples])
-        mean_len = sum(s.weight * s.cache_len for s in samples) / sum(s.weight for s in samples)
-    else:  # one output token: the prefill alone; the decode step is the one it would take
-        step = prefill
-        mean_len = float(w.prompt_len)
+    if not predicted:  # pragma: no cover - a Workload has at least one decode step
+        raise ModelError(ONE_TOKEN)
+    weights = [s.weight for s in samples]
+    step = mean_decode_tree(predicted, weights)
+    mean_len = sum(wt * s.cache_len for wt, s in zip(weights, samples, strict=True)) / sum(weights)
+    kv_reads = [t.meta.get("generation", {}).get("kv_cache_read_mib") for t in predicted]
     gen_meta = dict(step.meta.get("generation", {}))
+    if all(isinstance(v, (int, float)) for v in kv_reads):  # the mean step's, like its energy
+        gen_meta["kv_cache_read_mib"] = sum(
+            wt * float(v) for wt, v in zip(weights, kv_reads, strict=True)
+        ) / sum(weights)
     gen_meta.update(
         {
             "phase": "decode",
-            "mean_over_steps": bool(predicted),
+            "mean_over_steps": True,
             "cache_len": mean_len,
             "summary": energy.to_dict(),
             "prefill": {

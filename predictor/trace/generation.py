@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.overrides import handle_torch_function, has_torch_function
 
-from predictor.errors import ModelError
+from predictor.errors import ModelError, SequenceTooLong
 from predictor.trace.features import default_ops
 from predictor.trace.kernels import BMM, COPY, SOFTMAX
 from predictor.trace.ops import OpCall, OpCount, OpRegistry
@@ -330,9 +330,12 @@ def cache_features(model: nn.Module) -> dict[str, Any]:
     }
 
 
-def _new_cache(model: nn.Module, batch: int, cache_len: int, device: torch.device) -> Any:
+def _new_cache(
+    model: nn.Module, batch: int, cache_len: int, device: torch.device
+) -> tuple[Any, list[int]]:
     """transformers' ``DynamicCache`` for ``model``'s config, holding ``cache_len`` tokens per
-    sequence (meta tensors: no memory), every layer's update counted as ``kv_cache_write``."""
+    sequence (meta tensors: no memory), every layer's update counted as ``kv_cache_write``;
+    and the list that gets an entry per update the model makes."""
     from transformers import DynamicCache
 
     config = _text_config(model)
@@ -346,6 +349,7 @@ def _new_cache(model: nn.Module, batch: int, cache_len: int, device: torch.devic
             f"{type(model).__name__}: its cache has {len(layers)} layers for "
             f"{feats['layers']} decoder layers; generation needs one cache layer per layer"
         )
+    writes: list[int] = []  # one entry per layer update the model makes
     for layer in layers:
         if cache_len > 0:
             k = torch.empty(shape, dtype=first.dtype, device=device)
@@ -359,6 +363,7 @@ def _new_cache(model: nn.Module, batch: int, cache_len: int, device: torch.devic
             _original: Callable[..., Any] = original,
             **kwargs: Any,
         ) -> Any:
+            writes.append(1)
             return kv_cache_write(
                 key_states,
                 value_states,
@@ -366,11 +371,24 @@ def _new_cache(model: nn.Module, batch: int, cache_len: int, device: torch.devic
             )
 
         layer.update = counted
-    return cache
+    return cache, writes
+
+
+def _check_causal(model: nn.Module, name: str) -> None:
+    """ModelError when every attention module that says whether it is causal says no (an
+    encoder's LM head, BERT without ``is_decoder``): it does not generate token by token."""
+    flags = {
+        type(m).__name__: bool(m.is_causal) for m in model.modules() if hasattr(m, "is_causal")
+    }
+    if flags and not any(flags.values()):
+        raise ModelError(
+            f"{name}: its attention is bidirectional ({', '.join(sorted(flags))}.is_causal is "
+            "False), so it does not generate token by token; generation needs a causal LM "
+            "(GPT-2, Llama, Qwen ...), or a config with is_decoder=True"
+        )
 
 
 def _check_positions(model: nn.Module, name: str, tokens: int, what: str) -> None:
-    from predictor.errors import SequenceTooLong
     from predictor.trace.inputs import max_positions
 
     positions = max_positions(model)
@@ -398,7 +416,7 @@ def _trace(
     device = first.device
     b = batch
     _check_positions(model, name, cache_len + tokens, phase)
-    cache = _new_cache(model, b, cache_len, device)
+    cache, writes = _new_cache(model, b, cache_len, device)
     params = inspect.signature(model.forward).parameters
     kwargs: dict[str, Any] = {
         "input_ids": torch.zeros((b, tokens), dtype=torch.long, device=device),
@@ -424,6 +442,12 @@ def _trace(
             batch_size=b,
             seq_len=tokens,
             ops=generation_ops(ops),
+        )
+    if not writes:
+        raise ModelError(
+            f"{name}: the model wrote nothing to its KV cache, so it is not a decoder that "
+            "generates token by token (an encoder such as BERT runs bidirectionally and "
+            "recomputes every token); generation needs a causal LM (GPT-2, Llama, Qwen ...)"
         )
     feats = cache_features(model)
     windows = feats["sliding_windows"]
@@ -605,7 +629,11 @@ def build_generation_model(
             with torch.device("meta"):
                 model: nn.Module = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
         except ValueError as exc:
-            raise ModelError(f"{spec}: has no causal-LM form to generate with: {exc}") from None
+            reason = str(exc).split(" Model type should be one of", 1)[0].strip()
+            raise ModelError(
+                f"{spec}: has no causal-LM form to generate with ({reason[:200]}); generation "
+                "needs a decoder such as GPT-2, Llama or Qwen"
+            ) from None
     else:
         model = build_model(spec, attn_implementation)
     model = model_in_dtype(model, dtype)
@@ -638,9 +666,18 @@ def trace_generation(
     prefill and a decode step at each of :func:`decode_points`'s cache lengths (at most
     ``points`` per stretch of the context where every feature is affine in its length)."""
     label = name or type(model).__name__
+    _check_causal(model, label)
     feats = cache_features(model)
     last = workload.prompt_len + workload.new_tokens - 1
-    _check_positions(model, label, last, "generation")
+    try:
+        _check_positions(model, label, last, "generation")
+    except SequenceTooLong as exc:
+        where = f" ({exc.source})" if exc.source else ""
+        raise ModelError(
+            f"{label}: a prompt of {workload.prompt_len} tokens and {workload.new_tokens} new "
+            f"tokens reach position {last}, beyond the model's {exc.limit} positions{where}; "
+            f"keep prompt_len + new_tokens - 1 <= {exc.limit}"
+        ) from None
     prefill = trace_prefill(model, workload, name=label, counting_mode=counting_mode, ops=ops)
     decode = tuple(
         (

@@ -34,6 +34,14 @@ def dtype_name(name: str) -> str:
     return DTYPE_NAMES[key]
 
 
+#: Why a generation of one token is refused: there is no decode step to predict.
+ONE_TOKEN = (
+    "new_tokens 1 is the prefill alone (the prefill yields the first token, every further "
+    "token is a decode step): predict it as one forward pass (seq_len = the prompt), or "
+    "generate 2 or more tokens"
+)
+
+
 @dataclass(frozen=True)
 class Workload:
     """A generation: ``batch_size`` sequences decoded together, each with a prompt of
@@ -54,6 +62,8 @@ class Workload:
             value = getattr(self, label)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ModelError(f"generation {label} must be an integer >= 1 (got {value!r})")
+        if self.new_tokens < 2:
+            raise ModelError(ONE_TOKEN)
         if self.dtype is not None:
             dtype_name(self.dtype)
         p = self.prefill_batch

@@ -472,8 +472,18 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 def _cast(model: nn.Module, spec: str, dtype: str | torch.dtype | None) -> nn.Module:
     """``model`` in ``dtype``: a :data:`~predictor.trace.dtypes.MODEL_DTYPES` name (``bf16``)
-    or a ``torch.dtype``; None keeps its own."""
+    or a ``torch.dtype``; None: the dtype its config states (``config.dtype``, as a hub
+    config's ``torch_dtype`` or the ML.ENERGY zoo entries' bfloat16), else its own."""
     if dtype is None:
+        stated = getattr(getattr(model, "config", None), "dtype", None)
+        first = next(model.parameters(), None)
+        if (
+            isinstance(stated, torch.dtype)
+            and stated.is_floating_point
+            and first is not None
+            and first.dtype != stated
+        ):
+            return model.to(stated)
         return model
     if isinstance(dtype, str):
         if dtype not in MODEL_DTYPES:
@@ -549,8 +559,8 @@ def build_model(
     dtype: str | torch.dtype | None = None,
 ) -> nn.Module:
     """The model a spec names, in eval mode, on ``device`` (meta: no parameter storage), in
-    ``dtype`` (``fp32``, ``bf16``, ``fp16`` or a ``torch.dtype``; None: as built, float32 for
-    config-built models).
+    ``dtype`` (``fp32``, ``bf16``, ``fp16`` or a ``torch.dtype``; None: the dtype the model's
+    config states, else as built: float32 for config classes that state none).
 
     A spec is a zoo name, ``package.module:factory`` (called under the meta device; if it fails
     there it is called normally), a local ``config.json`` or a folder holding one, or a hub id
