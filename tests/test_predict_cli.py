@@ -52,7 +52,7 @@ def test_predict_text_shows_tree_and_bottlenecks(capsys: pytest.CaptureFixture[s
     assert main(["predict", "bert-base-uncased", "-b", "1", "-s", "8", "--depth", "3"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "bert-base-uncased  batch 1  seq 8"
+    assert lines[0] == "bert-base-uncased  batch 1  seq 8  float32"  # the dtype it computes in
     # which profile, device and scope the joules describe
     assert lines[1] == (
         "joules of profile 'irene-device-1': IrEne device_1, whole system, idle power included; "
