@@ -673,14 +673,71 @@ CSV_REQUIRED: tuple[str, ...] = ("model", "batch_size", "seq_len", "energy_j")
 CSV_OPTIONAL: tuple[str, ...] = ("dtype", "time_s")
 
 
-def measurements_from_csv(
-    path: str | Path, trace: TraceFn, *, models: Sequence[str] | None = None
-) -> list[Measurement]:
-    """Whole-model measurements from a CSV (:data:`CSV_REQUIRED` + :data:`CSV_OPTIONAL`
-    columns; a blank ``dtype`` is the model's own), only the rows of ``models`` when given."""
-    from predictor.errors import ModelError
-    from predictor.trace.dtypes import MODEL_DTYPES
+@dataclass(frozen=True)
+class CsvRow:
+    """One data row of a measurements CSV, at ``line`` of ``path`` (comment lines counted),
+    whose values are read with what, where and how to fix it when they are bad."""
 
+    path: Path
+    line: int
+    values: Mapping[str, str]
+
+    def text(self, col: str) -> str:
+        return (self.values.get(col) or "").strip()
+
+    def number(self, col: str) -> float:
+        """A positive finite number."""
+        raw = self.text(col)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise DataError(
+                f"{self.path}:{self.line}: {col} must be a number (got {raw!r})"
+            ) from None
+        if not (math.isfinite(value) and value > 0):
+            raise DataError(
+                f"{self.path}:{self.line}: {col} must be a positive number (got {raw!r})"
+            )
+        return value
+
+    def optional_number(self, col: str) -> float | None:
+        return self.number(col) if self.text(col) else None
+
+    def integer(self, col: str) -> int:
+        """A positive integer."""
+        value = self.number(col)
+        if value != int(value):
+            raise DataError(f"{self.path}:{self.line}: {col} must be an integer (got {value!r})")
+        return int(value)
+
+    def model(self) -> str:
+        spec = self.text("model")
+        if not spec:
+            raise DataError(
+                f"{self.path}:{self.line}: model is empty; give a zoo name or "
+                "package.module:factory"
+            )
+        return spec
+
+    def dtype(self) -> str | None:
+        """A :data:`~predictor.trace.dtypes.MODEL_DTYPES` name, or None when blank."""
+        from predictor.trace.dtypes import MODEL_DTYPES
+
+        dtype = self.text("dtype") or None
+        if dtype is not None and dtype not in MODEL_DTYPES:
+            raise DataError(
+                f"{self.path}:{self.line}: dtype must be one of {', '.join(MODEL_DTYPES)} or "
+                f"blank (got {dtype!r})"
+            )
+        return dtype
+
+
+def read_csv_rows(
+    path: str | Path, required: Sequence[str], optional: Sequence[str], what: str
+) -> list[CsvRow]:
+    """The data rows of a CSV whose ``#`` lines are comments, after checking its header has
+    the ``required`` columns (``what``: the kind of CSV, for the message). Unreadable:
+    OutputError."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -688,62 +745,56 @@ def measurements_from_csv(
         from predictor.errors import OutputError
 
         raise OutputError.from_os_error(exc, "read", p) from None
-    reader = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    kept = [(n, line) for n, line in enumerate(text.splitlines(), 1) if not line.startswith("#")]
+    reader = csv.DictReader(line for _, line in kept)
     header = reader.fieldnames or []
-    missing = [c for c in CSV_REQUIRED if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
         raise DataError(
-            f"{p}:1: missing column(s) {', '.join(missing)}; a measurements CSV needs "
-            f"{', '.join(CSV_REQUIRED)} (optional: {', '.join(CSV_OPTIONAL)})"
+            f"{p}:{kept[0][0] if kept else 1}: missing column(s) {', '.join(missing)}; {what} "
+            f"needs {', '.join(required)} (optional: {', '.join(optional)})"
         )
-    out: list[Measurement] = []
-    for line, row in enumerate(reader, start=2):
+    return [CsvRow(p, kept[reader.line_num - 1][0], row) for row in reader]
 
-        def number(col: str, row: dict[str, str] = row, line: int = line) -> float:
-            raw = (row.get(col) or "").strip()
-            try:
-                value = float(raw)
-            except ValueError:
-                raise DataError(f"{p}:{line}: {col} must be a number (got {raw!r})") from None
-            if not (math.isfinite(value) and value > 0):
-                raise DataError(f"{p}:{line}: {col} must be a positive number (got {raw!r})")
-            return value
 
-        spec = (row.get("model") or "").strip()
-        if not spec:
-            raise DataError(
-                f"{p}:{line}: model is empty; give a zoo name or package.module:factory"
-            )
-        if models is not None and spec not in models:
-            continue
-        batch, seq = number("batch_size"), number("seq_len")
-        if batch != int(batch) or seq != int(seq):
-            raise DataError(f"{p}:{line}: batch_size and seq_len must be integers")
-        dtype = (row.get("dtype") or "").strip() or None
-        if dtype is not None and dtype not in MODEL_DTYPES:
-            raise DataError(
-                f"{p}:{line}: dtype must be one of {', '.join(MODEL_DTYPES)} or blank "
-                f"(got {dtype!r})"
-            )
-        time_raw = (row.get("time_s") or "").strip()
-        try:
-            tree = trace(spec, int(batch), int(seq), dtype)
-        except ModelError as exc:
-            raise DataError(f"{p}:{line}: {exc}") from None
-        out.append(
-            Measurement(
-                label=f"{spec} b{int(batch)} s{int(seq)} {dtype or 'native dtype'}",
-                model=spec,
-                parts=((tree, 1.0),),
-                energy_j=number("energy_j"),
-                time_s=number("time_s") if time_raw else None,
-            )
-        )
+def check_models_found(
+    path: Path, models: Sequence[str] | None, found: set[str], what: str
+) -> None:
+    """DataError when a requested model has no rows, or when there are no rows at all."""
     if models is not None:
-        found = {m.model for m in out}
         absent = [m for m in models if m not in found]
         if absent:
-            raise DataError(f"{p}: no rows of {', '.join(absent)}")
-    if not out:
-        raise DataError(f"{p}: no measurements (rows) to adapt to")
+            raise DataError(f"{path}: no rows of {', '.join(absent)}")
+    if not found:
+        raise DataError(f"{path}: no {what} (rows) to adapt to")
+
+
+def measurements_from_csv(
+    path: str | Path, trace: TraceFn, *, models: Sequence[str] | None = None
+) -> list[Measurement]:
+    """Whole-model measurements from a CSV (:data:`CSV_REQUIRED` + :data:`CSV_OPTIONAL`
+    columns; a blank ``dtype`` is the model's own), only the rows of ``models`` when given."""
+    from predictor.errors import ModelError
+
+    out: list[Measurement] = []
+    for row in read_csv_rows(path, CSV_REQUIRED, CSV_OPTIONAL, "a measurements CSV"):
+        spec = row.model()
+        if models is not None and spec not in models:
+            continue
+        batch, seq = row.integer("batch_size"), row.integer("seq_len")
+        dtype = row.dtype()
+        try:
+            tree = trace(spec, batch, seq, dtype)
+        except ModelError as exc:
+            raise DataError(f"{row.path}:{row.line}: {exc}") from None
+        out.append(
+            Measurement(
+                label=f"{spec} b{batch} s{seq} {dtype or 'native dtype'}",
+                model=spec,
+                parts=((tree, 1.0),),
+                energy_j=row.number("energy_j"),
+                time_s=row.optional_number("time_s"),
+            )
+        )
+    check_models_found(Path(path), models, {m.model for m in out}, "measurements")
     return out

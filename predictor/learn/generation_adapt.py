@@ -25,7 +25,6 @@ energy (J) and wall time (s). :func:`measurements_from_generation_csv` reads the
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,86 +230,34 @@ def measurements_from_generation_csv(
     """Measured generations from a CSV (:data:`GENERATION_CSV_REQUIRED` +
     :data:`GENERATION_CSV_OPTIONAL`; ``energy_j`` and ``time_s`` of the whole batch's
     generation), only those of ``models`` when given; each traced with ``trace``."""
-    from predictor.trace.dtypes import MODEL_DTYPES
+    from predictor.learn.adapt import check_models_found, read_csv_rows
 
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        from predictor.errors import OutputError
-
-        raise OutputError.from_os_error(exc, "read", p) from None
-    kept = [(n, line) for n, line in enumerate(text.splitlines(), 1) if not line.startswith("#")]
-    reader = csv.DictReader(line for _, line in kept)
-    header_line = kept[0][0] if kept else 1
-    header = reader.fieldnames or []
-    missing = [c for c in GENERATION_CSV_REQUIRED if c not in header]
-    if missing:
-        raise DataError(
-            f"{p}:{header_line}: missing column(s) {', '.join(missing)}; a generation measurements CSV "
-            f"needs {', '.join(GENERATION_CSV_REQUIRED)} (optional: "
-            f"{', '.join(GENERATION_CSV_OPTIONAL)})"
-        )
     out: list[GenerationMeasurement] = []
-    for row in reader:
-        line = kept[reader.line_num - 1][0]  # the file's line, comments counted
-
-        def number(col: str, row: dict[str, str] = row, line: int = line) -> float:
-            raw = (row.get(col) or "").strip()
-            try:
-                value = float(raw)
-            except ValueError:
-                raise DataError(f"{p}:{line}: {col} must be a number (got {raw!r})") from None
-            if not (math.isfinite(value) and value > 0):
-                raise DataError(f"{p}:{line}: {col} must be a positive number (got {raw!r})")
-            return value
-
-        def integer(col: str, row: dict[str, str] = row, line: int = line) -> int:
-            value = number(col)
-            if value != int(value):
-                raise DataError(f"{p}:{line}: {col} must be an integer (got {value!r})")
-            return int(value)
-
-        spec = (row.get("model") or "").strip()
-        if not spec:
-            raise DataError(
-                f"{p}:{line}: model is empty; give a zoo name or package.module:factory"
-            )
+    rows = read_csv_rows(
+        path, GENERATION_CSV_REQUIRED, GENERATION_CSV_OPTIONAL, "a generation measurements CSV"
+    )
+    for row in rows:
+        spec = row.model()
         if models is not None and spec not in models:
             continue
-        dtype = (row.get("dtype") or "").strip() or None
-        if dtype is not None and dtype not in MODEL_DTYPES:
-            raise DataError(
-                f"{p}:{line}: dtype must be one of {', '.join(MODEL_DTYPES)} or blank "
-                f"(got {dtype!r})"
-            )
-        prefill = integer("prefill_batch") if (row.get("prefill_batch") or "").strip() else None
+        dtype = row.dtype()
+        prefill = row.integer("prefill_batch") if row.text("prefill_batch") else None
         try:
             workload = Workload(
-                integer("batch_size"),
-                integer("prompt_len"),
-                integer("new_tokens"),
+                row.integer("batch_size"),
+                row.integer("prompt_len"),
+                row.integer("new_tokens"),
                 dtype,
                 prefill,
             )
             trees = trace(spec, workload)
         except ModelError as exc:
-            raise DataError(f"{p}:{line}: {exc}") from None
-        label = (row.get("label") or "").strip() or f"{spec} {workload.describe()}"
-        time_raw = (row.get("time_s") or "").strip()
+            raise DataError(f"{row.path}:{row.line}: {exc}") from None
+        label = row.text("label") or f"{spec} {workload.describe()}"
         out.append(
             generation_measurement(
-                label,
-                spec,
-                trees,
-                number("energy_j"),
-                number("time_s") if time_raw else None,
+                label, spec, trees, row.number("energy_j"), row.optional_number("time_s")
             )
         )
-    if models is not None:
-        absent = [m for m in models if m not in {o.model for o in out}]
-        if absent:
-            raise DataError(f"{p}: no rows of {', '.join(absent)}")
-    if not out:
-        raise DataError(f"{p}: no generations (rows) to adapt to")
+    check_models_found(Path(path), models, {o.model for o in out}, "generations")
     return out
