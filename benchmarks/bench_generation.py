@@ -302,23 +302,14 @@ def ship(gpu: str, csv_path: Path, models: list[str]) -> dict[str, Any]:
 
 def _manifest(name: str, path: Path) -> None:
     """The shipped profile's entry in ``predictor/profiles/manifest.json`` (the others kept)."""
-    import hashlib
-
+    from benchmarks.build_device_profiles import manifest_entry
     from predictor.learn.profile import load_profile
 
     manifest_path = path.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     profile = load_profile(path)
     manifest["profiles"][name] = {
-        "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "kind": profile.kind,
-        "feature_set": profile.feature_set,
-        "counting_mode": profile.counting_mode,
-        "device": profile.hardware["device"],
-        "scope": profile.scope,
-        "provenance": profile.provenance,
-        "dtype": profile.dtype,
+        **manifest_entry(name, path, profile),
         "serving": profile.hardware.get("serving"),
         "built_by": "python benchmarks/bench_generation.py --ship",
     }

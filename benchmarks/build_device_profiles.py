@@ -35,8 +35,10 @@ from predictor.learn.profile_file import SUFFIX  # noqa: E402
 ADAPTED: frozenset[str] = frozenset({"irene-a100-sxm4-40gb", "irene-h100-sxm"})
 
 
-def manifest_entry(name: str, path: Path) -> dict[str, Any]:
-    profile = device_profile(name)
+def manifest_entry(name: str, path: Path, profile: Any = None) -> dict[str, Any]:
+    """``path``'s entry in the manifest: its file digest and what the profile is (``profile``:
+    the one saved there; default the specification profile ``name``)."""
+    profile = profile if profile is not None else device_profile(name)
     return {
         "file": path.name,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
