@@ -30,7 +30,7 @@ from pathlib import Path
 
 from predictor.errors import DataError, ModelError
 from predictor.learn.data import Dataset, attach_num_parameters, load_dataset
-from predictor.trace.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node, prune_unmeasured
 
 __all__ = [
     "COUNTINGS",
@@ -89,7 +89,7 @@ def retrace_tree(data: EnergyTree, traced: EnergyTree) -> EnergyTree:
     for node, measured in pairs:
         node.measured_energy_j = measured.measured_energy_j
         node.runtime = dict(measured.runtime)
-    _prune(traced.root)
+    prune_unmeasured(traced.root)
     total = sum(1 for _ in data.walk())
     traced.meta = {
         **traced.meta,
@@ -121,18 +121,6 @@ def carry_predictions(dataset_tree: EnergyTree, predicted: EnergyTree) -> Carrie
     unmatched = [f"{n.level} {n.name}" for n in copy.walk() if n.energy_j is None]
     copy.meta = {**copy.meta, "profile": predicted.meta.get("profile")}
     return Carried(copy, unmatched)
-
-
-def _prune(node: Node) -> None:
-    """Drop unmeasured nodes; an unmeasured node's children join its parent."""
-    kept: list[Node] = []
-    for child in node.children:
-        _prune(child)
-        if child.measured_energy_j is not None:
-            kept.append(child)
-        else:
-            kept.extend(child.children)
-    node.children = kept
 
 
 def retrace_dataset(dataset: Dataset, counting_mode: str = "native") -> Dataset:

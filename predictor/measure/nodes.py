@@ -39,7 +39,7 @@ from torch.overrides import TorchFunctionMode
 from predictor.errors import HardwareUnavailable
 from predictor.gate.units import format_energy
 from predictor.measure.meters.base import Measurement, Meter
-from predictor.trace.tree import EnergyTree, Node
+from predictor.trace.tree import EnergyTree, Node, prune_unmeasured
 
 __all__ = [
     "CalibrationResult",
@@ -536,7 +536,7 @@ def measure_tree(
         raise HardwareUnavailable(
             f"{tree.model_name}: the whole model could not be measured ({gaps[-1] if gaps else 'no reading'})"
         )
-    _prune(measured.root)
+    prune_unmeasured(measured.root)
     measured.meta = {
         **measured.meta,
         "measured": {"meter": st.kind, "method": st.method, "idle_power_w": idle_power_w},
@@ -556,15 +556,3 @@ def _without_cache(model: nn.Module, kwargs: dict[str, Any]) -> dict[str, Any]:
     if "use_cache" in params:
         return {**kwargs, "use_cache": False}
     return kwargs
-
-
-def _prune(node: Node) -> None:
-    """Drop unmeasured nodes; an unmeasured module's children join its parent."""
-    kept: list[Node] = []
-    for child in node.children:
-        _prune(child)
-        if child.measured_energy_j is not None:
-            kept.append(child)
-        else:
-            kept.extend(child.children)
-    node.children = kept

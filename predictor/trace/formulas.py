@@ -78,19 +78,20 @@ _FP32 = 4
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _first_tensor(value: Any) -> torch.Tensor | None:
+def first_tensor(value: Any) -> torch.Tensor | None:
+    """The first tensor in ``value`` (a tensor, or nested lists / tuples), else None."""
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, (list, tuple)):
         for item in value:
-            found = _first_tensor(item)
+            found = first_tensor(item)
             if found is not None:
                 return found
     return None
 
 
 def _numel(value: Any) -> int:
-    t = _first_tensor(value)
+    t = first_tensor(value)
     return 0 if t is None else int(t.numel())
 
 
@@ -162,7 +163,7 @@ def native_reduction(flops_per_input: float) -> OpHandle:
     """``flops_per_input`` per input element; the input read once, the outputs written."""
 
     def handle(call: OpCall) -> list[OpCount]:
-        src = _first_tensor(call.args)
+        src = first_tensor(call.args)
         n = 0 if src is None else int(src.numel())
         return [
             OpCount(
@@ -187,15 +188,15 @@ def native_create(call: OpCall) -> list[OpCount]:
 
 
 def native_contiguous(call: OpCall) -> list[OpCount]:
-    src = _first_tensor(call.args)
+    src = first_tensor(call.args)
     if src is None or src.is_contiguous():
         return []
     return [OpCount(0.0, 2.0 * _nbytes(src), kernel=COPY)]
 
 
 def native_cast(call: OpCall) -> list[OpCount]:
-    src = _first_tensor(call.args)
-    out = _first_tensor(call.out)
+    src = first_tensor(call.args)
+    out = first_tensor(call.out)
     if src is None or out is None or out is src:
         return []
     return [OpCount(0.0, _nbytes(src) + _nbytes(out), kernel=COPY)]
@@ -222,7 +223,7 @@ def native_scatter(call: OpCall) -> list[OpCount]:
 def topk_handle(call: OpCall) -> list[OpCount]:
     """``topk``: one comparison per input element (a partial selection), the input read, the
     values and indices written."""
-    src = _first_tensor(call.args)
+    src = first_tensor(call.args)
     n = 0 if src is None else int(src.numel())
     return [OpCount(float(n), _nbytes(src) + _sum_nbytes(_out_tensors(call.out)), kernel=REDUCTION)]
 
@@ -230,7 +231,7 @@ def topk_handle(call: OpCall) -> list[OpCount]:
 def sort_handle(call: OpCall) -> list[OpCount]:
     """``sort`` / ``argsort``: n log2(n) comparisons along the sorted dimension, the input read,
     the sorted values and / or indices written."""
-    src = _first_tensor(call.args)
+    src = first_tensor(call.args)
     if src is None or src.numel() == 0:
         return []
     dim = call.arg(1, "dim", -1)
@@ -252,7 +253,7 @@ def _matmul_dims(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> tuple[i
 
 
 def irene_matmul(call: OpCall) -> list[OpCount]:
-    a, b, out = call.arg(0, "input"), call.arg(1, "other"), _first_tensor(call.out)
+    a, b, out = call.arg(0, "input"), call.arg(1, "other"), first_tensor(call.out)
     if out is None:
         return []
     batch, n, k, p = _matmul_dims(a, b, out)
@@ -267,7 +268,7 @@ def irene_matmul(call: OpCall) -> list[OpCount]:
 
 
 def native_matmul(call: OpCall) -> list[OpCount]:
-    a, b, out = call.arg(0, "input"), call.arg(1, "other"), _first_tensor(call.out)
+    a, b, out = call.arg(0, "input"), call.arg(1, "other"), first_tensor(call.out)
     if out is None:
         return []
     batch, n, k, p = _matmul_dims(a, b, out)
@@ -292,7 +293,7 @@ def native_addmm(call: OpCall) -> list[OpCount]:
     bias, m1, m2 = call.arg(0, "input"), call.arg(1, "mat1"), call.arg(2, "mat2")
     n, m = int(m1.shape[0]), int(m1.shape[1])
     p = int(m2.shape[1])
-    out = _first_tensor(call.out)
+    out = first_tensor(call.out)
     return [
         OpCount(
             2.0 * n * m * p + n * p,
@@ -305,7 +306,7 @@ def native_addmm(call: OpCall) -> list[OpCount]:
 
 def native_baddbmm(call: OpCall) -> list[OpCount]:
     bias, b1, b2 = call.arg(0, "input"), call.arg(1, "batch1"), call.arg(2, "batch2")
-    out = _first_tensor(call.out)
+    out = first_tensor(call.out)
     if out is None:
         return []
     batch, n, k, p = _matmul_dims(b1, b2, out)
@@ -320,7 +321,7 @@ def native_baddbmm(call: OpCall) -> list[OpCount]:
 
 
 def irene_baddbmm(call: OpCall) -> list[OpCount]:
-    b1, b2, out = call.arg(1, "batch1"), call.arg(2, "batch2"), _first_tensor(call.out)
+    b1, b2, out = call.arg(1, "batch1"), call.arg(2, "batch2"), first_tensor(call.out)
     if out is None:
         return []
     batch, n, k, p = _matmul_dims(b1, b2, out)
@@ -415,7 +416,7 @@ def einsum_parts(native: bool) -> OpHandle:
             else call.kwargs.get("equation")
         )
         operands = [t for t in call.tensors()]
-        out = _first_tensor(call.out)
+        out = first_tensor(call.out)
         if not isinstance(eq, str) or out is None or not operands or "..." in eq:
             if out is None:
                 return []
@@ -466,7 +467,7 @@ def grouped_mm_parts(native: bool) -> OpHandle:
 
     def handle(call: OpCall) -> list[OpCount]:
         x, w = call.arg(0, "input"), call.arg(1, "weight", call.kwargs.get("mat_b"))
-        out = _first_tensor(call.out)
+        out = first_tensor(call.out)
         if not isinstance(x, torch.Tensor) or not isinstance(w, torch.Tensor) or out is None:
             return []
         rows = int(x.numel()) // max(int(x.shape[-1]), 1)
@@ -530,7 +531,7 @@ def sdpa_parts(call: OpCall, native: bool) -> list[OpCount]:
     ``q @ k^T``, scale (mul), mask (add, when a mask tensor is given), softmax, ``p @ v``."""
     q, k, v = call.arg(0, "query"), call.arg(1, "key"), call.arg(2, "value")
     mask = call.arg(3, "attn_mask")
-    out = _first_tensor(call.out)
+    out = first_tensor(call.out)
     if out is None:
         return []
     big = int(q.numel()) // max(int(q.shape[-1]) * int(q.shape[-2]), 1)
@@ -571,7 +572,7 @@ def native_softmax(call: OpCall) -> list[OpCount]:
     return [
         OpCount(
             5.0 * n,
-            _nbytes(_first_tensor(call.args)) + _sum_nbytes(_out_tensors(call.out)),
+            _nbytes(first_tensor(call.args)) + _sum_nbytes(_out_tensors(call.out)),
             "Softmax",
             SOFTMAX,
         )
@@ -586,7 +587,7 @@ def irene_embedding(call: OpCall) -> list[OpCount]:
 def native_embedding(call: OpCall) -> list[OpCount]:
     """A gather: the indices read, each gathered row read from the table and written."""
     idx = call.arg(0, "input")
-    out = _first_tensor(call.out)
+    out = first_tensor(call.out)
     return [OpCount(0.0, _nbytes(idx) + 2.0 * _nbytes(out), "Embedding", EMBEDDING)]
 
 
@@ -606,7 +607,7 @@ def native_norm(flops: float, primitive: str, kernel: str = NORM) -> OpHandle:
     statistics) read once, the output written: a node ``primitive`` of class ``kernel``."""
 
     def handle(call: OpCall) -> list[OpCount]:
-        out = _first_tensor(call.out)
+        out = first_tensor(call.out)
         n = 0 if out is None else int(out.numel())
         return [OpCount(flops * n, _sum_nbytes(call.tensors()) + _nbytes(out), primitive, kernel)]
 
@@ -618,7 +619,7 @@ def conv_parts(call: OpCall, native: bool, primitive: str) -> list[OpCount]:
     elements) x (input channels / groups) x kernel size FLOPs, + bias; the input, weight, bias
     and output once (native at their element sizes; irene 4 bytes per element)."""
     x, w, b = call.arg(0, "input"), call.arg(1, "weight"), call.arg(2, "bias")
-    out = _first_tensor(call.out)
+    out = first_tensor(call.out)
     if out is None or not isinstance(w, torch.Tensor):
         return []
     per_out = (
@@ -649,7 +650,7 @@ def pool_handle(native: bool, primitive: str) -> OpHandle:
     input's elements); the input read and the output written."""
 
     def handle(call: OpCall) -> list[OpCount]:
-        x = _first_tensor(call.args)
+        x = first_tensor(call.args)
         outs = _out_tensors(call.out)
         if x is None or not outs:
             return []

@@ -42,7 +42,7 @@ from torch.utils.hooks import RemovableHandle
 
 from predictor.errors import ModelError, SequenceTooLong, TraceError
 from predictor.trace.features import FEATURES_VERSION, resolve_ops
-from predictor.trace.formulas import is_weight
+from predictor.trace.formulas import first_tensor, is_weight
 from predictor.trace.inputs import (
     Inputs,
     check_not_empty,
@@ -117,19 +117,8 @@ def _calls(part: OpCount) -> int:
 
 
 def _dtype_name(value: Any) -> str:
-    t = _first_tensor(value)
+    t = first_tensor(value)
     return "" if t is None else str(t.dtype).removeprefix("torch.")
-
-
-def _first_tensor(value: Any) -> torch.Tensor | None:
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            found = _first_tensor(item)
-            if found is not None:
-                return found
-    return None
 
 
 def _grouped_mm_shape(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:

@@ -32,6 +32,7 @@ __all__ = [
     "Level",
     "Node",
     "UnsupportedOp",
+    "prune_unmeasured",
 ]
 
 Level = Literal["model", "module", "ml"]
@@ -329,3 +330,16 @@ def _opt_float(value: Any) -> float | None:
     if not math.isfinite(out):
         raise ValueError(f"energy must be a finite number, got {value!r}")
     return out
+
+
+def prune_unmeasured(node: Node) -> None:
+    """Drop the nodes below ``node`` that have no measured energy; an unmeasured node's
+    children join its parent (a measured tree keeps the structure of what was metered)."""
+    kept: list[Node] = []
+    for child in node.children:
+        prune_unmeasured(child)
+        if child.measured_energy_j is not None:
+            kept.append(child)
+        else:
+            kept.extend(child.children)
+    node.children = kept
