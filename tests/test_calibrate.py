@@ -21,12 +21,11 @@ from predictor.measure.meters import Measurement, Meter, MeterStatus, NullMeter,
 from predictor.measure.meters.fake import FakeMeter
 from predictor.measure.nodes import (
     MeasureSettings,
-    _prune,
     measure_callable,
     measure_tree,
 )
 from predictor.trace.tracer import build_tree
-from predictor.trace.tree import Node
+from predictor.trace.tree import Node, prune_unmeasured
 
 # -- a scripted meter: energy and time follow the calls the test makes -------------------------
 
@@ -254,7 +253,7 @@ def test_prune_lifts_children_of_unmeasured_module() -> None:
     lost = Node("a.y:Softmax", "ml", "Softmax")
     mod = Node("a:Block", "module", "Block", children=[leaf, lost])
     root = Node("m", "model", "M", measured_energy_j=3.0, children=[mod])
-    _prune(root)
+    prune_unmeasured(root)
     assert [c.name for c in root.children] == ["a.x:Linear"]
 
 
