@@ -186,6 +186,10 @@ def test_the_csv_reader_says_where_a_row_is_wrong(tmp_path: Path) -> None:
     assert (m.energy_j, m.time_s, m.model) == (1.5, 0.01, TINY)
     with pytest.raises(DataError, match="no rows of gpt2"):
         measurements_from_csv(path, trace, models=[TINY, "gpt2"])
+    # comment lines count: the error names the file's own line
+    path.write_text(f"# measured by me\nmodel,batch_size,seq_len,energy_j\n{TINY},2,x,1\n")
+    with pytest.raises(DataError, match=r"runs.csv:3: seq_len must be a number"):
+        measurements_from_csv(path, trace)
 
 
 def test_predictions_are_carried_to_a_datasets_nodes_by_name_and_occurrence() -> None:

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+import transformers
 
 from predictor.cli.main import main
 from predictor.errors import ConfigError, ModelError
@@ -74,3 +76,29 @@ def test_tree_command_builds_in_the_dtype(capsys: pytest.CaptureFixture[str]) ->
     )
     tree = EnergyTree.from_dict(json.loads(capsys.readouterr().out))
     assert tree.root.dtype == "bfloat16"
+
+
+def test_a_config_stated_dtype_is_the_default_and_survives_materializing() -> None:
+    """A model named by zoo name computes in the dtype its config states (the ML.ENERGY chat
+    entries: bf16), and a meter's real model is rebuilt in the dtype the tree was traced in."""
+    from predictor.measure.calibrate import materialize
+    from predictor.trace.zoo import build_model
+
+    model = build_model("gemma-2-2b")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    assert next(build_model("gemma-2-2b", dtype="fp32").parameters()).dtype == torch.float32
+    assert next(build_model("gpt2").parameters()).dtype == torch.float32  # states none
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        dtype="bfloat16",
+    )
+    with torch.device("meta"):
+        meta = transformers.LlamaForCausalLM(config).to(torch.bfloat16)
+    real = materialize(meta, "cpu")
+    assert not next(real.parameters()).is_meta
+    assert next(real.parameters()).dtype == torch.bfloat16

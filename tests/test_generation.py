@@ -313,3 +313,40 @@ def test_positions_beyond_the_model_are_refused() -> None:
     model = tiny_llama(max_position_embeddings=32)
     with pytest.raises(ModelError, match=r"reach position 39, .* <= 32"):
         trace_generation(model, Workload(1, 20, 20), name="t")
+
+
+def test_a_decoder_with_cross_attention_still_generates() -> None:
+    """Only a model whose every attention is bidirectional is refused: GPT-2 with cross
+    attention (causal self-attention, non-causal cross-attention of the same class) decodes."""
+    config = transformers.GPT2Config(
+        n_layer=1, n_head=2, n_embd=16, vocab_size=VOCAB, n_positions=64, add_cross_attention=True
+    )
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(config).eval()
+    trees = trace_generation(model, Workload(2, 8, 3), name="x-attn")
+    assert trees.decode
+
+
+def test_an_encoder_is_refused() -> None:
+    config = transformers.BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+    )
+    with torch.device("meta"):
+        model = transformers.BertLMHeadModel(config).eval()
+    with pytest.raises(ModelError, match=r"bidirectional \(BertSelfAttention: is_causal False\)"):
+        trace_generation(model, Workload(1, 8, 3), name="bert")
+
+
+def test_a_model_in_a_dtype_outside_the_names_still_generates() -> None:
+    from predictor.gate.engine import predict_generation_model
+    from predictor.learn.profile import load_profile
+
+    model = tiny_llama().to(torch.float64)
+    prediction = predict_generation_model(model, Workload(2, 8, 3), load_profile(), name="f64")
+    assert prediction.energy.workload.dtype is None  # not a dtype name the tool knows
+    assert prediction.energy.j_per_output_token > 0
+    assert next(model.parameters()).dtype == torch.float64  # a model object keeps its dtype

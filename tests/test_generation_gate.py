@@ -101,12 +101,12 @@ def test_bad_generation_inputs_say_where_and_how(inputs: str, message: str) -> N
         parse_budgets(text, "b.yaml")
 
 
-def test_per_token_budget_on_forward_pass_inputs_is_refused_at_its_line() -> None:
+@pytest.mark.parametrize("key", ["per_token", "per_request"])
+def test_generation_budgets_on_forward_pass_inputs_are_refused_at_their_line(key: str) -> None:
     text = (
-        "version: 1\nmodels:\n  bert:\n    inputs: {batch_size: 2, seq_len: 8}\n"
-        "    per_token: 1 J\n"
+        f"version: 1\nmodels:\n  bert:\n    inputs: {{batch_size: 2, seq_len: 8}}\n    {key}: 1 J\n"
     )
-    with pytest.raises(ConfigError, match=r"b.yaml:5: .*per_token budgets a generation"):
+    with pytest.raises(ConfigError, match=rf"b.yaml:5: .*{key} budgets a generation"):
         parse_budgets(text, "b.yaml")
 
 
@@ -124,12 +124,20 @@ def test_bad_generation_options_are_usage_errors(
     assert message in capsys.readouterr().err
 
 
-def test_an_encoder_does_not_generate(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [("bert-base-uncased", "attention is bidirectional"), ("t5-small", "no causal-LM form")],
+)
+def test_an_encoder_does_not_generate(
+    model: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from predictor.errors import ModelError
 
-    assert main(["predict", "bert-base-uncased", "--new-tokens", "4"]) == ModelError.exit_code
+    assert main(["predict", model, "--new-tokens", "4"]) == ModelError.exit_code
     err = capsys.readouterr().err
-    assert "attention is bidirectional" in err and len(err.strip().splitlines()[-1]) < 400
+    lines = [line for line in err.splitlines() if line.startswith("irene predict")]
+    assert len(lines) == 1 and message in lines[0] and len(lines[0]) < 400
+    assert "Model type should be one of" not in err
 
 
 def test_a_prompt_beyond_the_positions_names_the_generation(

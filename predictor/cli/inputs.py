@@ -92,8 +92,8 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=tuple(MODEL_DTYPES),
         default=None,
-        help="dtype the model is built in (default: the model's own: fp32 for a forward "
-        "pass of a zoo model, the config's for a generation)",
+        help="dtype the model is built in (default: the dtype its config states, e.g. bf16 "
+        "for the ML.ENERGY chat models and most hub configs; else fp32)",
     )
 
 

@@ -242,7 +242,9 @@ class EnergyGate:
             elif self.metering is not None:
                 # predicted on the meta device: metering rebuilds it with real weights
                 try:
-                    tree = self._judge(self.metering.measure_spec(entry.spec, tree))
+                    tree = self._judge(
+                        self.metering.measure_spec(entry.spec, tree, dtype=entry.inputs.dtype)
+                    )
                 except (HardwareUnavailable, ModelError) as exc:
                     raise ConfigError(
                         f"{self.budgets.location(entry.line)}: model {entry.name!r}: {exc}"
@@ -584,15 +586,19 @@ def predict_generation_model(
     model: Any, workload: Any, profile: Profile, *, name: str
 ) -> GenerationPrediction:
     """Trace and predict a causal LM (an ``nn.Module``) through a
-    :class:`~predictor.trace.workload.Workload`."""
+    :class:`~predictor.trace.workload.Workload`: in the model's own dtype, or cast in place to
+    the workload's ``dtype`` when it names one."""
     from predictor.learn.generation import predict_generation
     from predictor.learn.profile import profile_counting
     from predictor.trace.generation import model_in_dtype, trace_generation
+    from predictor.trace.workload import DTYPE_NAMES
 
-    model = model_in_dtype(model, workload.dtype)
+    if workload.dtype is not None:  # cast (in place) only to a dtype the workload names
+        model = model_in_dtype(model, workload.dtype)
     first = next(model.parameters(), None)
-    if workload.dtype is None and first is not None:  # say which dtype it computes in
-        workload = dataclasses.replace(workload, dtype=str(first.dtype).removeprefix("torch."))
+    computed = None if first is None else str(first.dtype).removeprefix("torch.")
+    if workload.dtype is None and computed in DTYPE_NAMES:  # say which dtype it computes in
+        workload = dataclasses.replace(workload, dtype=computed)
     trees = trace_generation(model, workload, name=name, counting_mode=profile_counting(profile))
     return predict_generation(trees, profile)
 

@@ -631,6 +631,12 @@ def zoo_tracer(counting_mode: str) -> TraceFn:
 _TORCH_TO_SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
+def dataset_dtype(dataset: Any) -> str:
+    """The dtype a dataset was measured in (its ``hardware.json``; default the IrEne data's
+    fp32), as a :data:`~predictor.trace.dtypes.MODEL_DTYPES` name."""
+    return _TORCH_TO_SHORT.get(str(dataset.hardware.get("dtype", "float32")), "fp32")
+
+
 def measurements_from_dataset(
     dataset: Any, models: Sequence[str], trace: TraceFn, *, level: str = "model"
 ) -> list[Measurement]:
@@ -645,7 +651,7 @@ def measurements_from_dataset(
             f"{dataset.path}: no configurations of {', '.join(unknown)} "
             f"(the dataset has {', '.join(dataset.model_names)})"
         )
-    dtype = _TORCH_TO_SHORT.get(str(dataset.hardware.get("dtype", "float32")), "fp32")
+    dtype = dataset_dtype(dataset)
     out = []
     for tree in dataset.trees:
         if tree.model_name not in models:

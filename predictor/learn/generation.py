@@ -323,7 +323,7 @@ def predict_generation(
             prefill_time * w.prefill_passes + overhead.request_s * w.batch_size + decode_time
         )
     notes: list[str] = []
-    if overhead == ServingOverhead():
+    if serving is None and prefill_over == 0 and step_over == 0:
         notes.append(
             f"kernels only: profile {profile.name!r} states no serving-engine overhead (it was "
             "not fitted on measured generations), so the host's time per step (scheduling, "

@@ -127,8 +127,10 @@ def retrace_dataset(dataset: Dataset, counting_mode: str = "native") -> Dataset:
     """Every tree of ``dataset`` re-derived by tracing its zoo model at its configuration in
     ``counting_mode``, with the dataset's measurements attached. A model the zoo does not know
     is a DataError (its features can only be taken as the dataset holds them)."""
+    from predictor.learn.adapt import dataset_dtype
     from predictor.trace.zoo import build_zoo_tree
 
+    dtype = dataset_dtype(dataset)  # the dtype it was measured in, not the config's
     trees: list[EnergyTree] = []
     skipped = list(dataset.skipped)
     for data in dataset.trees:
@@ -139,6 +141,7 @@ def retrace_dataset(dataset: Dataset, counting_mode: str = "native") -> Dataset:
                 data.seq_len,
                 counting_mode=counting_mode,
                 as_measured=True,
+                dtype=dtype,
             )
         except ModelError as exc:
             raise DataError(

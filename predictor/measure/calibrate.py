@@ -53,7 +53,8 @@ def materialize(model: nn.Module, device: torch.device | str) -> nn.Module:
 
     A model on the meta device is rebuilt from its Hugging Face ``config`` directly on
     ``device`` (random init; energy does not depend on weight values), because ``to_empty``
-    would leave buffers such as ``position_ids`` uninitialised.
+    would leave buffers such as ``position_ids`` uninitialised, in the dtype of the meta
+    model's parameters (what its tree was traced in).
     """
     meta = any(t.is_meta for t in [*model.parameters(), *model.buffers()])
     if not meta:
@@ -64,8 +65,11 @@ def materialize(model: nn.Module, device: torch.device | str) -> nn.Module:
             f"{type(model).__name__} is on the meta device and has no config to rebuild it from; "
             "give a factory that builds it with real weights"
         )
+    first = next(model.parameters(), None)
     with torch.device(device):
         real = type(model)(config)
+    if first is not None and first.is_floating_point():  # as the meta model was cast
+        real = real.to(first.dtype)
     return real.eval()
 
 

@@ -194,10 +194,18 @@ class Metering:
             merged, measured=True, note=f"metered on {device} ({st.describe()})", gaps=gaps
         )
 
-    def measure_spec(self, spec: str, tree: EnergyTree, *, device: str | None = None) -> Outcome:
+    def measure_spec(
+        self,
+        spec: str,
+        tree: EnergyTree,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+    ) -> Outcome:
         """Measure a budgets-file model by its zoo spec (the gate predicts those on the meta
         device): build it with real weights on ``device`` (CUDA when available, else the CPU)
-        and run it on inputs matching the ones ``tree`` was traced on."""
+        in ``dtype`` (the entry's ``inputs.dtype``; None: its config's, as predicted) and run
+        it on inputs matching the ones ``tree`` was traced on."""
         if self.meter == "none":
             return Outcome(tree, measured=False, note="metering is off (--energy-meter none)")
         import torch
@@ -207,7 +215,7 @@ class Metering:
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = materialize(zoo.build_model(spec, "eager", device=device), device)
+        model = materialize(zoo.build_model(spec, "eager", device=device, dtype=dtype), device)
         try:
             return self.measure(model, tree, real_inputs(tree, model, device, seed=0))
         finally:

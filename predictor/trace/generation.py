@@ -37,6 +37,7 @@ import contextlib
 import inspect
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -377,14 +378,13 @@ def _new_cache(
 def _check_causal(model: nn.Module, name: str) -> None:
     """ModelError when every attention module that says whether it is causal says no (an
     encoder's LM head, BERT without ``is_decoder``): it does not generate token by token."""
-    flags = {
-        type(m).__name__: bool(m.is_causal) for m in model.modules() if hasattr(m, "is_causal")
-    }
-    if flags and not any(flags.values()):
+    flagged = [m for m in model.modules() if hasattr(m, "is_causal")]
+    if flagged and not any(bool(m.is_causal) for m in flagged):
+        classes = ", ".join(sorted({type(m).__name__ for m in flagged}))
         raise ModelError(
-            f"{name}: its attention is bidirectional ({', '.join(sorted(flags))}.is_causal is "
-            "False), so it does not generate token by token; generation needs a causal LM "
-            "(GPT-2, Llama, Qwen ...), or a config with is_decoder=True"
+            f"{name}: its attention is bidirectional ({classes}: is_causal False), so it does "
+            "not generate token by token; generation needs a causal LM (GPT-2, Llama, "
+            "Qwen ...), or a config with is_decoder=True"
         )
 
 
@@ -629,7 +629,7 @@ def build_generation_model(
             with torch.device("meta"):
                 model: nn.Module = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
         except ValueError as exc:
-            reason = str(exc).split(" Model type should be one of", 1)[0].strip()
+            reason = " ".join(re.split(r"\s*Model type should be one of", str(exc))[0].split())
             raise ModelError(
                 f"{spec}: has no causal-LM form to generate with ({reason[:200]}); generation "
                 "needs a decoder such as GPT-2, Llama or Qwen"

@@ -747,8 +747,8 @@ def build_zoo_tree(
     and / or ``inputs``, described tensors by name (``{"pixel_values": [8, 3, 224, 224]}``,
     :class:`~predictor.trace.inputs.TensorSpec`, ``arg0`` ... positional), built on meta in the
     model's dtype (ids and masks int64) and completed with :func:`complete_inputs`' defaults.
-    ``dtype`` casts the model (None: as built). ``routing``: a mixture of experts' routing
-    (:func:`predictor.trace.tracer.build_tree`).
+    ``dtype`` casts the model (None: the dtype its config states, else as built).
+    ``routing``: a mixture of experts' routing (:func:`predictor.trace.tracer.build_tree`).
 
     Raises SequenceTooLong when the token ids are longer than the model's positions (less
     those it reserves), ModelError when the spec cannot be built or its inputs are malformed or
