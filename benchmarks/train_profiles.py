@@ -2,8 +2,9 @@
 
 Trains ``irene-device-1`` (static features) and ``irene-device-1-full`` (static + runtime) on
 the IrEne authors' device_1 data (default ``../shared/irene-data/device_1``), stores each one's
-leave-one-model-out error in it, writes them to ``predictor/profiles/`` and the manifest
-``predictor/profiles/manifest.json`` (file sha256, feature set, CV error, training data).
+leave-one-model-out error in it, writes them to ``predictor/profiles/`` and their entries in
+the manifest ``predictor/profiles/manifest.json`` (file sha256, feature set, CV error, training
+data; the other entries are kept).
 
 The features are re-derived in the ``native`` counting (``--counting``,
 :func:`predictor.learn.retrace.retrace_dataset`): each of the dataset's models is traced at
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_training_data(args.data, args.counting)
     out = Path(args.out)
     manifest: dict[str, Any] = {"format": "irene-profile-manifest/1", "profiles": {}}
+    if (out / "manifest.json").is_file():  # keep the other profiles' entries (device profiles)
+        manifest["profiles"] = json.loads((out / "manifest.json").read_text())["profiles"]
     for name, feature_set in PROFILES.items():
         settings = Settings.default(feature_set)
         report = cross_validate(dataset, feature_set, settings)
