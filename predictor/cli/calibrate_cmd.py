@@ -139,7 +139,6 @@ def run(args: argparse.Namespace) -> int:
 
     from predictor.errors import ConfigError, HardwareUnavailable
     from predictor.measure.calibrate import calibrate_models
-    from predictor.measure.meters import get_meter
     from predictor.measure.nodes import MeasureSettings
 
     batch_sizes = parse_int_list(args.batch_sizes, "--batch-sizes")
@@ -185,27 +184,19 @@ def run(args: argparse.Namespace) -> int:
             "measurements take hours on real hardware, so calibrate does not overwrite them: "
             "give another -o folder, or pass --force to replace them"
         )
-    meter = get_meter(args.meter, device=device, **_meter_options(args))
-    try:
-        st = meter.status()
-        if not st.available:
-            raise HardwareUnavailable(st.describe())
-        print(f"meter: {st.describe()}", file=sys.stderr)
-        total = len(specs) * len(batch_sizes) * len(seq_lens)
-        with _progress_bars(total, quiet=args.quiet) as progress:
-            path = calibrate_models(
-                specs,
-                batch_sizes,
-                seq_lens,
-                meter=meter,
-                out_dir=out,
-                device=device,
-                settings=settings,
-                progress=progress,
-                time_budget_s=args.time_budget_s,
-            )
-    finally:
-        meter.close()
+    total = len(specs) * len(batch_sizes) * len(seq_lens)
+    with _metering(args, device, total) as (meter, progress):
+        path = calibrate_models(
+            specs,
+            batch_sizes,
+            seq_lens,
+            meter=meter,
+            out_dir=out,
+            device=device,
+            settings=settings,
+            progress=progress,
+            time_budget_s=args.time_budget_s,
+        )
     _print_summary(path)
     return 0
 
@@ -217,9 +208,8 @@ def _run_whole_models(
     seq_lens: list[int],
     settings: Any,
 ) -> int:
-    from predictor.errors import ConfigError, HardwareUnavailable
+    from predictor.errors import ConfigError
     from predictor.measure.calibrate import calibrate_whole_models, hardware_sidecar
-    from predictor.measure.meters import get_meter
 
     out = Path(args.output)
     if out.suffix != ".csv":
@@ -228,32 +218,44 @@ def _run_whole_models(
         raise ConfigError(f"-o {out} is a folder; --level model writes a .csv file")
     if out.exists() and not args.force:
         raise ConfigError(f"{out} exists; give another -o file, or pass --force to replace it")
-    meter = get_meter(args.meter, device=args.device, **_meter_options(args))
+    total = len(specs) * len(batch_sizes) * len(seq_lens)
+    with _metering(args, args.device, total) as (meter, progress):
+        path = calibrate_whole_models(
+            specs,
+            batch_sizes,
+            seq_lens,
+            meter=meter,
+            out_csv=out,
+            device=args.device,
+            dtype=args.dtype,
+            settings=settings,
+            progress=progress,
+            seed=args.seed,
+            time_budget_s=args.time_budget_s,
+        )
+    rows = path.read_text().count("\n") - 1
+    print(f"wrote {path} ({rows} whole-model measurement(s)) and {hardware_sidecar(path)}")
+    return 0
+
+
+@contextlib.contextmanager
+def _metering(args: argparse.Namespace, device: str, total: int) -> Iterator[tuple[Any, Any]]:
+    """The ``--meter`` for ``device``, refused (HardwareUnavailable) when it cannot read, its
+    status on stderr, and the progress bars of ``total`` configurations; the meter is closed
+    on the way out, whatever happens."""
+    from predictor.errors import HardwareUnavailable
+    from predictor.measure.meters import get_meter
+
+    meter = get_meter(args.meter, device=device, **_meter_options(args))
     try:
         st = meter.status()
         if not st.available:
             raise HardwareUnavailable(st.describe())
         print(f"meter: {st.describe()}", file=sys.stderr)
-        total = len(specs) * len(batch_sizes) * len(seq_lens)
         with _progress_bars(total, quiet=args.quiet) as progress:
-            path = calibrate_whole_models(
-                specs,
-                batch_sizes,
-                seq_lens,
-                meter=meter,
-                out_csv=out,
-                device=args.device,
-                dtype=args.dtype,
-                settings=settings,
-                progress=progress,
-                seed=args.seed,
-                time_budget_s=args.time_budget_s,
-            )
+            yield meter, progress
     finally:
         meter.close()
-    rows = path.read_text().count("\n") - 1
-    print(f"wrote {path} ({rows} whole-model measurement(s)) and {hardware_sidecar(path)}")
-    return 0
 
 
 @contextlib.contextmanager
