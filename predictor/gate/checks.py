@@ -451,15 +451,11 @@ def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float
     A value fails when it exceeds ``base * (1 + tolerance)``. New modules have no base and are
     not checked (the diff lists them).
     """
-    base_modules = module_nodes(base)
-    pairs: list[tuple[str | None, float | None, float | None]] = [
-        (None, head.root.energy_j, base.root.energy_j)
-    ]
-    for fqn, node in module_nodes(head).items():
-        if fqn in base_modules:
-            pairs.append((fqn, node.energy_j, base_modules[fqn].energy_j))
-    out = [
-        Check(
+
+    def check(
+        value: float | None, base_j: float, module: str | None = None, quantity: str | None = None
+    ) -> Check:
+        return Check(
             model=name,
             module=module,
             pattern=None,
@@ -469,28 +465,21 @@ def compare_tree(name: str, head: EnergyTree, base: EnergyTree, tolerance: float
             base_j=base_j,
             tolerance=tolerance,
             origin="compare",
+            quantity=quantity,
         )
-        for module, value, base_j in pairs
-        if base_j is not None
+
+    base_modules = module_nodes(base)
+    pairs: list[tuple[str | None, float | None, float | None]] = [
+        (None, head.root.energy_j, base.root.energy_j)
     ]
+    for fqn, node in module_nodes(head).items():
+        if fqn in base_modules:
+            pairs.append((fqn, node.energy_j, base_modules[fqn].energy_j))
+    out = [check(value, base_j, module) for module, value, base_j in pairs if base_j is not None]
     for key in QUANTITIES:  # a generation: per token, per request, each phase
         before, after = quantity_value(base, key), quantity_value(head, key)
-        if before is None or after is None:
-            continue
-        out.append(
-            Check(
-                model=name,
-                module=None,
-                pattern=None,
-                value_j=after,
-                limit_j=before * (1.0 + tolerance),
-                kind="compare",
-                base_j=before,
-                tolerance=tolerance,
-                origin="compare",
-                quantity=key,
-            )
-        )
+        if before is not None and after is not None:
+            out.append(check(after, before, quantity=key))
     return out
 
 
