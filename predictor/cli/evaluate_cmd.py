@@ -7,6 +7,8 @@ import argparse
 import json
 from typing import Any
 
+from predictor.cli.train_cmd import add_counting_option
+
 __all__ = ["register", "run"]
 
 
@@ -28,13 +30,7 @@ def register(subparsers: Any) -> None:
         "--cv", choices=("leave-one-model-out",), default="leave-one-model-out", help="CV scheme"
     )
     parser.add_argument("--features", choices=("static", "full"), default="static")
-    parser.add_argument(
-        "--counting",
-        choices=("dataset", "native", "irene"),
-        default="dataset",
-        help="features as the dataset holds them (default), or re-derived by tracing its models "
-        "in this counting mode with the measurements attached (the shipped profiles: native)",
-    )
+    add_counting_option(parser)
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument(
         "--method", choices=("ours", "irene"), default="ours", help="ours (default) or IrEne's"

@@ -10,6 +10,18 @@ from typing import Any
 __all__ = ["register", "run"]
 
 
+def add_counting_option(parser: argparse.ArgumentParser) -> None:
+    """``--counting``: the features a dataset is learned from (its own, or re-derived by
+    tracing; :data:`predictor.learn.retrace.COUNTINGS`), for ``irene train`` and ``evaluate``."""
+    parser.add_argument(
+        "--counting",
+        choices=("dataset", "native", "irene"),
+        default="dataset",
+        help="features as the dataset holds them (default), or re-derived by tracing its models "
+        "in this counting mode with the measurements attached (the shipped profiles: native)",
+    )
+
+
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "train",
@@ -31,13 +43,7 @@ def register(subparsers: Any) -> None:
         help="static: what a CPU-only runner can compute (default); full: static + runtime",
     )
     parser.add_argument("--name", help="profile name (default: the output file's stem)")
-    parser.add_argument(
-        "--counting",
-        choices=("dataset", "native", "irene"),
-        default="dataset",
-        help="features as the dataset holds them (default), or re-derived by tracing its models "
-        "in this counting mode with the measurements attached (the shipped profiles: native)",
-    )
+    add_counting_option(parser)
     parser.add_argument("--description", default="", help="hardware / data description to store")
     parser.add_argument(
         "--method",
