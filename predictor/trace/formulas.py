@@ -131,7 +131,8 @@ def _product_kernel(*operands: Any) -> str:
     return GEMM if any(is_weight(t) for t in operands) else BMM
 
 
-def _shapes(*tensors: Any) -> tuple[tuple[int, ...], ...]:
+def tensor_shapes(*tensors: Any) -> tuple[tuple[int, ...], ...]:
+    """The shapes of the tensors among ``tensors`` (anything else is skipped), as int tuples."""
     return tuple(tuple(int(d) for d in t.shape) for t in tensors if isinstance(t, torch.Tensor))
 
 

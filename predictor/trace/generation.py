@@ -48,6 +48,7 @@ from torch.overrides import handle_torch_function, has_torch_function
 
 from predictor.errors import ModelError, SequenceTooLong
 from predictor.trace.features import default_ops
+from predictor.trace.formulas import tensor_shapes
 from predictor.trace.kernels import BMM, COPY, SOFTMAX
 from predictor.trace.ops import OpCall, OpCount, OpRegistry
 from predictor.trace.tree import EnergyTree
@@ -175,8 +176,6 @@ def _attention_handle(native: bool) -> Callable[[OpCall], list[OpCount]]:
         b, h, lq, d = (int(x) for x in q.shape)
         s, dv = int(k.shape[-2]), int(v.shape[-1])
         pairs = b * h * visible_pairs(lq, s, window)
-        shapes_qk = (tuple(q.shape), tuple(k.shape))
-        shapes_pv = (tuple(v.shape), tuple(out.shape))
         # softmax: max, subtract, exp, sum, divide; a logit soft-cap adds divide, tanh, multiply
         softmax_flops = (5.0 + (3.0 if softcap else 0.0)) * pairs
         return [
@@ -185,7 +184,7 @@ def _attention_handle(native: bool) -> Callable[[OpCall], list[OpCount]]:
                 _nbytes(q, native) + _nbytes(k, native),
                 "MatMul",
                 BMM,
-                shapes=tuple(tuple(int(x) for x in s_) for s_ in shapes_qk),
+                shapes=tensor_shapes(q, k),
             ),
             OpCount(softmax_flops, 0.0, "Softmax", SOFTMAX, shapes=()),
             OpCount(
@@ -193,7 +192,7 @@ def _attention_handle(native: bool) -> Callable[[OpCall], list[OpCount]]:
                 _nbytes(v, native) + _nbytes(out, native),
                 "MatMul",
                 BMM,
-                shapes=tuple(tuple(int(x) for x in s_) for s_ in shapes_pv),
+                shapes=tensor_shapes(v, out),
             ),
         ]
 

@@ -42,7 +42,7 @@ from torch.utils.hooks import RemovableHandle
 
 from predictor.errors import ModelError, SequenceTooLong, TraceError
 from predictor.trace.features import FEATURES_VERSION, resolve_ops
-from predictor.trace.formulas import first_tensor, is_weight
+from predictor.trace.formulas import first_tensor, is_weight, tensor_shapes
 from predictor.trace.inputs import (
     Inputs,
     check_not_empty,
@@ -215,7 +215,7 @@ class _Tracer(TorchFunctionMode):
         if call is not None:
             call_dtype = _dtype_name(call.out) or _dtype_name(call.args)
             outs = [call.out] if isinstance(call.out, torch.Tensor) else []
-            call_shapes = tuple(tuple(int(d) for d in t.shape) for t in (*call.tensors(), *outs))
+            call_shapes = tensor_shapes(*call.tensors(), *outs)
         for part in parts:
             dtype = part.dtype or call_dtype
             shapes = part.shapes if part.shapes is not None else call_shapes
