@@ -590,8 +590,8 @@ def predict_generation_model(
     the workload's ``dtype`` when it names one."""
     from predictor.learn.generation import predict_generation
     from predictor.learn.profile import profile_counting
+    from predictor.trace.dtypes import DTYPE_NAMES
     from predictor.trace.generation import model_in_dtype, trace_generation
-    from predictor.trace.workload import DTYPE_NAMES
 
     if workload.dtype is not None:  # cast (in place) only to a dtype the workload names
         model = model_in_dtype(model, workload.dtype)

@@ -628,13 +628,12 @@ def zoo_tracer(counting_mode: str) -> TraceFn:
     return trace
 
 
-_TORCH_TO_SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-
-
 def dataset_dtype(dataset: Any) -> str:
     """The dtype a dataset was measured in (its ``hardware.json``; default the IrEne data's
     fp32), as a :data:`~predictor.trace.dtypes.MODEL_DTYPES` name."""
-    return _TORCH_TO_SHORT.get(str(dataset.hardware.get("dtype", "float32")), "fp32")
+    from predictor.trace.dtypes import short_dtype_name
+
+    return short_dtype_name(str(dataset.hardware.get("dtype", "float32")))
 
 
 def measurements_from_dataset(

@@ -47,12 +47,13 @@ from torch import nn
 from torch.overrides import handle_torch_function, has_torch_function
 
 from predictor.errors import ModelError, SequenceTooLong
+from predictor.trace.dtypes import DTYPE_NAMES, dtype_name
 from predictor.trace.features import default_ops
 from predictor.trace.formulas import tensor_shapes
 from predictor.trace.kernels import BMM, COPY, SOFTMAX
 from predictor.trace.ops import OpCall, OpCount, OpRegistry
 from predictor.trace.tree import EnergyTree
-from predictor.trace.workload import DTYPE_NAMES, Workload
+from predictor.trace.workload import Workload
 
 __all__ = [
     "ATTENTION_IMPLEMENTATION",
@@ -93,8 +94,6 @@ _FP32 = 4
 def resolve_dtype(name: str) -> torch.dtype:
     """The torch dtype a name gives (``bfloat16``, ``bf16``, ``float16``, ``float32`` ...);
     ModelError naming the choices otherwise."""
-    from predictor.trace.workload import dtype_name
-
     return DTYPES[dtype_name(name)]
 
 

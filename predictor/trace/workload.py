@@ -10,28 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from predictor.errors import ModelError
+from predictor.trace.dtypes import dtype_name
 
-__all__ = ["DTYPE_NAMES", "Workload", "dtype_name"]
-
-#: The dtype names a workload takes (``--dtype``, ``inputs: {dtype: ...}``) -> torch's name.
-DTYPE_NAMES: dict[str, str] = {
-    "float32": "float32",
-    "fp32": "float32",
-    "float16": "float16",
-    "fp16": "float16",
-    "half": "float16",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-}
-
-
-def dtype_name(name: str) -> str:
-    """torch's name of a dtype name (``bf16`` -> ``bfloat16``); ModelError naming the
-    choices for any other."""
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key not in DTYPE_NAMES:
-        raise ModelError(f"dtype must be one of {', '.join(DTYPE_NAMES)} (got {name!r})")
-    return DTYPE_NAMES[key]
+__all__ = ["ONE_TOKEN", "Workload"]
 
 
 #: Why a generation of one token is refused: there is no decode step to predict.
