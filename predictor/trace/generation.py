@@ -595,19 +595,9 @@ def model_in_dtype(model: nn.Module, dtype: str | None = None) -> nn.Module:
     """``model`` cast to ``dtype`` (a name: ``bfloat16`` / ``bf16``, ``float16`` / ``fp16``,
     ``float32`` / ``fp32``); with None, to the dtype its config states (``config.dtype``: the
     ML.ENERGY zoo models' bfloat16), else unchanged."""
-    target: torch.dtype | None = None
-    if dtype is not None:
-        target = resolve_dtype(dtype)
-    else:
-        stated = getattr(getattr(model, "config", None), "dtype", None)
-        if isinstance(stated, torch.dtype) and stated.is_floating_point:
-            target = stated
-        elif isinstance(stated, str) and stated.strip().lower() in DTYPE_NAMES:
-            target = resolve_dtype(stated)
-    first = next(model.parameters(), None)
-    if target is None or first is None or first.dtype == target:
-        return model
-    return model.to(target)
+    from predictor.trace.zoo import cast_model, config_dtype
+
+    return cast_model(model, resolve_dtype(dtype) if dtype is not None else config_dtype(model))
 
 
 def build_generation_model(

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from predictor.errors import ModelError, SequenceTooLong
-from predictor.trace.dtypes import MODEL_DTYPES
+from predictor.trace.dtypes import DTYPE_NAMES, MODEL_DTYPES
 from predictor.trace.inputs import (
     TensorSpec,
     make_inputs,
@@ -45,7 +45,9 @@ __all__ = [
     "ZooEntry",
     "build_model",
     "build_zoo_tree",
+    "cast_model",
     "complete_inputs",
+    "config_dtype",
     "known_models",
     "model_inputs",
     "uses_causal_mask",
@@ -470,21 +472,31 @@ def _set_attn(model: nn.Module, spec: str, attn: str) -> None:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def config_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating dtype ``model``'s config states (``config.dtype``, a ``torch.dtype`` or a
+    name such as ``bfloat16``), else None."""
+    stated = getattr(getattr(model, "config", None), "dtype", None)
+    if isinstance(stated, torch.dtype):
+        return stated if stated.is_floating_point else None
+    key = stated.strip().lower() if isinstance(stated, str) else ""
+    return getattr(torch, DTYPE_NAMES[key]) if key in DTYPE_NAMES else None
+
+
+def cast_model(model: nn.Module, target: torch.dtype | None) -> nn.Module:
+    """``model`` moved to ``target`` (in place, as ``nn.Module.to``) when it has parameters in
+    another dtype; unchanged with None."""
+    first = next(model.parameters(), None)
+    if target is None or first is None or first.dtype == target:
+        return model
+    return model.to(target)
+
+
 def _cast(model: nn.Module, spec: str, dtype: str | torch.dtype | None) -> nn.Module:
     """``model`` in ``dtype``: a :data:`~predictor.trace.dtypes.MODEL_DTYPES` name (``bf16``)
     or a ``torch.dtype``; None: the dtype its config states (``config.dtype``, as a hub
     config's ``torch_dtype`` or the ML.ENERGY zoo entries' bfloat16), else its own."""
     if dtype is None:
-        stated = getattr(getattr(model, "config", None), "dtype", None)
-        first = next(model.parameters(), None)
-        if (
-            isinstance(stated, torch.dtype)
-            and stated.is_floating_point
-            and first is not None
-            and first.dtype != stated
-        ):
-            return model.to(stated)
-        return model
+        return cast_model(model, config_dtype(model))
     if isinstance(dtype, str):
         if dtype not in MODEL_DTYPES:
             raise ModelError(
