@@ -290,6 +290,8 @@ def test_workload_is_validated() -> None:
         Workload(1, 8, 0)
     with pytest.raises(ModelError, match="the prefill alone"):
         Workload(1, 8, 1)  # no decode step
+    with pytest.raises(ModelError, match=r"prefill_batch 3 does not divide the batch \(8\)"):
+        Workload(8, 8, 4, prefill_batch=3)  # a smaller last pass would be charged as a fraction
     with pytest.raises(ModelError, match="dtype"):
         Workload(1, 8, 4, dtype="int8")
     assert Workload(2, 8, 4, "bf16").describe() == (

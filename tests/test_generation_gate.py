@@ -90,6 +90,10 @@ def test_generation_inputs_and_budgets_parse() -> None:
             "{batch_size: 2, prompt_len: 8, new_tokens: 4, prefill_batch: 3}",
             r"b.yaml:5: .*prefill_batch 3 is more prompts than the batch holds \(2\)",
         ),
+        (
+            "{batch_size: 8, prompt_len: 8, new_tokens: 4, prefill_batch: 3}",
+            r"b.yaml:5: .*prefill_batch 3 does not divide the batch \(8\).*1, 2, 4, 8",
+        ),
         ("{batch_size: 2, prompt_len: 8, new_tokens: 4, dtype: int8}", r"inputs.dtype must be"),
         ("{batch_size: 2, prompt_len: 8, new_tokens: 0}", r"new_tokens must be a positive"),
         ("{batch_size: 2, prompt_len: 8, new_tokens: 1}", r"b.yaml:5: .*the prefill alone"),
@@ -114,6 +118,8 @@ def test_generation_budgets_on_forward_pass_inputs_are_refused_at_their_line(key
     ("args", "message"),
     [
         (["--new-tokens", "1"], "the prefill alone"),
+        (["-b", "8", "--new-tokens", "4", "--prefill-batch", "3"], "does not divide the batch"),
+        (["-b", "2", "--new-tokens", "4", "--prefill-batch", "3"], "more prompts than the batch"),
         (["-s", "64", "--prompt-len", "32", "--new-tokens", "4"], "disagree"),
     ],
 )

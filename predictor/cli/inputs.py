@@ -85,8 +85,9 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help="with --new-tokens: prompts per prefill pass (default: the whole batch at once; "
-        "1: each request on its own, as a server with continuous batching admits them)",
+        help="with --new-tokens: prompts per prefill pass, a divisor of the batch (default: the "
+        "whole batch at once; 1: each request on its own, as a server with continuous batching "
+        "admits them)",
     )
     group.add_argument(
         "--dtype",
@@ -104,7 +105,7 @@ def inputs_from_args(args: argparse.Namespace) -> Inputs:
     ``--prefill-batch`` without ``--new-tokens``, is a ConfigError."""
     from predictor.errors import ConfigError
     from predictor.trace.input_specs import parse_input_option
-    from predictor.trace.workload import ONE_TOKEN
+    from predictor.trace.workload import ONE_TOKEN, prefill_batch_problem
 
     dtype = getattr(args, "dtype", None)
     prompt = getattr(args, "prompt_len", None)
@@ -138,11 +139,9 @@ def inputs_from_args(args: argparse.Namespace) -> Inputs:
             )
         batch = DEFAULT_BATCH_SIZE if batch is None else batch
         prompt = int(prompt if prompt is not None else (DEFAULT_SEQ_LEN if seq is None else seq))
-        if prefill is not None and prefill > batch:
-            raise ConfigError(
-                f"--prefill-batch {prefill} is more prompts than the batch holds "
-                f"(--batch-size {batch}); give 1 to {batch}"
-            )
+        problem = None if prefill is None else prefill_batch_problem(prefill, batch)
+        if problem:
+            raise ConfigError(f"--prefill-batch {prefill} {problem} (--batch-size {batch})")
         return Inputs(
             batch_size=int(batch),
             seq_len=prompt,

@@ -44,7 +44,7 @@ from predictor.gate.generation import BUDGET_QUANTITIES, quantity_label
 from predictor.gate.units import parse_energy, parse_percent
 from predictor.trace.dtypes import MODEL_DTYPES
 from predictor.trace.input_specs import TensorSpec, parse_input_specs
-from predictor.trace.workload import ONE_TOKEN, Workload
+from predictor.trace.workload import ONE_TOKEN, Workload, prefill_batch_problem
 
 __all__ = [
     "BUDGETS_VERSION",
@@ -665,10 +665,10 @@ def _generation_inputs(
     if "prefill_batch" in mapping:
         prefill_y = mapping["prefill_batch"][0]
         prefill = _positive_int(prefill_y, f"{what}: prefill_batch", where)
-        if prefill > batch:
+        problem = prefill_batch_problem(prefill, batch)
+        if problem:
             raise ConfigError(
-                f"{where}:{prefill_y.line}: {what}: prefill_batch {prefill} is more prompts "
-                f"than the batch holds ({batch}); give 1 to {batch}"
+                f"{where}:{prefill_y.line}: {what}: prefill_batch {prefill} {problem}"
             )
     new_y = mapping["new_tokens"][0]
     new_tokens = _positive_int(new_y, f"{what}: new_tokens", where)

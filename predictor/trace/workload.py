@@ -12,7 +12,23 @@ from typing import Any
 from predictor.errors import ModelError
 from predictor.trace.dtypes import dtype_name
 
-__all__ = ["ONE_TOKEN", "Workload"]
+__all__ = ["ONE_TOKEN", "Workload", "prefill_batch_problem"]
+
+
+def prefill_batch_problem(prefill: int, batch: int) -> str | None:
+    """What is wrong with ``prefill`` prompts per prefill pass for a batch of ``batch``
+    (worded to follow the option's name and value), or None: more prompts than the batch
+    holds, or a size that leaves a smaller last pass (its energy would be charged as a
+    fraction of a full one)."""
+    if prefill > batch:
+        return f"is more prompts than the batch holds ({batch}); give 1 to {batch}"
+    if batch % prefill:
+        divisors = ", ".join(str(d) for d in range(1, batch + 1) if batch % d == 0)
+        return (
+            f"does not divide the batch ({batch}): the last pass would be smaller than the "
+            f"others; give one of {divisors}"
+        )
+    return None
 
 
 #: Why a generation of one token is refused: there is no decode step to predict.
@@ -48,13 +64,12 @@ class Workload:
         if self.dtype is not None:
             dtype_name(self.dtype)
         p = self.prefill_batch
-        if p is not None and (
-            isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= self.batch_size
-        ):
-            raise ModelError(
-                f"generation prefill_batch must be an integer from 1 to batch_size "
-                f"{self.batch_size} (got {p!r})"
-            )
+        if p is not None:
+            if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+                raise ModelError(f"generation prefill_batch must be an integer >= 1 (got {p!r})")
+            problem = prefill_batch_problem(p, self.batch_size)
+            if problem:
+                raise ModelError(f"generation prefill_batch {p} {problem}")
 
     @property
     def prefill_size(self) -> int:
