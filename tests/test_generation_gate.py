@@ -388,3 +388,22 @@ def test_fixture_generation_per_request_budget(
     assert result.ret == pytest.ExitCode(code)
     if code:
         result.stdout.fnmatch_lines(["*chat per request: * > * budget (+0.1%)*"])
+
+
+def test_a_kernels_only_note_reaches_the_gate_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A profile with no serving overhead says so in budgets check's text and Markdown, and in
+    irene report's text, as irene predict does."""
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text(
+        f"version: 1\nprofile: irene-l4\nmodels:\n  chat:\n    model: {TINY_LLAMA}\n"
+        f"    inputs: {WORKLOAD}\n    per_token: 10 J\n"
+    )
+    report, markdown = tmp_path / "r.json", tmp_path / "s.md"
+    args = ["budgets", "check", str(budgets), "--report", str(report), "--markdown", str(markdown)]
+    assert main(args) == 0
+    assert "chat: note: kernels only: profile 'irene-l4'" in capsys.readouterr().out
+    assert "- chat: kernels only: profile 'irene-l4'" in markdown.read_text().replace("&#x27;", "'")
+    assert main(["report", str(report)]) == 0
+    assert "    note: kernels only: profile 'irene-l4'" in capsys.readouterr().out

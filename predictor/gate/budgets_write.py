@@ -98,7 +98,7 @@ def render_budgets_yaml(
                     f"# J {quantity_label(key)}"
                 )
         per_step = (
-            "  # the GPU kernels of a decode step of the batch"
+            "  # one decode step of the batch, serving overhead apart"
             if quantity_value(tree, "per_token")
             else ""
         )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from predictor.gate.checks import Check, ModelResult, worst
 from predictor.gate.escape import md_code, md_text, printable
-from predictor.gate.generation import generation_line, quantity_value
+from predictor.gate.generation import generation_line, generation_summary, quantity_value
 from predictor.gate.scope import energy_scope
 from predictor.gate.units import format_energy, format_percent
 from predictor.trace.tree import EnergyTree, Node
@@ -32,6 +32,7 @@ __all__ = [
     "name_collisions",
     "own_energy",
     "picture_note",
+    "prediction_notes",
     "print_summary",
     "render_report_text",
     "render_summary_markdown",
@@ -59,6 +60,17 @@ def hottest_nodes(result: ModelResult, top: int = 3) -> list[tuple[Node, float]]
     nodes = [(n, own_energy(n)) for n in result.tree.walk() if n is not result.tree.root]
     ranked = sorted((item for item in nodes if item[1] > 0), key=lambda item: -item[1])
     return ranked[:top]
+
+
+def prediction_notes(tree: EnergyTree) -> list[str]:
+    """What a prediction says of itself that its numbers do not: a dtype the profile was not
+    trained on, and a generation's notes (kernels only, a decode sum whose bound assumes
+    monotone steps)."""
+    notes = [str(tree.meta["dtype_warning"])] if tree.meta.get("dtype_warning") else []
+    summary = generation_summary(tree)
+    if summary is not None:
+        notes += [str(n) for n in summary.get("notes", ()) if n]
+    return notes
 
 
 def unsupported_ops_text(tree: EnergyTree) -> str | None:
@@ -175,8 +187,7 @@ def summary_messages(gate: EnergyGate, *, list_violations: bool = True) -> list[
         unsupported = unsupported_ops_text(result.tree)
         if unsupported:
             out.append((f"{label}: unsupported ops (not counted): {unsupported}", "yellow"))
-        if result.tree.meta.get("dtype_warning"):
-            out.append((f"{label}: note: {result.tree.meta['dtype_warning']}", "yellow"))
+        out += [(f"{label}: note: {note}", "yellow") for note in prediction_notes(result.tree)]
         if list_violations:
             out += [(check.message(), "red") for check in result.violations]
     out += [(f"warning: {w}", "yellow") for r in results for w in r.warnings]
@@ -308,6 +319,9 @@ def render_summary_markdown(report: Report, *, picture: str | None = None) -> st
     if any(text for _, text in unsupported):
         lines += ["", "**Unsupported ops (not counted in the prediction):**", ""]
         lines += [f"- {md_text(name)}: {md_text(text)}" for name, text in unsupported if text]
+    notes = [(m.name, note) for m in report.models for note in prediction_notes(m.tree)]
+    if notes:
+        lines += ["", "**Notes:**", "", *(f"- {md_text(n)}: {md_text(t)}" for n, t in notes)]
     if report.warnings:
         lines += ["", "**Warnings:**", "", *(f"- {md_text(w)}" for w in report.warnings)]
     return "\n".join(lines) + "\n"
@@ -355,6 +369,7 @@ def render_report_text(report: Report) -> str:
             + (f"; worst {printable(worst_cell)}" if worst_cell else "")
         )
         lines += [f"    {printable(c.message())}" for c in m.violations]
+        lines += [f"    note: {printable(n)}" for n in prediction_notes(m.tree)]
     lines.append(f"joules of {printable(energy_scope(report.profile).line())}")
     lines += [f"error: {printable(e)}" for e in report.errors]
     lines += [f"warning: {printable(w)}" for w in report.warnings]
